@@ -1,0 +1,113 @@
+"""The switch process: recover, listen, run the timers, shut down cleanly on SIGTERM/SIGINT."""
+import asyncio
+import fcntl
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import structlog
+
+from switch.auth import load_or_create_admin_token
+from switch.connection import Connection
+from switch.service import Service
+from switch.snapshotter import Snapshotter
+from switch.storage.recovery import recover
+from switch.storage.wal_writer import WalWriter
+
+log = structlog.get_logger("switch.server")
+HOUSEKEEPING_INTERVAL_S = 1.0
+
+
+class DataDirLocked(Exception):
+    pass
+
+
+def lock_data_dir(config) -> int:
+    """One switch per data directory: a second one would interleave two logs."""
+    for directory in (config.data_dir, config.wal_dir, config.snapshot_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(config.data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirLocked(f"{config.data_dir} is in use by another switch process") from None
+    return fd
+
+
+class SwitchServer:
+    def __init__(self, config):
+        self.config = config
+        self.stopping = asyncio.Event()
+
+    async def run(self, announce=print) -> None:
+        config, loop = self.config, asyncio.get_running_loop()
+        admin_token = load_or_create_admin_token(config.admin_token_path,
+                                                 os.environ.get("SWITCH_ADMIN_TOKEN"))
+        recovered = recover(config.wal_dir, config.snapshot_dir)
+
+        def wal_factory(on_durable, on_failure):
+            return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
+                             config.durability == "fsync", on_durable, on_failure)
+
+        service = Service(config, loop, recovered.ledger, wal_factory, admin_token)
+        service.snapshotter = Snapshotter(config, loop, recovered.ledger, service.wal,
+                                          recovered.snapshot_seq)
+        server = await loop.create_server(lambda: Connection(service), config.host, config.port,
+                                          backlog=1024, reuse_address=True)
+        host, port = server.sockets[0].getsockname()[:2]
+        self._write_server_info(host, port)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        log.info("listening", host=host, port=port, durability=config.durability,
+                 data_dir=str(config.data_dir))
+        announce(f"payswitch listening on {host}:{port} (durability: {config.durability})\n"
+                 f"  operator: participant 'admin', token in {config.admin_token_path}\n"
+                 f"  try:      python -m client --data-dir {config.data_dir} stats")
+        housekeeping = loop.create_task(self._housekeeping(service))
+        await self.stopping.wait()
+        housekeeping.cancel()
+        await self._shutdown(server, service)
+
+    def _write_server_info(self, host: str, port: int) -> None:
+        info = {"host": host, "port": port, "pid": os.getpid()}
+        temporary = self.config.server_info_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(info) + "\n")
+        os.replace(temporary, self.config.server_info_path)
+
+    async def _housekeeping(self, service: Service) -> None:
+        """Timers kept off the request path: pending expiry, idle connections, snapshots."""
+        loop, config = service.loop, self.config
+        next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
+        while True:
+            await asyncio.sleep(config.expiry_check_interval_s)
+            service.expire_due(time.time_ns())
+            if loop.time() >= next_sweep_s:
+                next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
+                self._close_idle(service, loop.time())
+                service.snapshotter.maybe_start()
+
+    def _close_idle(self, service: Service, now_s: float) -> None:
+        limit_s = self.config.idle_timeout_s
+        for connection in list(service.connections):
+            if not connection.waiting and now_s - connection.last_activity_s > limit_s:
+                connection.close()
+
+    async def _shutdown(self, server, service: Service) -> None:
+        log.info("shutting_down", connections=len(service.connections))
+        service.shutting_down = True
+        server.close()
+        deadline_s = service.loop.time() + self.config.shutdown_timeout_s
+        await service.wal.drain()
+        while (any(c.waiting or c.transport.get_write_buffer_size()
+                   for c in service.connections) and service.loop.time() < deadline_s):
+            await asyncio.sleep(0.01)
+        service.snapshotter.abandon()
+        service.snapshotter.save_now()
+        for connection in list(service.connections):
+            connection.close()
+        service.wal.close()
+        Path(self.config.server_info_path).unlink(missing_ok=True)
+        log.info("stopped", durable_seq=service.wal.durable_seq)

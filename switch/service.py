@@ -1,0 +1,182 @@
+"""The request pipeline: frame -> decode -> envelope -> validate -> ledger -> WAL -> reply.
+
+Everything here runs on the event loop thread, in arrival order, so the ledger needs no locks and
+its results are exactly what replay from the WAL reproduces. A reply is queued with the WAL
+sequence number current when its request executed and leaves only when that prefix is durable,
+so no client, reader or writer, ever sees state that a crash could take away.
+"""
+import time
+
+import structlog
+
+from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encode_frame,
+                      error_reply, ok_reply, parse_envelope, validate_args, JSON, MSGPACK)
+from switch.auth import ADMIN, hash_token, new_token, token_matches
+from switch.ledger import LedgerError
+from switch.storage.wal_writer import WalFailed
+
+log = structlog.get_logger("switch.service")
+SERVER_NAME = "payswitch/0.1.0"
+NO_SESSION_OPS = frozenset({"ping", "hello"})
+
+
+class Service:
+    def __init__(self, config, loop, ledger, wal_factory, admin_token: str):
+        self.config = config
+        self.loop = loop
+        self.ledger = ledger
+        self.wal = wal_factory(self.on_durable, self.on_wal_failure)
+        self.admin_token_hash = hash_token(admin_token)
+        self.connections: set = set()
+        self.waiting_connections: set = set()
+        self.shutting_down = False
+        self.started_s = time.monotonic()
+        self.requests_total = 0
+        self.snapshotter = None  # set by the server once it exists
+        self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
+
+    # connections
+
+    def admit(self, connection) -> bool:
+        if len(self.connections) >= self.config.max_connections:
+            return False
+        self.connections.add(connection)
+        return True
+
+    def forget(self, connection) -> None:
+        self.connections.discard(connection)
+        self.waiting_connections.discard(connection)
+
+    # requests
+
+    def handle_frame(self, connection, body: bytes) -> None:
+        self.requests_total += 1
+        request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
+        try:
+            request, codec = decode_body(body)
+            request_id, op, args = parse_envelope(request)
+            if self.shutting_down:
+                raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
+            spec = OPS.get(op)
+            if spec is None:
+                raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
+            caller = connection.participant
+            if caller is None and op not in NO_SESSION_OPS:
+                raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
+            args = validate_args(op, args)
+            result = self._execute(connection, caller, op, spec.mutating, args)
+            reply = ok_reply(request_id, result)
+        except ProtocolError as error:
+            request_id = request_id if error.request_id is None else error.request_id
+            reply = error_reply(request_id, error.code, error.message)
+        except LedgerError as error:
+            reply = error_reply(request_id, error.code, error.message)
+        except WalFailed as error:
+            reply = error_reply(request_id, codes.INTERNAL, f"writes are stopped: {error}")
+        wal = self.wal
+        seq = wal.durable_seq if wal.failure else wal.appended_seq
+        connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
+                               wal.durable_seq)
+
+    def _execute(self, connection, caller, op: str, mutating: bool, args):
+        local = self.local_ops.get(op)
+        if local is not None:
+            return local(connection, caller, args)
+        now_ns = time.time_ns()
+        if not mutating:
+            return self.ledger.execute(caller, op, args, now_ns)[0]
+        if self.wal.failure is not None:
+            raise WalFailed(str(self.wal.failure))
+        self.expire_due(now_ns)
+        tokens = self._issue_tokens(args) if op == "create_participants" else None
+        try:
+            result, changed = self.ledger.execute(caller, op, args, now_ns)
+        except LedgerError:
+            raise
+        except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
+            log.exception("ledger_fault", op=op)
+            self.stop_writes(f"ledger fault in {op}: {error!r}")
+            raise WalFailed("internal ledger fault; writes are stopped") from error
+        if changed:
+            self.wal.append(now_ns, caller, op, args)
+        if tokens:
+            for item, token in zip(result["results"], tokens):
+                if item["status"] == codes.CREATED:
+                    item["token"] = token
+        return result
+
+    def _issue_tokens(self, args) -> list[str]:
+        """Tokens are random, so they are made here, outside the deterministic ledger; only
+        their salted hashes reach the ledger and the WAL."""
+        tokens = [new_token() for _ in args["participants"]]
+        for item, token in zip(args["participants"], tokens):
+            item["token_hash"] = hash_token(token)
+        return tokens
+
+    def expire_due(self, now_ns: int) -> None:
+        """Expires due pending transfers as a logged step of its own, so that the request that
+        follows either fails without changing anything or changes only what it says."""
+        next_expiry_ns = self.ledger.next_expiry_ns()
+        if next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None:
+            return
+        _, changed = self.ledger.execute(ADMIN, "expire_pending", {}, now_ns)
+        if changed:
+            self.wal.append(now_ns, ADMIN, "expire_pending", {})
+
+    # ops served outside the ledger
+
+    def _ping(self, connection, caller, args):
+        return {}
+
+    def _hello(self, connection, caller, args):
+        participant, token = args["participant"], args["token"]
+        expected = (self.admin_token_hash if participant == ADMIN
+                    else self.ledger.participant_token_hash(participant))
+        if not token_matches(token, expected):
+            log.warning("hello_failed", participant=participant, peer=_peer(connection))
+            raise ProtocolError(codes.UNAUTHENTICATED, "unknown participant or wrong token")
+        connection.participant = participant
+        return {"participant": participant, "server": SERVER_NAME,
+                "max_frame_bytes": self.config.max_frame_bytes}
+
+    def _stats(self, connection, caller, args):
+        if caller != ADMIN:
+            raise ProtocolError(codes.FORBIDDEN, "stats is for the operator")
+        wal = self.wal
+        return {
+            "server": SERVER_NAME,
+            "uptime_s": round(time.monotonic() - self.started_s, 3),
+            "connections": len(self.connections),
+            "requests_total": self.requests_total,
+            "durability": self.config.durability,
+            "wal": {"appended_seq": wal.appended_seq, "durable_seq": wal.durable_seq,
+                    "fsyncs": wal.fsync_count, "bytes_written": wal.bytes_since_start,
+                    "failed": None if wal.failure is None else str(wal.failure)},
+            "ledger": self.ledger.counts(),
+        }
+
+    # durability events from the WAL
+
+    def on_durable(self, durable_seq: int) -> None:
+        still_waiting = {c for c in self.waiting_connections if c.release(durable_seq)}
+        self.waiting_connections = still_waiting
+        if self.snapshotter is not None:
+            self.snapshotter.on_durable(durable_seq)
+
+    def on_wal_failure(self, error: OSError) -> None:
+        self.stop_writes(f"WAL write or fsync failed: {error!r}")
+
+    def stop_writes(self, reason: str) -> None:
+        """Fail-stop: nothing not yet durable is acknowledged, and no further write is taken."""
+        log.critical("writes_stopped", reason=reason,
+                     action="restart the switch once the cause is fixed; it recovers from the log")
+        if self.wal.failure is None:
+            self.wal.failure = OSError(reason)
+        for connection in self.waiting_connections:
+            connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}")
+        self.waiting_connections = set()
+
+
+def _peer(connection):
+    peer = connection.transport.get_extra_info("peername") if connection.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer and len(peer) >= 2 else str(peer)

@@ -1,0 +1,89 @@
+"""Background snapshots in a forked child, as Redis does with BGSAVE.
+
+The child gets a copy-on-write image of the ledger at one WAL sequence number and serializes it
+while the parent keeps serving. The file is published (renamed into place) only once the WAL is
+durable up to that sequence number, so a snapshot never holds state that was not acknowledged-safe.
+Old snapshots beyond `snapshots_kept` and the WAL segments that only they needed are then deleted.
+"""
+import os
+
+import structlog
+
+from switch.storage.segments import prune_segments
+from switch.storage.snapshots import (prune_snapshots, publish_snapshot, save_snapshot,
+                                      temporary_snapshot_path, write_snapshot_file)
+
+log = structlog.get_logger("switch.snapshots")
+
+
+class Snapshotter:
+    def __init__(self, config, loop, ledger, wal, last_snapshot_seq: int):
+        self.config = config
+        self.loop = loop
+        self.ledger = ledger
+        self.wal = wal
+        self.last_snapshot_seq = last_snapshot_seq
+        self._bytes_at_last = wal.bytes_since_start
+        self._child: tuple[int, int, int] | None = None  # pid, pidfd, seq
+        self._ready_seq: int | None = None
+
+    def maybe_start(self) -> None:
+        due = self.wal.bytes_since_start - self._bytes_at_last >= self.config.snapshot_every_bytes
+        if due and self._child is None and self._ready_seq is None and self.wal.failure is None:
+            self._fork(self.wal.appended_seq)
+
+    def _fork(self, seq: int) -> None:
+        path = temporary_snapshot_path(self.config.snapshot_dir, seq)
+        pid = os.fork()
+        if pid == 0:  # child: serialize, write, leave without running any parent cleanup
+            code = 1
+            try:
+                write_snapshot_file(path, seq, self.ledger.snapshot_state())
+                code = 0
+            finally:
+                os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        self._child = (pid, pidfd, seq)
+        self._bytes_at_last = self.wal.bytes_since_start
+        self.loop.add_reader(pidfd, self._child_exited)
+        log.info("snapshot_started", seq=seq, pid=pid)
+
+    def _child_exited(self) -> None:
+        pid, pidfd, seq = self._child
+        self.loop.remove_reader(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        self._child = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error("snapshot_failed", seq=seq, status=status)
+            return
+        self._ready_seq = seq
+        self.on_durable(self.wal.durable_seq)
+
+    def on_durable(self, durable_seq: int) -> None:
+        if self._ready_seq is not None and self._ready_seq <= durable_seq:
+            seq, self._ready_seq = self._ready_seq, None
+            publish_snapshot(self.config.snapshot_dir, seq)
+            self._published(seq)
+
+    def save_now(self) -> None:
+        """A synchronous snapshot (at shutdown, when everything appended is durable)."""
+        seq = self.wal.durable_seq
+        if seq > self.last_snapshot_seq and self.wal.failure is None:
+            save_snapshot(self.config.snapshot_dir, seq, self.ledger.snapshot_state())
+            self._published(seq)
+
+    def _published(self, seq: int) -> None:
+        self.last_snapshot_seq = seq
+        oldest_kept = prune_snapshots(self.config.snapshot_dir, self.config.snapshots_kept)
+        deleted = prune_segments(self.config.wal_dir, oldest_kept)
+        log.info("snapshot_published", seq=seq, segments_deleted=deleted)
+
+    def abandon(self) -> None:
+        """At shutdown: stop waiting for a child still writing (its temp file is discarded)."""
+        if self._child is not None:
+            pid, pidfd, _ = self._child
+            self.loop.remove_reader(pidfd)
+            os.close(pidfd)
+            os.waitpid(pid, 0)
+            self._child = None

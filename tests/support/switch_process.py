@@ -1,0 +1,81 @@
+"""Runs `python -m switch serve` as a real subprocess on a temporary data directory."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SwitchProcess:
+    data_dir: Path
+    extra_args: tuple = ()
+    env: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    @property
+    def admin_token(self) -> str:
+        return self.env.get("SWITCH_ADMIN_TOKEN") or \
+            (self.data_dir / "admin.token").read_text().strip()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-switch.log"
+
+    def start(self) -> "SwitchProcess":
+        info_path = self.data_dir / "server.json"
+        info_path.unlink(missing_ok=True)
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "switch", "serve", "--data-dir", str(self.data_dir),
+             "--port", "0", "--log-format", "json", *self.extra_args],
+            stdout=log_file, stderr=log_file, env={**os.environ, **self.env},
+            cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"switch exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                info = json.loads(info_path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.02)
+                continue
+            if info["pid"] == self.process.pid:
+                self.port = info["port"]
+                return self
+        raise RuntimeError(f"switch did not start in {START_TIMEOUT_S}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, signum=signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Sends `signum` and waits; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signum)
+        return self.process.wait(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash that no shutdown code can soften."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> "SwitchProcess":
+        self.stop()
+        return self.start()
+
+
+def run_switch_once(data_dir: Path, *extra_args, timeout_s: float = 30.0):
+    """Starts a switch expected to refuse to start; returns (exit code, combined output)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "switch", "serve", "--data-dir", str(data_dir), "--port", "0",
+         "--log-format", "json", *extra_args],
+        capture_output=True, text=True, timeout=timeout_s,
+        cwd=Path(__file__).resolve().parents[2])
+    return result.returncode, result.stdout + result.stderr
