@@ -1,0 +1,20 @@
+"""The exception every protocol check raises; `codes` holds the code names."""
+
+from . import codes
+
+__all__ = ["ProtocolError", "codes"]
+
+
+class ProtocolError(Exception):
+    """A request the protocol layer refuses, with the code its reply carries.
+
+    `request_id` is the request's id when it was readable, else None, so the
+    server can answer with the right id (PROTOCOL.md: a bad id answers null).
+    """
+
+    def __init__(self, code: str, message: str, request_id=None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+

@@ -1,0 +1,140 @@
+"""Readers for one field of an argument map; each raises `bad_request` naming it.
+
+For optional fields an explicit null means the same as omitting the field
+(clients may send back records, whose missing fields read as null).
+"""
+
+from .codes import BAD_REQUEST
+from .errors import ProtocolError
+from .values import MAX_UINT63, is_money, is_valid_currency, is_valid_id
+
+_ID_RULE = "must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -"
+
+
+def bad(message: str) -> ProtocolError:
+    return ProtocolError(BAD_REQUEST, message)
+
+
+def check_keys(obj: dict, allowed: frozenset) -> None:
+    """Refuse keys outside `allowed`, so that a misspelt optional field is not ignored."""
+    if not allowed.issuperset(obj):
+        unknown = next(key for key in obj if key not in allowed)
+        raise bad(f"unknown field {unknown!r}")
+
+
+def req_id(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    if not is_valid_id(value):
+        raise bad(f"{key} {_ID_RULE}")
+    return value
+
+
+def opt_id(obj: dict, key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or is_valid_id(value):
+        return value
+    raise bad(f"{key} {_ID_RULE}")
+
+
+def req_currency(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    if not is_valid_currency(value):
+        raise bad(f"{key} must be a currency code of 3 uppercase letters")
+    return value
+
+
+def opt_currency(obj: dict, key: str) -> str | None:
+    value = obj.get(key)
+    return None if value is None else req_currency(obj, key)
+
+
+def req_text(obj: dict, key: str, max_chars: int, min_chars: int = 1) -> str:
+    value = obj.get(key)
+    if type(value) is not str or not min_chars <= len(value) <= max_chars:
+        raise bad(f"{key} must be a string of {min_chars}-{max_chars} characters")
+    return value
+
+
+def opt_text(obj: dict, key: str, max_chars: int) -> str | None:
+    value = obj.get(key)
+    return None if value is None else req_text(obj, key, max_chars, 0)
+
+
+def opt_bool(obj: dict, key: str, default: bool | None) -> bool | None:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if type(value) is not bool:
+        raise bad(f"{key} must be true or false")
+    return value
+
+
+def req_int(obj: dict, key: str, lo: int, hi: int = MAX_UINT63) -> int:
+    value = obj.get(key)
+    if type(value) is not int or not lo <= value <= hi:
+        raise bad(f"{key} must be an integer in {lo}..{hi}")
+    return value
+
+
+def opt_int(obj: dict, key: str, lo: int, hi: int, default: int | None) -> int | None:
+    value = obj.get(key)
+    return default if value is None else req_int(obj, key, lo, hi)
+
+
+def req_money(obj: dict, key: str) -> int:
+    value = obj.get(key)
+    if not is_money(value):
+        raise bad(f"{key} must be an integer amount of minor units in 0..{MAX_UINT63}")
+    return value
+
+
+def req_choice(obj: dict, key: str, choices: tuple) -> str:
+    value = obj.get(key)
+    if type(value) is not str or value not in choices:
+        raise bad(f"{key} must be one of {', '.join(choices)}")
+    return value
+
+
+def req_list(obj: dict, key: str, min_items: int, max_items: int) -> list:
+    value = obj.get(key)
+    if type(value) is not list or not min_items <= len(value) <= max_items:
+        raise bad(f"{key} must be a list of {min_items}-{max_items} items")
+    return value
+
+
+def req_map(value, name: str) -> dict:
+    if type(value) is not dict:
+        raise bad(f"{name} must be a map")
+    return value
+
+
+def each_item(items: list, name: str, normalize) -> list:
+    """Normalize every map in `items`, naming the failing one by its index."""
+    out = []
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            raise bad(f"{name}[{index}] must be a map")
+        try:
+            out.append(normalize(item))
+        except ProtocolError as exc:
+            raise ProtocolError(exc.code, f"{name}[{index}]: {exc.message}") from None
+    return out
+
+
+def each_id(items: list, name: str) -> list:
+    for index, value in enumerate(items):
+        if not is_valid_id(value):
+            raise bad(f"{name}[{index}] {_ID_RULE}")
+    return list(items)
+
+
+def money_map(value, name: str, allow_null: bool) -> dict:
+    """A map of currency code to money (or to null when `allow_null`)."""
+    req_map(value, name)
+    for currency, amount in value.items():
+        if not is_valid_currency(currency):
+            raise bad(f"{name} key {currency!r} must be a currency code of 3 uppercase letters")
+        if not (is_money(amount) or (allow_null and amount is None)):
+            raise bad(f"{name}.{currency} must be an integer amount of minor units in 0..{MAX_UINT63}"
+                      + (" or null" if allow_null else ""))
+    return dict(value)

@@ -1,0 +1,67 @@
+"""Length-prefixed frames: a 4-byte big-endian length, then that many bytes."""
+
+import struct
+
+__all__ = ["FrameDecoder", "encode_frame", "HEADER_BYTES"]
+
+_HEADER = struct.Struct(">I")
+_unpack_header = _HEADER.unpack_from
+HEADER_BYTES = _HEADER.size
+
+
+def encode_frame(body: bytes) -> bytes:
+    """Prefix `body` with its length."""
+    return _HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Incremental frame splitter: feed it bytes as they arrive, in any chunks.
+
+    After a header announcing more than `max_frame_bytes` the stream can no
+    longer be split (the body is never read), so the decoder records the
+    length in `too_large_length` and refuses further input.
+    """
+
+    __slots__ = ("max_frame_bytes", "too_large_length", "_pending")
+
+    def __init__(self, max_frame_bytes: int):
+        self.max_frame_bytes = max_frame_bytes
+        self.too_large_length: int | None = None
+        self._pending = bytearray()  # an incomplete frame carried to the next feed
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the bodies of every frame completed by `data` (keep-alives dropped)."""
+        if self.too_large_length is not None:
+            raise RuntimeError("frame decoder is dead: framing was lost")
+        pending = self._pending
+        if pending:
+            pending += data
+            data = pending
+        bodies: list[bytes] = []
+        with memoryview(data) as view:
+            offset = self._split(view, bodies)
+        if self.too_large_length is not None:
+            self._pending = bytearray()
+        elif data is pending:
+            del pending[:offset]  # one compaction per feed, not per frame
+        else:
+            pending += data[offset:]
+        return bodies
+
+    def _split(self, view: memoryview, bodies: list[bytes]) -> int:
+        """Append complete bodies in `view` to `bodies`; return the bytes consumed."""
+        end = len(view)
+        offset = 0
+        limit = self.max_frame_bytes
+        while end - offset >= HEADER_BYTES:
+            (length,) = _unpack_header(view, offset)
+            if length > limit:
+                self.too_large_length = length
+                break
+            stop = offset + HEADER_BYTES + length
+            if stop > end:
+                break
+            if length:
+                bodies.append(bytes(view[offset + HEADER_BYTES:stop]))
+            offset = stop
+        return offset

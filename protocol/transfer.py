@@ -1,0 +1,65 @@
+"""Normalization of one transfer item (`create_transfers` items, `transfer` args)."""
+
+from .fields import bad, check_keys, opt_bool, opt_currency, opt_id, opt_int, opt_text, req_id
+from .values import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, is_amount
+
+__all__ = ["normalize_transfer", "TRANSFER_FIELDS"]
+
+TRANSFER_FIELDS = (
+    "id", "debit_account", "credit_account", "amount", "currency", "reference",
+    "pending", "timeout", "post_pending_id", "void_pending_id", "linked",
+)
+_ALLOWED = frozenset(TRANSFER_FIELDS)
+
+
+def normalize_transfer(item: dict) -> dict:
+    """Every field present, defaults filled; raises `bad_request` for structural faults.
+
+    An amount that is present but invalid becomes 0: that is the item status
+    `invalid_amount`, decided by the ledger, not a failure of the request.
+    """
+    if type(item) is not dict:
+        raise bad("transfer must be a map")
+    check_keys(item, _ALLOWED)
+    transfer_id = req_id(item, "id")
+    post_id = opt_id(item, "post_pending_id")
+    void_id = opt_id(item, "void_pending_id")
+    pending = opt_bool(item, "pending", False)
+    timeout = opt_int(item, "timeout", 0, MAX_TIMEOUT_SECONDS, 0)
+    resolves = post_id is not None or void_id is not None
+    _check_kind(post_id, void_id, pending, timeout)
+    debit = opt_id(item, "debit_account")
+    credit = opt_id(item, "credit_account")
+    if not resolves and (debit is None or credit is None):
+        raise bad("debit_account and credit_account are required (except on a post or void)")
+    return {
+        "id": transfer_id,
+        "debit_account": debit,
+        "credit_account": credit,
+        "amount": _amount(item, required=not resolves),
+        "currency": opt_currency(item, "currency"),
+        "reference": opt_text(item, "reference", MAX_TEXT_CHARS),
+        "pending": pending,
+        "timeout": timeout,
+        "post_pending_id": post_id,
+        "void_pending_id": void_id,
+        "linked": opt_bool(item, "linked", False),
+    }
+
+
+def _check_kind(post_id, void_id, pending: bool, timeout: int) -> None:
+    if post_id is not None and void_id is not None:
+        raise bad("post_pending_id and void_pending_id cannot be given together")
+    if pending and (post_id is not None or void_id is not None):
+        raise bad("pending cannot be combined with post_pending_id or void_pending_id")
+    if timeout and not pending:
+        raise bad("timeout is allowed only with pending: true")
+
+
+def _amount(item: dict, required: bool) -> int | None:
+    value = item.get("amount")
+    if value is None:
+        if required:
+            raise bad("amount is required (except on a post or void)")
+        return None
+    return value if is_amount(value) else 0

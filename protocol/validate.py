@@ -1,0 +1,294 @@
+"""The shape of every operation's arguments, checked and normalized.
+
+Each normalizer returns a new dict with every optional key present (defaults
+filled) and only plain msgpack-serializable values, because the server logs it
+to the WAL and the ledger replays it. Unknown keys are refused (typos).
+"""
+
+import base64
+import binascii
+from typing import Callable, NamedTuple
+
+from .codes import BAD_REQUEST, UNKNOWN_OP
+from .errors import ProtocolError
+from .fields import (
+    bad, check_keys, each_id, each_item, money_map, opt_bool, opt_int, req_choice,
+    req_currency, req_id, req_int, req_list, req_money, req_text,
+)
+from .transfer import normalize_transfer
+from .values import (
+    MAX_ITEMS, MAX_MONEY, MAX_TEXT_CHARS, MAX_UINT63, is_money, is_valid_currency, is_valid_id,
+)
+
+__all__ = [
+    "OpSpec", "OPS", "is_known_op", "validate_args", "normalize_transfer",
+    "is_valid_id", "is_valid_currency", "is_money", "MAX_BATCH_ITEMS",
+]
+
+MAX_BATCH_ITEMS = 1_000_000
+BATCH_FORMATS = ("csv", "json", "pain.001")
+BATCH_MODES = ("atomic", "partial")
+
+
+class OpSpec(NamedTuple):
+    name: str
+    mutating: bool  # may change state, so the server logs it to the WAL
+    normalize: Callable[[dict], dict]
+
+
+def _keys(*names: str) -> frozenset:
+    return frozenset(names)
+
+
+_NO_KEYS = _keys()
+
+
+def _no_args(args: dict) -> dict:
+    check_keys(args, _NO_KEYS)
+    return {}
+
+
+_HELLO = _keys("participant", "token")
+
+
+def _hello(args: dict) -> dict:
+    check_keys(args, _HELLO)
+    return {"participant": req_id(args, "participant"), "token": req_text(args, "token", MAX_TEXT_CHARS)}
+
+
+# --- participants and accounts ---
+
+_CREATE_PARTICIPANTS = _keys("participants")
+_PARTICIPANT = _keys("id", "name", "net_debit_cap")
+
+
+def _participant(item: dict) -> dict:
+    check_keys(item, _PARTICIPANT)
+    cap = item.get("net_debit_cap")
+    return {
+        "id": req_id(item, "id"),
+        "name": req_text(item, "name", MAX_TEXT_CHARS),
+        "net_debit_cap": {} if cap is None else money_map(cap, "net_debit_cap", allow_null=False),
+    }
+
+
+def _create_participants(args: dict) -> dict:
+    check_keys(args, _CREATE_PARTICIPANTS)
+    items = req_list(args, "participants", 1, MAX_ITEMS)
+    return {"participants": each_item(items, "participants", _participant)}
+
+
+_SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended")
+
+
+def _set_participant(args: dict) -> dict:
+    """None means unchanged; a null cap value removes that currency's cap."""
+    check_keys(args, _SET_PARTICIPANT)
+    cap = args.get("net_debit_cap")
+    return {
+        "id": req_id(args, "id"),
+        "net_debit_cap": None if cap is None else money_map(cap, "net_debit_cap", allow_null=True),
+        "suspended": opt_bool(args, "suspended", None),
+    }
+
+
+_CREATE_ACCOUNTS = _keys("accounts")
+_ACCOUNT = _keys("id", "participant", "currency", "overdraft_limit")
+
+
+def _account(item: dict) -> dict:
+    """overdraft_limit: omitted means 0, an explicit null means unlimited (None)."""
+    check_keys(item, _ACCOUNT)
+    limit = item.get("overdraft_limit", 0)
+    if limit is not None and not is_money(limit):
+        raise bad(f"overdraft_limit must be an integer amount of minor units in 0..{MAX_MONEY} or null")
+    return {
+        "id": req_id(item, "id"),
+        "participant": req_id(item, "participant"),
+        "currency": req_currency(item, "currency"),
+        "overdraft_limit": limit,
+    }
+
+
+def _create_accounts(args: dict) -> dict:
+    check_keys(args, _CREATE_ACCOUNTS)
+    items = req_list(args, "accounts", 1, MAX_ITEMS)
+    return {"accounts": each_item(items, "accounts", _account)}
+
+
+# --- transfers and lookups ---
+
+_CREATE_TRANSFERS = _keys("transfers")
+
+
+def _create_transfers(args: dict) -> dict:
+    check_keys(args, _CREATE_TRANSFERS)
+    items = req_list(args, "transfers", 1, MAX_ITEMS)
+    return {"transfers": each_item(items, "transfers", normalize_transfer)}
+
+
+_LOOKUP = _keys("ids")
+
+
+def _lookup(args: dict) -> dict:
+    check_keys(args, _LOOKUP)
+    return {"ids": each_id(req_list(args, "ids", 0, MAX_ITEMS), "ids")}
+
+
+_ACCOUNT_TRANSFERS = _keys("account", "after", "limit")
+
+
+def _get_account_transfers(args: dict) -> dict:
+    check_keys(args, _ACCOUNT_TRANSFERS)
+    return {
+        "account": req_id(args, "account"),
+        "after": opt_int(args, "after", 0, MAX_UINT63, None),
+        "limit": opt_int(args, "limit", 1, MAX_ITEMS, 100),
+    }
+
+
+# --- settlement windows ---
+
+_GET_WINDOW = _keys("window_id")
+
+
+def _get_window(args: dict) -> dict:
+    check_keys(args, _GET_WINDOW)
+    return {"window_id": req_int(args, "window_id", 1)}
+
+
+# --- batches ---
+
+_UPLOAD_PART = _keys("batch_id", "seq", "data")
+
+
+def _upload_batch_part(args: dict) -> dict:
+    check_keys(args, _UPLOAD_PART)
+    return {
+        "batch_id": req_id(args, "batch_id"),
+        "seq": req_int(args, "seq", 0),
+        "data": _part_data(args.get("data")),
+    }
+
+
+def _part_data(value) -> bytes:
+    """MessagePack bin as is; a str must be canonical standard base64."""
+    if type(value) is bytes:
+        return value
+    if type(value) is str:
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            data = None
+        # Re-encoding refuses what b64decode forgives: non-zero padding bits.
+        if data is not None and base64.b64encode(data).decode("ascii") == value:
+            return data
+    raise bad("data must be bytes (MessagePack bin) or a canonical base64 string")
+
+
+_SUBMIT = _keys("batch_id", "format", "content", "items", "control_count", "control_sum", "mode")
+
+
+def _submit_batch(args: dict) -> dict:
+    check_keys(args, _SUBMIT)
+    batch_format = req_choice(args, "format", BATCH_FORMATS)
+    content = _batch_content(args.get("content"))
+    items = args.get("items")
+    if items is not None:
+        _check_batch_items(items, batch_format, content)
+    return {
+        "batch_id": req_id(args, "batch_id"),
+        "format": batch_format,
+        "content": content,
+        "items": items,
+        "control_count": req_int(args, "control_count", 0),
+        "control_sum": req_money(args, "control_sum"),
+        "mode": req_choice(args, "mode", BATCH_MODES),
+    }
+
+
+def _batch_content(value) -> bytes | None:
+    """Content as bytes: a str (JSON text) is taken as its UTF-8 encoding."""
+    if value is None or type(value) is bytes:
+        return value
+    if type(value) is str:
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad("content must be valid Unicode text") from None
+    raise bad("content must be a string, bytes or null")
+
+
+def _check_batch_items(items, batch_format: str, content) -> None:
+    """Shape only: each item is checked as a transfer when the batch is processed."""
+    if batch_format != "json":
+        raise bad("items are allowed only with format json")
+    if content is not None:
+        raise bad("content and items cannot be given together")
+    if type(items) is not list or len(items) > MAX_BATCH_ITEMS:
+        raise bad(f"items must be a list of at most {MAX_BATCH_ITEMS} maps")
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            raise bad(f"items[{index}] must be a map")
+
+
+_BATCH_ID = _keys("batch_id")
+
+
+def _get_batch(args: dict) -> dict:
+    check_keys(args, _BATCH_ID)
+    return {"batch_id": req_id(args, "batch_id")}
+
+
+_BATCH_RESULTS = _keys("batch_id", "offset", "limit")
+
+
+def _get_batch_results(args: dict) -> dict:
+    check_keys(args, _BATCH_RESULTS)
+    return {
+        "batch_id": req_id(args, "batch_id"),
+        "offset": opt_int(args, "offset", 0, MAX_UINT63, 0),
+        "limit": opt_int(args, "limit", 1, MAX_ITEMS, 1000),
+    }
+
+
+# --- the table ---
+
+def _specs(*specs: OpSpec) -> dict[str, OpSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+OPS: dict[str, OpSpec] = _specs(
+    OpSpec("ping", False, _no_args),
+    OpSpec("hello", False, _hello),
+    OpSpec("stats", False, _no_args),
+    OpSpec("create_participants", True, _create_participants),
+    OpSpec("set_participant", True, _set_participant),
+    OpSpec("create_accounts", True, _create_accounts),
+    OpSpec("lookup_accounts", False, _lookup),
+    OpSpec("create_transfers", True, _create_transfers),
+    OpSpec("transfer", True, normalize_transfer),
+    OpSpec("lookup_transfers", False, _lookup),
+    OpSpec("get_account_transfers", False, _get_account_transfers),
+    OpSpec("close_window", True, _no_args),
+    OpSpec("get_window", False, _get_window),
+    OpSpec("list_windows", False, _no_args),
+    OpSpec("upload_batch_part", True, _upload_batch_part),
+    OpSpec("submit_batch", True, _submit_batch),
+    OpSpec("get_batch", False, _get_batch),
+    OpSpec("get_batch_results", False, _get_batch_results),
+)
+
+
+def is_known_op(op) -> bool:
+    return type(op) is str and op in OPS
+
+
+def validate_args(op: str, args: dict) -> dict:
+    """Normalized args of `op`, or ProtocolError (`unknown_op`, `bad_request`)."""
+    spec = OPS.get(op)
+    if spec is None:
+        raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}")
+    if type(args) is not dict:
+        raise ProtocolError(BAD_REQUEST, "args must be a map")
+    return spec.normalize(args)

@@ -1,0 +1,37 @@
+"""Value rules of the wire contract: ids, currencies, money and limits."""
+
+import re
+
+__all__ = [
+    "MAX_MONEY", "MAX_ITEMS", "MAX_TEXT_CHARS", "MAX_TIMEOUT_SECONDS", "MAX_UINT63",
+    "is_valid_id", "is_valid_currency", "is_money", "is_amount",
+]
+
+MAX_UINT63 = 2**63 - 1
+MAX_MONEY = MAX_UINT63
+MAX_ITEMS = 8190  # items per request (create_*, lookup_*, page limits)
+MAX_TEXT_CHARS = 256  # names, tokens, references
+MAX_TIMEOUT_SECONDS = 2**32 - 1
+
+# Measured faster than a frozenset superset check for typical ids.
+_match_id = re.compile(r"[A-Za-z0-9._:-]{1,64}").fullmatch
+
+
+def is_valid_id(value) -> bool:
+    """1-64 characters of A-Z a-z 0-9 . _ : -"""
+    return type(value) is str and _match_id(value) is not None
+
+
+def is_valid_currency(value) -> bool:
+    """Exactly three ASCII uppercase letters (an ISO 4217 alphabetic code)."""
+    return type(value) is str and len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()
+
+
+def is_money(value) -> bool:
+    """An int (not a bool) in 0..2^63-1."""
+    return type(value) is int and 0 <= value <= MAX_MONEY
+
+
+def is_amount(value) -> bool:
+    """A transfer amount: an int (not a bool) in 1..2^63-1."""
+    return type(value) is int and 0 < value <= MAX_MONEY
