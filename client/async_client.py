@@ -1,0 +1,253 @@
+"""The asyncio SDK: one authenticated connection, reopened on demand, with safe retries."""
+
+import asyncio
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from protocol import MSGPACK, codes
+
+from .connection import MAX_REPLY_BYTES, Connection
+from .errors import ConnectionLost, RequestTimeout, SwitchError, TransportError
+from .results import (
+    Account, Batch, BatchPart, BatchResultsPage, ItemResult, ParticipantResult, Transfer,
+    TransferPage, TransferResult, Window,
+)
+
+# The public request methods, shared by the sync wrapper and the pool.
+OP_METHODS = (
+    "request", "ping", "create_participants", "set_participant", "create_accounts",
+    "create_transfers", "transfer", "post_pending", "void_pending", "lookup_accounts",
+    "lookup_transfers", "get_account_transfers", "close_window", "get_window", "list_windows",
+    "stats", "upload_batch_part", "submit_batch", "get_batch", "get_batch_results",
+)
+
+
+class AsyncClient:
+    """Use `await AsyncClient.connect(...)` or `async with await AsyncClient.connect(...)`.
+
+    Many tasks may call methods concurrently: their requests are pipelined on one connection.
+    """
+
+    def __init__(self, host: str, port: int, *, participant: str, token: str, codec: str,
+                 timeout_s: float, retries: int, backoff_s: float, max_reply_bytes: int):
+        self.host, self.port = host, port
+        self._hello = {"participant": participant, "token": token}
+        self._codec = codec
+        self._timeout_s = timeout_s
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._max_reply_bytes = max_reply_bytes
+        self._conn: Connection | None = None
+        self._reconnecting = asyncio.Lock()
+        self._closed = False
+        self.server_info: dict[str, Any] = {}  # the `hello` result of the current connection
+
+    @classmethod
+    async def connect(cls, host: str = "127.0.0.1", port: int = 7878, *,
+                      participant: str = "admin", token: str, codec: str = MSGPACK,
+                      timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.05,
+                      max_reply_bytes: int = MAX_REPLY_BYTES) -> "AsyncClient":
+        """Open and authenticate a connection. `retries` is how many times a safely repeatable
+        request is resent after a connection loss or timeout."""
+        client = cls(host, port, participant=participant, token=token, codec=codec,
+                     timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                     max_reply_bytes=max_reply_bytes)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await client._connection()
+        except TimeoutError:
+            raise RequestTimeout(f"no connection to {host}:{port} within {timeout_s}s") from None
+        return client
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        async with self._reconnecting:  # a reconnect in progress must not outlive the client
+            if self._conn is not None:
+                self._conn.close()
+                await self._conn.wait_closed()
+
+    # Transport
+
+    async def _connection(self) -> Connection:
+        """The open, authenticated connection, opening a new one (and saying hello) if needed."""
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            return conn
+        async with self._reconnecting:
+            if self._closed:
+                raise ConnectionLost("client is closed")
+            if self._conn is None or not self._conn.is_open:
+                self._conn = await self._open()
+            return self._conn
+
+    async def _open(self) -> Connection:
+        conn = await Connection.open(self.host, self.port, self._codec, self._max_reply_bytes)
+        try:
+            self.server_info = await conn.request("hello", self._hello)
+        except BaseException:
+            conn.close()
+            raise
+        conn.max_request_bytes = self.server_info.get("max_frame_bytes")
+        return conn
+
+    async def _call(self, op: str, args: dict[str, Any], *, retry: bool) -> dict[str, Any]:
+        """Run one request; if `retry`, resend it after transport failures and `overloaded`."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(op, args)
+            except (TransportError, SwitchError) as exc:
+                retriable = not isinstance(exc, SwitchError) or exc.code == codes.OVERLOADED
+                if not (retry and retriable and attempt < self._retries) or self._closed:
+                    raise
+            delay_s = self._backoff_s * 2 ** attempt
+            await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # jitter spreads reconnects
+            attempt += 1
+
+    async def _attempt(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                conn = await self._connection()
+                return await conn.request(op, args)
+        except TimeoutError:
+            raise RequestTimeout(f"{op}: no reply within {self._timeout_s}s") from None
+
+    async def request(self, op: str, args: Mapping[str, Any] | None = None, *,
+                      retry: bool = False) -> dict[str, Any]:
+        """Any op by name; returns the raw `result` map. Not retried unless `retry`."""
+        return await self._call(op, dict(args or {}), retry=retry)
+
+    # Session and participants
+
+    async def ping(self) -> None:
+        await self._call("ping", {}, retry=True)
+
+    async def create_participants(
+            self, participants: Iterable[Mapping[str, Any]]) -> list[ParticipantResult]:
+        """Items `{id, name, net_debit_cap?}`. Never resent: a token is returned only once."""
+        result = await self._call(
+            "create_participants", {"participants": list(participants)}, retry=False)
+        return [ParticipantResult.from_wire(r) for r in result["results"]]
+
+    async def set_participant(self, id: str, *,
+                              net_debit_cap: Mapping[str, int | None] | None = None,
+                              suspended: bool | None = None) -> dict[str, Any]:
+        """Change caps (a None amount lifts that currency's cap) or suspend/resume; returns the
+        participant record. Not resent automatically."""
+        args: dict[str, Any] = {"id": id}
+        if net_debit_cap is not None:
+            args["net_debit_cap"] = dict(net_debit_cap)
+        if suspended is not None:
+            args["suspended"] = suspended
+        return await self._call("set_participant", args, retry=False)
+
+    # Accounts and transfers
+
+    async def create_accounts(self, accounts: Iterable[Mapping[str, Any]]) -> list[ItemResult]:
+        """Items `{id, participant, currency, overdraft_limit?}` (None: unlimited). Resent after a
+        connection loss, so `account_exists` may be this call's own earlier attempt."""
+        result = await self._call("create_accounts", {"accounts": list(accounts)}, retry=True)
+        return [ItemResult.from_wire(r) for r in result["results"]]
+
+    async def create_transfers(
+            self, transfers: Iterable[Mapping[str, Any]]) -> list[TransferResult]:
+        """Wire-shaped transfer items; one result per item, in order. Safe to resend: ids are
+        idempotency keys and a replay answers `exists` (`TransferResult.ok`)."""
+        result = await self._call("create_transfers", {"transfers": list(transfers)}, retry=True)
+        return [TransferResult.from_wire(r) for r in result["results"]]
+
+    async def transfer(self, id: str, debit_account: str | None = None,
+                       credit_account: str | None = None, amount: int | None = None, *,
+                       currency: str | None = None, reference: str | None = None,
+                       pending: bool = False, timeout_s: int | None = None,
+                       post_pending_id: str | None = None,
+                       void_pending_id: str | None = None) -> TransferResult:
+        """One transfer; raises `SwitchError` with the item's code when it fails.
+        `timeout_s` (whole seconds, pending only) is the wire field `timeout`."""
+        item = _drop_none({
+            "id": id, "debit_account": debit_account, "credit_account": credit_account,
+            "amount": amount, "currency": currency, "reference": reference,
+            "pending": pending or None, "timeout": timeout_s,
+            "post_pending_id": post_pending_id, "void_pending_id": void_pending_id,
+        })
+        return TransferResult.from_wire(await self._call("transfer", item, retry=True))
+
+    async def post_pending(self, id: str, pending_id: str,
+                           amount: int | None = None) -> TransferResult:
+        """Post a pending transfer, in full or `amount` of it, as transfer `id`."""
+        return await self.transfer(id, amount=amount, post_pending_id=pending_id)
+
+    async def void_pending(self, id: str, pending_id: str) -> TransferResult:
+        """Release a pending transfer in full, as transfer `id`."""
+        return await self.transfer(id, void_pending_id=pending_id)
+
+    async def lookup_accounts(self, ids: Iterable[str]) -> list[Account]:
+        """Visible accounts among `ids`; unknown ones are absent."""
+        result = await self._call("lookup_accounts", {"ids": list(ids)}, retry=True)
+        return [Account.from_wire(a) for a in result["accounts"]]
+
+    async def lookup_transfers(self, ids: Iterable[str]) -> list[Transfer]:
+        result = await self._call("lookup_transfers", {"ids": list(ids)}, retry=True)
+        return [Transfer.from_wire(t) for t in result["transfers"]]
+
+    async def get_account_transfers(self, account: str, *, after: int | None = None,
+                                    limit: int | None = None) -> TransferPage:
+        """Transfers touching `account`, oldest first, after the timestamp cursor `after`."""
+        args = _drop_none({"account": account, "after": after, "limit": limit})
+        return TransferPage.from_wire(await self._call("get_account_transfers", args, retry=True))
+
+    # Clearing and settlement
+
+    async def close_window(self) -> Window:
+        """Close the open window. Never resent: a repeat would close the next window too."""
+        return Window.from_wire(await self._call("close_window", {}, retry=False))
+
+    async def get_window(self, window_id: int) -> Window:
+        result = await self._call("get_window", {"window_id": window_id}, retry=True)
+        return Window.from_wire(result)
+
+    async def list_windows(self) -> list[Window]:
+        result = await self._call("list_windows", {}, retry=True)
+        return [Window.from_wire(w) for w in result["windows"]]
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call("stats", {}, retry=True)
+
+    # Batches
+
+    async def upload_batch_part(self, batch_id: str, seq: int, data: bytes) -> BatchPart:
+        args = {"batch_id": batch_id, "seq": seq, "data": data}
+        return BatchPart.from_wire(await self._call("upload_batch_part", args, retry=False))
+
+    async def submit_batch(self, batch_id: str, format: str, *, control_count: int,
+                           control_sum: int, mode: str = "atomic",
+                           content: str | bytes | None = None,
+                           items: Iterable[Mapping[str, Any]] | None = None) -> Batch:
+        """Without `content` or `items` the uploaded parts are the content. Safe to resend: the
+        same batch id and content get the earlier outcome."""
+        args = _drop_none({
+            "batch_id": batch_id, "format": format, "content": content,
+            "items": None if items is None else list(items),
+            "control_count": control_count, "control_sum": control_sum, "mode": mode,
+        })
+        return Batch.from_wire(await self._call("submit_batch", args, retry=True))
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        return Batch.from_wire(await self._call("get_batch", {"batch_id": batch_id}, retry=True))
+
+    async def get_batch_results(self, batch_id: str, *, offset: int | None = None,
+                                limit: int | None = None) -> BatchResultsPage:
+        args = _drop_none({"batch_id": batch_id, "offset": offset, "limit": limit})
+        return BatchResultsPage.from_wire(await self._call("get_batch_results", args, retry=True))
+
+
+def _drop_none(args: dict[str, Any]) -> dict[str, Any]:
+    """Leave out unset optional fields so the server fills its defaults."""
+    return {k: v for k, v in args.items() if v is not None}

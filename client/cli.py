@@ -1,0 +1,206 @@
+"""The operators' command line: `python -m client [global flags] COMMAND ...`.
+
+Exit codes: 0 done, 1 the switch refused (`error: <code>: <message>` on stderr), 2 usage,
+configuration or connection failure.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from protocol import JSON, MSGPACK
+
+from . import commands
+from .async_client import AsyncClient
+from .errors import SwitchError, TransportError
+
+DEFAULT_PORT = 7878
+ADMIN = "admin"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _cap(allow_none: bool):
+    """Parse `CUR=AMOUNT` (or `CUR=none` to lift a cap) into a (currency, amount) pair."""
+    def parse(text: str) -> tuple[str, int | None]:
+        currency, sep, amount = text.partition("=")
+        if not sep or not currency:
+            raise argparse.ArgumentTypeError(f"expected CUR=AMOUNT, got {text!r}")
+        if allow_none and amount.lower() == "none":
+            return currency, None
+        try:
+            return currency, int(amount)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"amount must be an integer, got {amount!r}") from None
+    return parse
+
+
+def _overdraft(text: str) -> int | None:
+    if text.lower() == "unlimited":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'unlimited', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m client", description="Operate the payment switch. Global flags go "
+        "before the command; amounts are integers in minor units.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, help="default: DATA_DIR/server.json, else 7878")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--participant", default=ADMIN, help="whom to authenticate as")
+    parser.add_argument("--token", help="default for admin: $SWITCH_ADMIN_TOKEN, else "
+                        "DATA_DIR/admin.token")
+    parser.add_argument("--codec", choices=[MSGPACK, JSON], default=MSGPACK)
+    parser.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds to wait for each reply")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_participant_commands(sub)
+    _add_transfer_commands(sub)
+    _add_query_commands(sub)
+    return parser
+
+
+def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("create-participant", help="create a participant and print its token")
+    p.add_argument("id")
+    p.add_argument("name")
+    p.add_argument("--cap", dest="caps", action="append", type=_cap(False), default=[],
+                   metavar="CUR=AMOUNT", help="net debit cap (repeatable)")
+    p.set_defaults(run=commands.create_participant)
+
+    p = sub.add_parser("set-participant", help="change caps, suspend or resume")
+    p.add_argument("id")
+    p.add_argument("--cap", dest="caps", action="append", type=_cap(True), default=[],
+                   metavar="CUR=AMOUNT|CUR=none", help="net debit cap; none lifts it")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--suspend", dest="suspension", action="store_const", const="suspend")
+    state.add_argument("--resume", dest="suspension", action="store_const", const="resume")
+    p.set_defaults(run=commands.set_participant)
+
+    p = sub.add_parser("create-account", help="open an account")
+    p.add_argument("id")
+    p.add_argument("--participant", dest="owner", required=True, help="the owning participant")
+    p.add_argument("--currency", required=True)
+    p.add_argument("--overdraft-limit", type=_overdraft, default=0, metavar="N|unlimited")
+    p.set_defaults(run=commands.create_account)
+
+
+def _add_transfer_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transfer", help="move money (resent safely on connection loss)")
+    p.add_argument("debit")
+    p.add_argument("credit")
+    p.add_argument("amount", type=int)
+    p.add_argument("--id", help="idempotency key (default: a fresh random id)")
+    p.add_argument("--currency")
+    p.add_argument("--reference")
+    p.add_argument("--pending", action="store_true", help="reserve only; post or void later")
+    p.add_argument("--timeout", type=int, metavar="S", help="pending expiry in whole seconds")
+    p.set_defaults(run=commands.transfer)
+
+    p = sub.add_parser("post", help="post a pending transfer")
+    p.add_argument("pending_id")
+    p.add_argument("--amount", type=int, help="default: the full pending amount")
+    p.add_argument("--id", help="id of the post (default: a fresh random id)")
+    p.set_defaults(run=commands.post)
+
+    p = sub.add_parser("void", help="void a pending transfer")
+    p.add_argument("pending_id")
+    p.add_argument("--id", help="id of the void (default: a fresh random id)")
+    p.set_defaults(run=commands.void)
+
+
+def _add_query_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("balance", help="balances of accounts")
+    p.add_argument("accounts", nargs="+", metavar="ACCOUNT")
+    p.set_defaults(run=commands.balance)
+
+    p = sub.add_parser("lookup", help="transfers by id")
+    p.add_argument("transfer_ids", nargs="+", metavar="TRANSFER_ID")
+    p.set_defaults(run=commands.lookup)
+
+    p = sub.add_parser("history", help="transfers touching an account, oldest first")
+    p.add_argument("account")
+    p.add_argument("--after", type=int, metavar="TS", help="exclusive timestamp cursor")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(run=commands.history)
+
+    for name, run, text in [("stats", commands.stats, "server statistics"),
+                            ("windows", commands.windows, "settlement windows"),
+                            ("close-window", commands.close_window,
+                             "close the open window and print its settlement report")]:
+        sub.add_parser(name, help=text).set_defaults(run=run)
+
+
+def resolve_port(args: argparse.Namespace) -> int:
+    if args.port is not None:
+        return args.port
+    path = args.data_dir / "server.json"
+    try:
+        return int(json.loads(path.read_text())["port"])
+    except FileNotFoundError:
+        return DEFAULT_PORT
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read the port from {path}: {exc}") from None
+
+
+def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
+    if args.token:
+        return args.token
+    if args.participant != ADMIN:
+        raise ConfigError(f"--token is required to act as {args.participant}")
+    if environ.get("SWITCH_ADMIN_TOKEN"):
+        return environ["SWITCH_ADMIN_TOKEN"]
+    path = args.data_dir / "admin.token"
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"no admin token: pass --token, set SWITCH_ADMIN_TOKEN or provide "
+                          f"{path} ({exc.strerror})") from None
+
+
+async def run(args: argparse.Namespace, port: int, token: str) -> commands.Output:
+    async with await AsyncClient.connect(
+            args.host, port, participant=args.participant, token=token, codec=args.codec,
+            timeout_s=args.request_timeout) as client:
+        return await args.run(client, args)
+
+
+def print_output(output: commands.Output, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(output.data))
+    elif output.text:
+        print(output.text)
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        port = resolve_port(args)
+        token = resolve_token(args, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        output = asyncio.run(run(args, port, token))
+    except SwitchError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except TransportError as exc:
+        print(f"error: no answer from the switch at {args.host}:{port}: {exc}", file=sys.stderr)
+        return 2
+    print_output(output, args.json)
+    if output.error is not None:
+        print(f"error: {output.error.code}: {output.error.message}", file=sys.stderr)
+        return 1
+    return 0

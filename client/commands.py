@@ -1,0 +1,162 @@
+"""The operator CLI's commands: each turns parsed arguments into calls and an `Output`."""
+
+import argparse
+import secrets
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from protocol import codes
+
+from .async_client import AsyncClient
+from .errors import SwitchError, error_from_code
+from .results import Transfer, TransferResult, Window
+from .tables import fields, table
+
+
+@dataclass(frozen=True)
+class Output:
+    data: Any  # printed as JSON with --json
+    text: str  # printed otherwise
+    error: SwitchError | None = None  # printed to stderr after the output; exit code 1
+
+
+def new_transfer_id() -> str:
+    return "cli-" + secrets.token_hex(12)
+
+
+def _item_output(kind: str, id: str, status: str, **extra: Any) -> Output:
+    data = {"id": id, "status": status, **extra}
+    if status not in codes.SUCCESS:
+        return Output(data, "", error_from_code(status, f"{kind} {id}"))
+    return Output(data, fields([(kind, id), ("status", status), *extra.items()]))
+
+
+async def create_participant(client: AsyncClient, args: argparse.Namespace) -> Output:
+    item: dict[str, Any] = {"id": args.id, "name": args.name}
+    if args.caps:
+        item["net_debit_cap"] = dict(args.caps)
+    [result] = await client.create_participants([item])
+    output = _item_output("participant", args.id, result.status, token=result.token)
+    if result.token is None:
+        return output
+    return Output(output.data, output.text + "\n(the token is shown only once: store it now)")
+
+
+async def set_participant(client: AsyncClient, args: argparse.Namespace) -> Output:
+    suspended = {"suspend": True, "resume": False}.get(args.suspension)
+    result = await client.set_participant(
+        args.id, net_debit_cap=dict(args.caps) if args.caps else None, suspended=suspended)
+    return Output(result, fields(result.items()))
+
+
+async def create_account(client: AsyncClient, args: argparse.Namespace) -> Output:
+    item = {"id": args.id, "participant": args.owner, "currency": args.currency,
+            "overdraft_limit": args.overdraft_limit}
+    [result] = await client.create_accounts([item])
+    return _item_output("account", args.id, result.status)
+
+
+def _transfer_output(id: str, result: TransferResult) -> Output:
+    return _item_output("transfer", id, result.status, timestamp=result.timestamp)
+
+
+async def transfer(client: AsyncClient, args: argparse.Namespace) -> Output:
+    id = args.id or new_transfer_id()
+    result = await client.transfer(
+        id, args.debit, args.credit, args.amount, currency=args.currency,
+        reference=args.reference, pending=args.pending, timeout_s=args.timeout)
+    return _transfer_output(id, result)
+
+
+async def post(client: AsyncClient, args: argparse.Namespace) -> Output:
+    id = args.id or new_transfer_id()
+    return _transfer_output(id, await client.post_pending(id, args.pending_id, args.amount))
+
+
+async def void(client: AsyncClient, args: argparse.Namespace) -> Output:
+    id = args.id or new_transfer_id()
+    return _transfer_output(id, await client.void_pending(id, args.pending_id))
+
+
+def _missing(code: str, wanted: list[str], found: set[str]) -> SwitchError | None:
+    """Lookups silently omit unknown and invisible ids; the operator should hear about them."""
+    missing = [i for i in wanted if i not in found]
+    return error_from_code(code, ", ".join(missing)) if missing else None
+
+
+async def balance(client: AsyncClient, args: argparse.Namespace) -> Output:
+    wanted = list(dict.fromkeys(args.accounts))
+    by_id = {a.id: a for a in await client.lookup_accounts(wanted)}
+    accounts = [by_id[i] for i in wanted if i in by_id]
+    text = table(
+        ["account", "participant", "currency", "balance", "available", "debits_pending",
+         "credits_pending", "overdraft_limit"],
+        [[a.id, a.participant, a.currency, a.balance, a.available, a.debits_pending,
+          a.credits_pending, "unlimited" if a.overdraft_limit is None else a.overdraft_limit]
+         for a in accounts])
+    return Output([asdict(a) for a in accounts], text,
+                  _missing(codes.ACCOUNT_NOT_FOUND, wanted, set(by_id)))
+
+
+def _transfer_table(transfers: list[Transfer]) -> str:
+    return table(
+        ["id", "state", "debit_account", "credit_account", "amount", "currency", "timestamp",
+         "pending_id", "reference"],
+        [[t.id, t.state, t.debit_account, t.credit_account, t.amount, t.currency, t.timestamp,
+          t.post_pending_id or t.void_pending_id, t.reference] for t in transfers])
+
+
+async def lookup(client: AsyncClient, args: argparse.Namespace) -> Output:
+    wanted = list(dict.fromkeys(args.transfer_ids))
+    by_id = {t.id: t for t in await client.lookup_transfers(wanted)}
+    transfers = [by_id[i] for i in wanted if i in by_id]
+    return Output([asdict(t) for t in transfers], _transfer_table(transfers),
+                  _missing("transfer_not_found", wanted, set(by_id)))
+
+
+async def history(client: AsyncClient, args: argparse.Namespace) -> Output:
+    page = await client.get_account_transfers(args.account, after=args.after, limit=args.limit)
+    text = _transfer_table(list(page.transfers))
+    if page.next is not None:
+        text += f"\nmore: --after {page.next}"
+    return Output(asdict(page), text)
+
+
+async def stats(client: AsyncClient, args: argparse.Namespace) -> Output:
+    result = await client.stats()
+    return Output(result, fields(_flatten(result)))
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            pairs += _flatten(value, f"{prefix}{key}.")
+        else:
+            pairs.append((prefix + key, value))
+    return pairs
+
+
+async def windows(client: AsyncClient, args: argparse.Namespace) -> Output:
+    found = await client.list_windows()
+    text = table(["window_id", "state", "opened_at", "closed_at"],
+                 [[w.window_id, w.state, w.opened_at, w.closed_at] for w in found])
+    return Output([asdict(w) for w in found], text)
+
+
+def _window_report(window: Window) -> str:
+    summary = fields([("window", window.window_id), ("state", window.state),
+                      ("opened_at", window.opened_at), ("closed_at", window.closed_at),
+                      ("transfers", window.transfers)])
+    positions = table(["participant", "currency", "debits", "credits", "net"],
+                      [[p.participant, p.currency, p.debits, p.credits, p.net]
+                       for p in window.positions])
+    instructions = table(["participant", "currency", "pay", "receive"],
+                         [[i.participant, i.currency, i.pay, i.receive]
+                          for i in window.instructions])
+    return f"{summary}\n\npositions\n{positions}\n\ninstructions\n{instructions}"
+
+
+async def close_window(client: AsyncClient, args: argparse.Namespace) -> Output:
+    window = await client.close_window()
+    return Output(asdict(window), _window_report(window))

@@ -1,0 +1,177 @@
+"""One pipelined connection: frames out, replies matched to requests strictly in order.
+
+Replies arrive in request order, so each one must carry the id at the head of the queue. Anything
+else (a wrong id, an undecodable body, a reply nobody asked for) means we can no longer tell which
+reply is whose, so the connection is closed and every request on it fails. The same happens when
+a request is cancelled or times out: its reply would otherwise be read by the next request
+(the redis-py CVE-2023-28858 bug).
+"""
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
+
+from .errors import ConnectionLost, ProtocolViolation, error_from_code
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # replies are not bound by the server's max_frame_bytes
+_ABANDONED = "connection closed: a request on it timed out or was cancelled"
+
+
+class Connection(asyncio.Protocol):
+    """Use `await Connection.open(...)`; then `await request(op, args)` from any number of tasks."""
+
+    def __init__(self, codec: str, max_reply_bytes: int):
+        self._codec = codec
+        self._decoder = FrameDecoder(max_reply_bytes)
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._next_id = 1
+        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._lost = self._loop.create_future()
+        self._failure: ConnectionLost | None = None
+        # Learned from `hello`; larger requests are refused here instead of costing the connection.
+        self.max_request_bytes: int | None = None
+
+    @classmethod
+    async def open(cls, host: str, port: int, codec: str,
+                   max_reply_bytes: int = MAX_REPLY_BYTES) -> "Connection":
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(lambda: cls(codec, max_reply_bytes), host, port)
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+        return conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._failure is None
+
+    async def request(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return its `result`, or raise `SwitchError`/`ConnectionLost`."""
+        if not self._writable.is_set():
+            await self._writable.wait()  # the kernel buffer is full: let the peer catch up
+        future = self._send(op, args)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._fail(ConnectionLost, _ABANDONED)
+            raise
+
+    def close(self) -> None:
+        self._fail(ConnectionLost, "connection closed")
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._lost)
+
+    def _send(self, op: str, args: dict[str, Any]) -> asyncio.Future:
+        if self._failure is not None:
+            raise type(self._failure)(*self._failure.args)
+        request_id = self._next_id
+        frame = encode_request(request_id, op, args, self._codec)
+        body_bytes = len(frame) - 4  # the length header does not count
+        if self.max_request_bytes is not None and body_bytes > self.max_request_bytes:
+            raise error_from_code(
+                codes.FRAME_TOO_LARGE,
+                f"request of {body_bytes} bytes exceeds the server's {self.max_request_bytes}")
+        self._next_id += 1
+        future = self._loop.create_future()
+        self._waiting.append((request_id, future))
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            # Frames queued by many tasks in one loop iteration leave in one write.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self._failure is None:
+            self._transport.write(b"".join(out))
+
+    def _fail(self, error_type: type[ConnectionLost], message: str) -> None:
+        """Close the connection and fail every request still waiting on it."""
+        if self._failure is None:
+            self._failure = error_type(message)
+        waiting, self._waiting = self._waiting, deque()
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(error_type(message))
+        self._writable.set()  # wake blocked writers so they see the failure
+        if self._transport is not None:
+            self._transport.abort()
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self._fail(ConnectionLost, f"connection closed by the server{reason}")
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        if self._failure is not None:
+            return
+        for body in self._decoder.feed(data):
+            self._on_reply(body)
+            if self._failure is not None:
+                return
+        if self._decoder.too_large_length is not None:
+            too_large = self._decoder.too_large_length
+            self._fail(ProtocolViolation, f"reply of {too_large} bytes exceeds the client's limit")
+
+    def _on_reply(self, body: bytes) -> None:
+        try:
+            reply, _ = decode_body(body)
+        except ProtocolError as exc:
+            return self._fail(ProtocolViolation, f"undecodable reply: {exc}")
+        if not self._waiting:
+            return self._fail(ProtocolViolation, f"reply {reply.get('id')!r} to no request")
+        expected_id, future = self._waiting[0]
+        reply_id = reply.get("id")
+        if type(reply_id) is not int or reply_id != expected_id:
+            return self._fail(ProtocolViolation, _mismatch_message(reply, expected_id))
+        self._waiting.popleft()
+        if not _settle(future, reply):
+            self._waiting.appendleft((expected_id, future))
+            self._fail(ProtocolViolation, f"malformed reply to request {expected_id}")
+
+
+def _settle(future: asyncio.Future, reply: dict) -> bool:
+    """Resolve `future` from a reply envelope; False when the envelope is malformed."""
+    ok, result, error = reply.get("ok"), reply.get("result"), reply.get("error")
+    if ok is True and isinstance(result, dict):
+        value = result
+    elif ok is False and isinstance(error, dict) and isinstance(error.get("code"), str):
+        value = error_from_code(error["code"], str(error.get("message") or ""))
+    else:
+        return False
+    if not future.done():  # a cancelled request's future; the connection is closing anyway
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    return True
+
+
+def _mismatch_message(reply: dict, expected_id: int) -> str:
+    message = f"reply id {reply.get('id')!r} does not match request id {expected_id}"
+    error = reply.get("error")
+    if isinstance(error, dict):  # e.g. a `bad_frame` answered with id null
+        message += f" (server error {error.get('code')}: {error.get('message')})"
+    return message

@@ -1,0 +1,148 @@
+"""The operator CLI: argument parsing, where port and token come from, output and exit codes."""
+
+import json
+import socket
+
+import pytest
+
+from client.cli import ConfigError, build_parser, main, resolve_port, resolve_token
+from client.tables import table
+from protocol import error_reply, ok_reply
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+def test_transfer_arguments():
+    args = parse("transfer", "a", "b", "150", "--currency", "USD", "--pending", "--timeout", "60")
+    assert (args.debit, args.credit, args.amount) == ("a", "b", 150)
+    assert args.pending and args.timeout == 60 and args.id is None
+
+
+def test_non_integer_amount_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse("transfer", "a", "b", "1.50")
+    assert exit_info.value.code == 2
+
+
+def test_caps_parse_and_none_lifts_a_cap_only_in_set_participant():
+    args = parse("set-participant", "bank-a", "--cap", "USD=1000", "--cap", "EUR=none", "--suspend")
+    assert args.caps == [("USD", 1000), ("EUR", None)] and args.suspension == "suspend"
+    assert parse("create-participant", "bank-a", "Bank A", "--cap", "USD=5").caps == [("USD", 5)]
+    with pytest.raises(SystemExit):
+        parse("create-participant", "bank-a", "Bank A", "--cap", "USD=none")
+
+
+def test_suspend_and_resume_exclude_each_other():
+    with pytest.raises(SystemExit):
+        parse("set-participant", "bank-a", "--suspend", "--resume")
+
+
+def test_create_account_owner_is_not_the_session_participant():
+    args = parse("--participant", "ops", "create-account", "a-1", "--participant", "bank-a",
+                 "--currency", "USD", "--overdraft-limit", "unlimited")
+    assert args.participant == "ops" and args.owner == "bank-a"
+    assert args.overdraft_limit is None
+    assert parse("create-account", "a-2", "--participant", "p", "--currency", "USD") \
+        .overdraft_limit == 0
+
+
+def test_port_comes_from_server_json(tmp_path):
+    args = parse("--data-dir", str(tmp_path), "stats")
+    assert resolve_port(args) == 7878
+    (tmp_path / "server.json").write_text(json.dumps({"host": "127.0.0.1", "port": 4321, "pid": 1}))
+    assert resolve_port(args) == 4321
+    assert resolve_port(parse("--data-dir", str(tmp_path), "--port", "99", "stats")) == 99
+    (tmp_path / "server.json").write_text("{")
+    with pytest.raises(ConfigError):
+        resolve_port(args)
+
+
+def test_admin_token_from_flag_then_environment_then_file(tmp_path):
+    args = parse("--data-dir", str(tmp_path), "stats")
+    with pytest.raises(ConfigError, match="admin.token"):
+        resolve_token(args, {})
+    (tmp_path / "admin.token").write_text("from-file\n")
+    assert resolve_token(args, {}) == "from-file"
+    assert resolve_token(args, {"SWITCH_ADMIN_TOKEN": "from-env"}) == "from-env"
+    flagged = parse("--data-dir", str(tmp_path), "--token", "from-flag", "stats")
+    assert resolve_token(flagged, {"SWITCH_ADMIN_TOKEN": "from-env"}) == "from-flag"
+
+
+def test_other_participants_must_pass_their_token(tmp_path):
+    (tmp_path / "admin.token").write_text("admin-secret")
+    args = parse("--data-dir", str(tmp_path), "--participant", "bank-a", "stats")
+    with pytest.raises(ConfigError, match="--token is required"):
+        resolve_token(args, {"SWITCH_ADMIN_TOKEN": "admin-secret"})
+
+
+def test_missing_token_exits_2(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "stats"], environ={}) == 2
+    assert "no admin token" in capsys.readouterr().err
+
+
+def test_unreachable_switch_exits_2(tmp_path, capsys):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        code = main(["--port", str(port), "--token", "t", "stats"], environ={})
+    assert code == 2
+    assert f"no answer from the switch at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def cli(peer, *argv: str) -> int:
+    return main(["--port", str(peer.port), "--token", "t", *argv], environ={})
+
+
+def test_refused_transfer_prints_the_code_and_exits_1(thread_peer, capsys):
+    thread_peer.on("transfer", lambda r: error_reply(r["id"], "insufficient_funds", "short by 5"))
+    assert cli(thread_peer, "transfer", "a", "b", "10") == 1
+    captured = capsys.readouterr()
+    assert captured.err == "error: insufficient_funds: short by 5\n" and captured.out == ""
+    assert thread_peer.ops("transfer")[0]["args"]["id"].startswith("cli-")
+
+
+def test_transfer_json_output(thread_peer, capsys):
+    thread_peer.on("transfer", lambda r: ok_reply(r["id"], {"status": "created", "timestamp": 5}))
+    assert cli(thread_peer, "--json", "transfer", "a", "b", "10", "--id", "t-1") == 0
+    assert json.loads(capsys.readouterr().out) == {"id": "t-1", "status": "created",
+                                                   "timestamp": 5}
+
+
+def test_create_participant_prints_the_token_once_given(thread_peer, capsys):
+    thread_peer.on("create_participants", lambda r: ok_reply(
+        r["id"], {"results": [{"status": "created", "token": "tok-123"}]}))
+    assert cli(thread_peer, "create-participant", "bank-a", "Bank A", "--cap", "USD=100") == 0
+    assert "tok-123" in capsys.readouterr().out
+    assert thread_peer.ops("create_participants")[0]["args"] == {"participants": [
+        {"id": "bank-a", "name": "Bank A", "net_debit_cap": {"USD": 100}}]}
+
+
+def test_item_failure_exits_1(thread_peer, capsys):
+    thread_peer.on("create_accounts", lambda r: ok_reply(
+        r["id"], {"results": [{"status": "account_exists"}]}))
+    assert cli(thread_peer, "create-account", "a-1", "--participant", "p", "--currency", "USD") == 1
+    assert capsys.readouterr().err == "error: account_exists: account a-1\n"
+
+
+def test_balance_table_and_missing_accounts(thread_peer, capsys):
+    account = {"id": "a-1", "participant": "bank-a", "currency": "USD", "overdraft_limit": None,
+               "debits_posted": 0, "credits_posted": 1500, "debits_pending": 200,
+               "credits_pending": 0, "balance": 1500, "available": 1300}
+    thread_peer.on("lookup_accounts", lambda r: ok_reply(r["id"], {"accounts": [account]}))
+    assert cli(thread_peer, "balance", "a-1", "nope") == 1
+    captured = capsys.readouterr()
+    header, row = captured.out.splitlines()
+    assert header.split() == ["account", "participant", "currency", "balance", "available",
+                              "debits_pending", "credits_pending", "overdraft_limit"]
+    assert row.split() == ["a-1", "bank-a", "USD", "1500", "1300", "200", "0", "unlimited"]
+    assert captured.err == "error: account_not_found: nope\n"
+
+
+def test_table_aligns_numbers_right_and_text_left():
+    text = table(["id", "amount"], [["a", 5], ["longer", 1500], ["c", None]])
+    assert text.splitlines() == ["id      amount",
+                                 "a            5",
+                                 "longer    1500",
+                                 "c            -"]
