@@ -41,6 +41,8 @@ class Connection(asyncio.Protocol):
         self.service.forget(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:  # framing was lost or the connection refused: read nothing more
+            return
         self.last_activity_s = self.service.loop.time()
         handle = self.service.handle_frame
         for body in self.decoder.feed(data):
