@@ -1,0 +1,223 @@
+"""The Ledger: op dispatch, participants, accounts, lookups and windows."""
+
+from bisect import bisect_right
+from operator import attrgetter
+
+from . import invariants, snapshot
+from .clearing import Clearing
+from .codes import (
+    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, EXISTS, FORBIDDEN,
+    LINKED_EVENT_CHAIN_OPEN, PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP,
+    WINDOW_NOT_FOUND, LedgerError,
+)
+from .records import Account, Participant, Totals
+from .transfers import Book, visible
+
+_timestamp = attrgetter("timestamp")
+
+
+class Ledger:
+    """The deterministic state machine: time comes in only as `now_ns`."""
+
+    def __init__(self):
+        self.participants = {}
+        self.accounts = {}
+        self.totals = {}  # currency -> Totals
+        self.clearing = Clearing()
+        self.book = Book(self.accounts, self.clearing)
+        # op -> (handler, mutating); queries take no now_ns and change nothing
+        self._ops = {
+            "create_participants": (self._create_participants, True),
+            "set_participant": (self._set_participant, True),
+            "create_accounts": (self._create_accounts, True),
+            "create_transfers": (self._create_transfers, True),
+            "transfer": (self._transfer, True),
+            "expire_pending": (self._expire_pending, True),
+            "close_window": (self._close_window, True),
+            "lookup_accounts": (self._lookup_accounts, False),
+            "lookup_transfers": (self._lookup_transfers, False),
+            "get_account_transfers": (self._get_account_transfers, False),
+            "get_window": (self._get_window, False),
+            "list_windows": (self._list_windows, False),
+        }
+
+    def execute(self, caller, op, args, now_ns):
+        """Run one request; return (result, changed) or raise LedgerError."""
+        entry = self._ops.get(op)
+        if entry is None:
+            raise LedgerError(UNKNOWN_OP, f"unknown op {op!r}")
+        handler, mutating = entry
+        if not mutating:
+            return handler(caller, args), False
+        expired = self.book.due(now_ns) and self.book.expire(now_ns) > 0
+        try:
+            result, changed = handler(caller, args, now_ns)
+        except LedgerError as err:
+            err.changed = expired
+            raise
+        changed = changed or expired
+        if changed and self.clearing.window is None:
+            self.clearing.open(now_ns)  # window 1 opens at the first change
+        return result, changed
+
+    # -- participants ----------------------------------------------------------------
+
+    def _create_participants(self, caller, args, now):
+        _require_admin(caller)
+        before = self.book.last_ts
+        results = [{"status": self._create_participant(item, now)}
+                   for item in args["participants"]]
+        return {"results": results}, self.book.last_ts != before
+
+    def _create_participant(self, item, now):
+        pid = item["id"]
+        caps = dict(item.get("net_debit_cap") or {})
+        if pid == ADMIN:
+            return PARTICIPANT_EXISTS
+        old = self.participants.get(pid)
+        if old is not None:
+            return EXISTS if old.name == item["name"] and old.caps == caps else PARTICIPANT_EXISTS
+        self.participants[pid] = Participant(pid, item["name"], caps, False, item["token_hash"],
+                                             self.book.tick(now))
+        return CREATED
+
+    def _set_participant(self, caller, args, now):
+        _require_admin(caller)
+        p = self.participants.get(args["id"])
+        if p is None:
+            raise LedgerError(PARTICIPANT_NOT_FOUND)
+        before = (dict(p.caps), p.suspended)
+        for currency, cap in (args.get("net_debit_cap") or {}).items():
+            if cap is None:
+                p.caps.pop(currency, None)
+            else:
+                p.caps[currency] = cap
+        if args.get("suspended") is not None:
+            p.suspended = args["suspended"]
+        return p.as_record(), (p.caps, p.suspended) != before
+
+    def participant_token_hash(self, pid):
+        p = self.participants.get(pid)
+        return None if p is None else p.token_hash
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def _create_accounts(self, caller, args, now):
+        before = self.book.last_ts
+        results = [{"status": self._create_account(caller, item, now)}
+                   for item in args["accounts"]]
+        return {"results": results}, self.book.last_ts != before
+
+    def _create_account(self, caller, item, now):
+        pid = item["participant"]
+        if caller != ADMIN and caller != pid:
+            return FORBIDDEN
+        owner = self.participants.get(pid)
+        if owner is None:
+            return PARTICIPANT_NOT_FOUND
+        aid = item["id"]
+        currency = item["currency"]
+        limit = item["overdraft_limit"]
+        old = self.accounts.get(aid)
+        if old is not None:
+            same = old.owner is owner and old.currency == currency and old.overdraft_limit == limit
+            return EXISTS if same else ACCOUNT_EXISTS
+        self.accounts[aid] = self.new_account(aid, owner, currency, limit, self.book.tick(now))
+        return CREATED
+
+    def new_account(self, aid, owner, currency, limit, timestamp):
+        totals = self.totals.get(currency)
+        if totals is None:
+            totals = self.totals[currency] = Totals()
+        return Account(aid, owner, currency, limit, timestamp,
+                       self.clearing.position(owner.id, currency), totals)
+
+    # -- transfers ---------------------------------------------------------------------
+
+    def _create_transfers(self, caller, args, now):
+        before = self.book.last_ts
+        results = self.book.create_many(caller, args["transfers"], now)
+        return {"results": results}, self.book.last_ts != before
+
+    def _transfer(self, caller, item, now):
+        if item["linked"]:
+            raise LedgerError(LINKED_EVENT_CHAIN_OPEN)
+        status, t = self.book.create(caller, item, now)
+        if t is None:
+            raise LedgerError(status)
+        return {"status": status, "timestamp": t.timestamp}, status == CREATED
+
+    def _expire_pending(self, caller, args, now):
+        _require_admin(caller)  # execute already expired what is due
+        return {}, False
+
+    def next_expiry_ns(self):
+        return self.book.next_expiry()
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def _lookup_accounts(self, caller, args):
+        accounts = self.accounts
+        found = (accounts.get(aid) for aid in args["ids"])
+        return {"accounts": [a.as_record() for a in found
+                             if a is not None and (caller == ADMIN or caller == a.owner.id)]}
+
+    def _lookup_transfers(self, caller, args):
+        by_id = self.book.by_id
+        found = (by_id.get(tid) for tid in args["ids"])
+        return {"transfers": [t.as_record() for t in found
+                              if t is not None and visible(caller, t)]}
+
+    def _get_account_transfers(self, caller, args):
+        account = self.accounts.get(args["account"])
+        if account is None or (caller != ADMIN and caller != account.owner.id):
+            raise LedgerError(ACCOUNT_NOT_FOUND)
+        transfers = account.transfers
+        after = args.get("after")
+        start = 0 if after is None else bisect_right(transfers, after, key=_timestamp)
+        stop = start + args["limit"]
+        page = transfers[start:stop]
+        more = bool(page) and stop < len(transfers)
+        return {"transfers": [t.as_record() for t in page],
+                "next": page[-1].timestamp if more else None}
+
+    # -- windows -----------------------------------------------------------------------
+
+    def _close_window(self, caller, args, now):
+        _require_admin(caller)
+        window = self.clearing.close(self.book.tick(now))
+        return self.clearing.report(window, caller), True
+
+    def _get_window(self, caller, args):
+        windows = self.clearing.windows
+        wid = args["window_id"]
+        if not 1 <= wid <= len(windows):
+            raise LedgerError(WINDOW_NOT_FOUND)
+        return self.clearing.report(windows[wid - 1], caller)
+
+    def _list_windows(self, caller, args):
+        return {"windows": self.clearing.listing()}
+
+    # -- state -------------------------------------------------------------------------
+
+    def snapshot_state(self):
+        return snapshot.dump(self)
+
+    @classmethod
+    def from_snapshot_state(cls, state):
+        ledger = cls()
+        snapshot.load(ledger, state)
+        return ledger
+
+    def check_invariants(self):
+        invariants.check(self)
+
+    def counts(self):
+        return {"participants": len(self.participants), "accounts": len(self.accounts),
+                "transfers": len(self.book.by_id), "pending": self.book.pending_count,
+                "windows": len(self.clearing.windows)}
+
+
+def _require_admin(caller):
+    if caller != ADMIN:
+        raise LedgerError(FORBIDDEN, "only the operator may do this")

@@ -1,0 +1,107 @@
+"""The stored records: participants, accounts, per-currency totals and transfers."""
+
+# Transfer kinds.
+REGULAR = "regular"
+PENDING_KIND = "pending"
+POST = "post"
+VOID = "void"
+
+# Transfer states.
+PENDING = "pending"
+POSTED = "posted"
+VOIDED = "voided"
+EXPIRED = "expired"
+
+
+class Participant:
+    __slots__ = ("id", "name", "caps", "suspended", "token_hash", "timestamp")
+
+    def __init__(self, pid, name, caps, suspended, token_hash, timestamp):
+        self.id = pid
+        self.name = name
+        self.caps = caps  # currency -> net debit cap; a missing currency is unlimited
+        self.suspended = suspended
+        self.token_hash = token_hash
+        self.timestamp = timestamp
+
+    def as_record(self):
+        return {"id": self.id, "name": self.name, "net_debit_cap": dict(self.caps),
+                "suspended": self.suspended}
+
+
+class Totals:
+    """Running per-currency sums over all accounts, checked against a recomputation."""
+
+    __slots__ = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+
+    def __init__(self):
+        self.debits_posted = 0
+        self.credits_posted = 0
+        self.debits_pending = 0
+        self.credits_pending = 0
+
+
+class Account:
+    # owner, position and totals are object references so the hot path needs no lookups.
+    __slots__ = ("id", "owner", "currency", "overdraft_limit", "timestamp",
+                 "debits_posted", "credits_posted", "debits_pending", "credits_pending",
+                 "transfers", "position", "totals")
+
+    def __init__(self, aid, owner, currency, overdraft_limit, timestamp, position, totals):
+        self.id = aid
+        self.owner = owner
+        self.currency = currency
+        self.overdraft_limit = overdraft_limit  # None: unlimited
+        self.timestamp = timestamp
+        self.debits_posted = 0
+        self.credits_posted = 0
+        self.debits_pending = 0
+        self.credits_pending = 0
+        self.transfers = []  # every transfer touching the account, in timestamp order
+        self.position = position  # clearing position of (owner, currency)
+        self.totals = totals
+
+    def as_record(self):
+        balance = self.credits_posted - self.debits_posted
+        return {"id": self.id, "participant": self.owner.id, "currency": self.currency,
+                "overdraft_limit": self.overdraft_limit,
+                "debits_posted": self.debits_posted, "credits_posted": self.credits_posted,
+                "debits_pending": self.debits_pending,
+                "credits_pending": self.credits_pending,
+                "balance": balance, "available": balance - self.debits_pending,
+                "timestamp": self.timestamp}
+
+
+class Transfer:
+    # Accounts and the target pending transfer are stored as objects; the currency is
+    # the debit account's. Ten slots keep a stored transfer small.
+    __slots__ = ("id", "debit", "credit", "amount", "reference", "timeout", "kind",
+                 "target", "state", "timestamp")
+
+    def __init__(self, tid, debit, credit, amount, reference, timeout, kind, target, state,
+                 timestamp):
+        self.id = tid
+        self.debit = debit
+        self.credit = credit
+        self.amount = amount
+        self.reference = reference
+        self.timeout = timeout
+        self.kind = kind
+        self.target = target  # the pending transfer a post or void settles, else None
+        self.state = state
+        self.timestamp = timestamp
+
+    def deadline(self):
+        """Expiry time of a pending transfer, None when it never expires."""
+        return self.timestamp + self.timeout * 1_000_000_000 if self.timeout else None
+
+    def as_record(self):
+        kind = self.kind
+        target_id = self.target.id if self.target is not None else None
+        return {"id": self.id, "debit_account": self.debit.id,
+                "credit_account": self.credit.id, "amount": self.amount,
+                "currency": self.debit.currency, "reference": self.reference,
+                "pending": kind == PENDING_KIND, "timeout": self.timeout,
+                "post_pending_id": target_id if kind == POST else None,
+                "void_pending_id": target_id if kind == VOID else None,
+                "state": self.state, "timestamp": self.timestamp}

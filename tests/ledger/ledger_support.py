@@ -1,0 +1,90 @@
+"""Builders shared by the ledger tests (normalized args as the protocol layer gives them)."""
+
+from switch.ledger import Ledger, LedgerError
+
+NOW = 1_700_000_000_000_000_000
+SECOND = 1_000_000_000
+
+
+def tr(tid, debit=None, credit=None, amount=None, **fields):
+    """A normalized transfer item: every key present."""
+    item = {"id": tid, "debit_account": debit, "credit_account": credit, "amount": amount,
+            "currency": None, "reference": None, "pending": False, "timeout": 0,
+            "post_pending_id": None, "void_pending_id": None, "linked": False}
+    assert set(fields) <= set(item), fields
+    item.update(fields)
+    return item
+
+
+def participant(pid, name=None, caps=None):
+    return {"id": pid, "name": name or pid.upper(), "net_debit_cap": caps or {},
+            "token_hash": f"hash-{pid}"}
+
+
+def account(aid, owner, currency="USD", limit=0):
+    return {"id": aid, "participant": owner, "currency": currency, "overdraft_limit": limit}
+
+
+class Env:
+    """A ledger and a clock that advances 1 ms per call unless `now` is given."""
+
+    def __init__(self, ledger=None):
+        self.ledger = ledger or Ledger()
+        self.now = NOW
+        self.calls = []  # (caller, op, args, now) of every execute, for replays
+
+    def ex(self, caller, op, args, now=None):
+        if now is None:
+            self.now += 1_000_000
+            now = self.now
+        self.calls.append((caller, op, args, now))
+        return self.ledger.execute(caller, op, args, now)
+
+    def result(self, caller, op, args, now=None):
+        return self.ex(caller, op, args, now)[0]
+
+    def error(self, caller, op, args, now=None):
+        """The code of the LedgerError the call raises."""
+        try:
+            self.ex(caller, op, args, now)
+        except LedgerError as err:
+            return err.code
+        raise AssertionError(f"{op} did not raise")
+
+    def statuses(self, caller, items, now=None):
+        res = self.result(caller, "create_transfers", {"transfers": items}, now)
+        return [r["status"] for r in res["results"]]
+
+    def transfer(self, caller, item, now=None):
+        """The status of one item via create_transfers."""
+        return self.statuses(caller, [item], now)[0]
+
+    def account(self, aid):
+        return self.result("admin", "lookup_accounts", {"ids": [aid]})["accounts"][0]
+
+    def balance(self, aid):
+        return self.account(aid)["balance"]
+
+    def get_transfer(self, tid):
+        found = self.result("admin", "lookup_transfers", {"ids": [tid]})["transfers"]
+        return found[0] if found else None
+
+
+def standard(caps=None):
+    """p1, p2, p3 with USD/EUR accounts; u1/u2 are p1's/p2's unlimited funding accounts.
+
+    a1 holds 1000 USD cents funded from u1, a2 holds 1000 from u2; b1 is p1's second
+    USD account, e1/e2 are EUR accounts.
+    """
+    env = Env()
+    env.ex("admin", "create_participants", {"participants": [
+        participant("p1", caps=(caps or {}).get("p1")),
+        participant("p2", caps=(caps or {}).get("p2")),
+        participant("p3", caps=(caps or {}).get("p3"))]})
+    env.ex("admin", "create_accounts", {"accounts": [
+        account("a1", "p1"), account("b1", "p1"), account("u1", "p1", limit=None),
+        account("a2", "p2"), account("u2", "p2", limit=None), account("a3", "p3"),
+        account("e1", "p1", "EUR"), account("e2", "p2", "EUR", limit=None)]})
+    assert env.statuses("admin", [tr("fund1", "u1", "a1", 1000),
+                                  tr("fund2", "u2", "a2", 1000)]) == ["created", "created"]
+    return env
