@@ -56,6 +56,13 @@ class Connection(asyncio.Protocol):
                 f"{self.config.max_frame_bytes}")
         self.flush()
 
+    def eof_received(self) -> bool:
+        """A half-close: answer everything already received, then close."""
+        self.closing = True
+        self.paused |= PAUSED_FOR_CLOSE
+        self.flush()
+        return True  # keep the transport open for the replies still waiting for the WAL
+
     def pause_writing(self) -> None:
         self._pause(PAUSED_FOR_WRITES)
 

@@ -53,6 +53,7 @@ class SwitchServer:
                              config.durability == "fsync", on_durable, on_failure)
 
         service = Service(config, loop, recovered.ledger, wal_factory, admin_token)
+        service.open_first_window()
         service.snapshotter = Snapshotter(config, loop, recovered.ledger, service.wal,
                                           recovered.snapshot_seq)
         server = await loop.create_server(lambda: Connection(service), config.host, config.port,

@@ -91,7 +91,9 @@ class Service:
         tokens = self._issue_tokens(args) if op == "create_participants" else None
         try:
             result, changed = self.ledger.execute(caller, op, args, now_ns)
-        except LedgerError:
+        except LedgerError as error:
+            if error.changed:  # it failed, but expiry ran first: replay must see it too
+                self.wal.append(now_ns, caller, op, args)
             raise
         except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
             log.exception("ledger_fault", op=op)
@@ -112,6 +114,13 @@ class Service:
         for item, token in zip(args["participants"], tokens):
             item["token_hash"] = hash_token(token)
         return tokens
+
+    def open_first_window(self) -> None:
+        """A fresh ledger has no settlement window yet; open window 1 now, durably."""
+        now_ns = time.time_ns()
+        _, changed = self.ledger.execute(ADMIN, "open_window", {}, now_ns)
+        if changed:
+            self.wal.append(now_ns, ADMIN, "open_window", {})
 
     def expire_due(self, now_ns: int) -> None:
         """Expires due pending transfers as a logged step of its own, so that the request that

@@ -33,6 +33,7 @@ class Ledger:
             "create_transfers": (self._create_transfers, True),
             "transfer": (self._transfer, True),
             "expire_pending": (self._expire_pending, True),
+            "open_window": (self._open_window, True),
             "close_window": (self._close_window, True),
             "lookup_accounts": (self._lookup_accounts, False),
             "lookup_transfers": (self._lookup_transfers, False),
@@ -182,6 +183,14 @@ class Ledger:
                 "next": page[-1].timestamp if more else None}
 
     # -- windows -----------------------------------------------------------------------
+
+    def _open_window(self, caller, args, now):
+        """Internal: the server opens window 1 at first start, so it is listed from then on."""
+        _require_admin(caller)
+        if self.clearing.window is not None:
+            return {}, False
+        self.clearing.open(self.book.tick(now))
+        return {"window_id": self.clearing.window.window_id}, True
 
     def _close_window(self, caller, args, now):
         _require_admin(caller)

@@ -55,6 +55,9 @@ class Book:
     def create(self, caller, item, now):
         old = self.by_id.get(item["id"])
         if old is not None:
+            if not visible(caller, old):  # never confirm, or leak, another's transfer
+                return (EXISTS_WITH_DIFFERENT_FIELDS if self._debits_own(caller, item)
+                        else FORBIDDEN), None
             if same_fields(old, item):
                 return EXISTS, old
             return EXISTS_WITH_DIFFERENT_FIELDS, None
@@ -65,6 +68,10 @@ class Book:
         if item["void_pending_id"] is not None:
             return self._settle(caller, item, item["void_pending_id"], VOID, now)
         return self._new(caller, item, now)
+
+    def _debits_own(self, caller, item):
+        account = self.accounts.get(item["debit_account"])
+        return account is not None and account.owner.id == caller
 
     def _new(self, caller, item, now):
         dr = self.accounts.get(item["debit_account"])

@@ -105,7 +105,7 @@ class _Replayer:
         try:
             _, changed = self.ledger.execute(caller, op, args, now_ns)
         except LedgerError as error:
-            changed, detail = False, f"{error}"
+            changed, detail = error.changed, f"it failed with {error.code}"
         else:
             detail = "it changed nothing"
         if not changed:

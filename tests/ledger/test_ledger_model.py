@@ -89,6 +89,10 @@ class Model:
     def item(self, caller, it, now):
         old = self.transfers.get(it["id"])
         if old is not None:
+            owners = (self.accounts[old["dr"]][0], self.accounts[old["cr"]][0], "admin")
+            if caller not in owners:  # another's transfer: neither confirmed nor leaked
+                own = self.accounts.get(it["debit_account"], ("",))[0] == caller
+                return ("exists_with_different_fields" if own else "forbidden"), None
             return ("exists", old["ts"]) if self.same(old, it) \
                 else ("exists_with_different_fields", None)
         if it["amount"] == 0:

