@@ -1,0 +1,78 @@
+"""JSON batches: transfer objects (as the `transfer` op takes them), one-phase only.
+
+They come as the `items` list of `submit_batch`, or as content (uploaded parts)
+holding one strict JSON array of those objects.
+"""
+
+import json
+
+from protocol import ProtocolError, codes, normalize_transfer
+
+from .parsed import ParsedBatch, ProblemLog, finish
+
+__all__ = ["parse_json"]
+
+# Two-phase steps and chains have no meaning in a batch: mode decides atomicity.
+_NOT_ONE_PHASE = ("pending", "post_pending_id", "void_pending_id", "linked")
+
+
+class _Refused(ValueError):
+    """JSON that the standard decoder accepts but the wire contract does not."""
+
+
+def _object(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Refused("duplicate name in a JSON object")
+    return obj
+
+
+def _constant(name: str):
+    raise _Refused(f"JSON does not allow {name}")
+
+
+# Same strictness as the wire's JSON bodies (PROTOCOL.md "Framing").
+_decoder = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+_utf8_checker = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
+def parse_json(content: bytes | None, items: list | None, max_items: int) -> ParsedBatch:
+    problems = ProblemLog()
+    if items is None:
+        items = _load(content, problems)
+    transfers: list[dict] = []
+    for index, item in enumerate(items):
+        if index == max_items:
+            problems.add(f"item {index}", f"more than {max_items} items")
+            break
+        try:
+            transfers.append(_one_phase(normalize_transfer(item)))
+        except ProtocolError as exc:
+            problems.add(f"item {index}", exc.message)
+    return finish(transfers, problems)
+
+
+def _one_phase(transfer: dict) -> dict:
+    for key in _NOT_ONE_PHASE:
+        if transfer[key]:
+            raise ProtocolError(codes.BAD_REQUEST,
+                                f"{key}: only one-phase transfers are allowed in batches")
+    return transfer
+
+
+def _load(content: bytes | None, problems: ProblemLog) -> list:
+    """The array in `content`, or [] after noting why there is none."""
+    if content is None:
+        problems.add("content", "no items and no content")
+        return []
+    try:
+        value = _decoder.decode(content.decode("utf-8"))
+        if b"\\u" in content:  # a lone surrogate escape would later fail to encode
+            _utf8_checker.encode(value).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # UnicodeError, JSONDecodeError are ValueErrors
+        problems.add("content", f"invalid JSON: {str(exc)[:200]}")
+        return []
+    if type(value) is not list:
+        problems.add("content", "must be a JSON array of transfer objects")
+        return []
+    return value
