@@ -25,6 +25,10 @@ class Config:
     # A snapshot is taken (in a forked child) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
     snapshots_kept: int = 2
+    # Batches: partial batches are applied this many items per event-loop turn; an atomic batch
+    # is one ledger step (one WAL record), so its size bounds how long it pauses other traffic.
+    batch_chunk_items: int = 500
+    max_atomic_batch_items: int = 10_000
     expiry_check_interval_s: float = 0.05
     shutdown_timeout_s: float = 30.0
     log_format: str = "auto"  # auto (console on a terminal, else json), json, console

@@ -52,10 +52,11 @@ class SwitchServer:
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
                              config.durability == "fsync", on_durable, on_failure)
 
-        service = Service(config, loop, recovered.ledger, wal_factory, admin_token)
+        service = Service(config, loop, recovered.state, wal_factory, admin_token)
         service.open_first_window()
-        service.snapshotter = Snapshotter(config, loop, recovered.ledger, service.wal,
+        service.snapshotter = Snapshotter(config, loop, recovered.state, service.wal,
                                           recovered.snapshot_seq)
+        service.batch_engine.resume_unfinished()
         server = await loop.create_server(lambda: Connection(service), config.host, config.port,
                                           backlog=1024, reuse_address=True)
         host, port = server.sockets[0].getsockname()[:2]
@@ -100,6 +101,7 @@ class SwitchServer:
         log.info("shutting_down", connections=len(service.connections))
         service.shutting_down = True
         server.close()
+        await service.batch_engine.stop()
         deadline_s = service.loop.time() + self.config.shutdown_timeout_s
         await service.wal.drain()
         while (any(c.waiting or c.transport.get_write_buffer_size()

@@ -11,6 +11,7 @@ import structlog
 
 from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encode_frame,
                       error_reply, ok_reply, parse_envelope, validate_args, JSON, MSGPACK)
+from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
 from switch.storage.wal_writer import WalFailed
@@ -21,10 +22,10 @@ NO_SESSION_OPS = frozenset({"ping", "hello"})
 
 
 class Service:
-    def __init__(self, config, loop, ledger, wal_factory, admin_token: str):
+    def __init__(self, config, loop, state, wal_factory, admin_token: str):
         self.config = config
         self.loop = loop
-        self.ledger = ledger
+        self.state = state  # the ledger and the batch book, replayed from the WAL
         self.wal = wal_factory(self.on_durable, self.on_wal_failure)
         self.admin_token_hash = hash_token(admin_token)
         self.connections: set = set()
@@ -33,6 +34,8 @@ class Service:
         self.started_s = time.monotonic()
         self.requests_total = 0
         self.snapshotter = None  # set by the server once it exists
+        self.batch_engine = BatchEngine(self, config.batch_chunk_items,
+                                        config.max_atomic_batch_items)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
 
     # connections
@@ -84,13 +87,13 @@ class Service:
             return local(connection, caller, args)
         now_ns = time.time_ns()
         if not mutating:
-            return self.ledger.execute(caller, op, args, now_ns)[0]
+            return self.state.execute(caller, op, args, now_ns)[0]
         if self.wal.failure is not None:
             raise WalFailed(str(self.wal.failure))
         self.expire_due(now_ns)
         tokens = self._issue_tokens(args) if op == "create_participants" else None
         try:
-            result, changed = self.ledger.execute(caller, op, args, now_ns)
+            result, changed = self.state.execute(caller, op, args, now_ns)
         except LedgerError as error:
             if error.changed:  # it failed, but expiry ran first: replay must see it too
                 self.wal.append(now_ns, caller, op, args)
@@ -101,6 +104,8 @@ class Service:
             raise WalFailed("internal ledger fault; writes are stopped") from error
         if changed:
             self.wal.append(now_ns, caller, op, args)
+            if op == "submit_batch":
+                self.batch_engine.start(args["batch_id"])
         if tokens:
             for item, token in zip(result["results"], tokens):
                 if item["status"] == codes.CREATED:
@@ -115,20 +120,29 @@ class Service:
             item["token_hash"] = hash_token(token)
         return tokens
 
+    def accepting_writes(self) -> bool:
+        return self.wal.failure is None and not self.shutting_down
+
+    def execute_internal(self, op: str, args) -> None:
+        """A state change the switch makes itself (window opening, batch steps), logged like
+        any request so that replay reproduces it."""
+        now_ns = time.time_ns()
+        self.expire_due(now_ns)
+        _, changed = self.state.execute(ADMIN, op, args, now_ns)
+        if changed:
+            self.wal.append(now_ns, ADMIN, op, args)
+
     def open_first_window(self) -> None:
         """A fresh ledger has no settlement window yet; open window 1 now, durably."""
-        now_ns = time.time_ns()
-        _, changed = self.ledger.execute(ADMIN, "open_window", {}, now_ns)
-        if changed:
-            self.wal.append(now_ns, ADMIN, "open_window", {})
+        self.execute_internal("open_window", {})
 
     def expire_due(self, now_ns: int) -> None:
         """Expires due pending transfers as a logged step of its own, so that the request that
         follows either fails without changing anything or changes only what it says."""
-        next_expiry_ns = self.ledger.next_expiry_ns()
+        next_expiry_ns = self.state.next_expiry_ns()
         if next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None:
             return
-        _, changed = self.ledger.execute(ADMIN, "expire_pending", {}, now_ns)
+        _, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
         if changed:
             self.wal.append(now_ns, ADMIN, "expire_pending", {})
 
@@ -140,7 +154,7 @@ class Service:
     def _hello(self, connection, caller, args):
         participant, token = args["participant"], args["token"]
         expected = (self.admin_token_hash if participant == ADMIN
-                    else self.ledger.participant_token_hash(participant))
+                    else self.state.participant_token_hash(participant))
         if not token_matches(token, expected):
             log.warning("hello_failed", participant=participant, peer=_peer(connection))
             raise ProtocolError(codes.UNAUTHENTICATED, "unknown participant or wrong token")
@@ -161,7 +175,7 @@ class Service:
             "wal": {"appended_seq": wal.appended_seq, "durable_seq": wal.durable_seq,
                     "fsyncs": wal.fsync_count, "bytes_written": wal.bytes_since_start,
                     "failed": None if wal.failure is None else str(wal.failure)},
-            "ledger": self.ledger.counts(),
+            "ledger": self.state.counts(),
         }
 
     # durability events from the WAL

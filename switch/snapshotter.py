@@ -1,6 +1,6 @@
 """Background snapshots in a forked child, as Redis does with BGSAVE.
 
-The child gets a copy-on-write image of the ledger at one WAL sequence number and serializes it
+The child gets a copy-on-write image of the switch state at one WAL sequence number and serializes it
 while the parent keeps serving. The file is published (renamed into place) only once the WAL is
 durable up to that sequence number, so a snapshot never holds state that was not acknowledged-safe.
 Old snapshots beyond `snapshots_kept` and the WAL segments that only they needed are then deleted.
@@ -17,10 +17,10 @@ log = structlog.get_logger("switch.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, config, loop, ledger, wal, last_snapshot_seq: int):
+    def __init__(self, config, loop, state, wal, last_snapshot_seq: int):
         self.config = config
         self.loop = loop
-        self.ledger = ledger
+        self.state = state  # ledger and batches
         self.wal = wal
         self.last_snapshot_seq = last_snapshot_seq
         self._bytes_at_last = wal.bytes_since_start
@@ -38,7 +38,7 @@ class Snapshotter:
         if pid == 0:  # child: serialize, write, leave without running any parent cleanup
             code = 1
             try:
-                write_snapshot_file(path, seq, self.ledger.snapshot_state())
+                write_snapshot_file(path, seq, self.state.snapshot_state())
                 code = 0
             finally:
                 os._exit(code)
@@ -70,7 +70,7 @@ class Snapshotter:
         """A synchronous snapshot (at shutdown, when everything appended is durable)."""
         seq = self.wal.durable_seq
         if seq > self.last_snapshot_seq and self.wal.failure is None:
-            save_snapshot(self.config.snapshot_dir, seq, self.ledger.snapshot_state())
+            save_snapshot(self.config.snapshot_dir, seq, self.state.snapshot_state())
             self._published(seq)
 
     def _published(self, seq: int) -> None:

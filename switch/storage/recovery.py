@@ -12,9 +12,10 @@ from pathlib import Path
 import msgpack
 import structlog
 
-from switch.ledger import Ledger, LedgerError
+from switch.ledger import LedgerError
 from switch.storage.records import RecordScanner
 from switch.storage.segments import list_segments, list_snapshots
+from switch.state import SwitchState
 from switch.storage.snapshots import SnapshotDamaged, read_snapshot
 
 log = structlog.get_logger("switch.recovery")
@@ -27,15 +28,15 @@ class RecoveryError(Exception):
 
 @dataclass
 class Recovered:
-    ledger: Ledger
+    state: SwitchState
     next_seq: int
     snapshot_seq: int
     records_replayed: int
     truncated_bytes: int
 
 
-def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, Ledger]:
-    """The newest intact snapshot, falling back to older ones; (0, empty ledger) when none."""
+def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, SwitchState]:
+    """The newest intact snapshot, falling back to older ones; (0, empty state) when none."""
     snapshots = list_snapshots(snapshot_dir)
     for seq, path in reversed(snapshots):
         try:
@@ -44,8 +45,8 @@ def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, Ledger]:
             log.warning("snapshot_damaged_falling_back", reason=str(damage))
             continue
         log.info("snapshot_loaded", path=str(path), seq=snapshot_seq)
-        return snapshot_seq, Ledger.from_snapshot_state(state)
-    return 0, Ledger()
+        return snapshot_seq, SwitchState.from_snapshot_state(state)
+    return 0, SwitchState()
 
 
 def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
@@ -64,8 +65,8 @@ def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
 
 
 class _Replayer:
-    def __init__(self, ledger: Ledger, snapshot_seq: int, total_bytes: int):
-        self.ledger = ledger
+    def __init__(self, state: SwitchState, snapshot_seq: int, total_bytes: int):
+        self.state = state
         self.last_seq = snapshot_seq
         self.replayed = 0
         self.total_bytes = total_bytes
@@ -103,7 +104,7 @@ class _Replayer:
             raise RecoveryError(f"{path} at offset {offset}: record {seq} follows "
                                 f"{self.last_seq}; the log is out of order")
         try:
-            _, changed = self.ledger.execute(caller, op, args, now_ns)
+            _, changed = self.state.execute(caller, op, args, now_ns)
         except LedgerError as error:
             changed, detail = error.changed, f"it failed with {error.code}"
         else:
@@ -121,14 +122,14 @@ class _Replayer:
 
 def recover(wal_dir: Path, snapshot_dir: Path) -> Recovered:
     started = time.monotonic()
-    snapshot_seq, ledger = load_newest_snapshot(snapshot_dir)
+    snapshot_seq, state = load_newest_snapshot(snapshot_dir)
     segments = _segments_from(wal_dir, snapshot_seq)
-    replayer = _Replayer(ledger, snapshot_seq, sum(p.stat().st_size for _, p in segments))
+    replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments))
     truncated = 0
     for index, (_, path) in enumerate(segments):
         truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1)
-    ledger.check_invariants()
+    state.check_invariants()
     log.info("recovery_complete", snapshot_seq=snapshot_seq, records=replayer.replayed,
              last_seq=replayer.last_seq, truncated_bytes=truncated,
              elapsed_s=round(time.monotonic() - started, 3))
-    return Recovered(ledger, replayer.last_seq + 1, snapshot_seq, replayer.replayed, truncated)
+    return Recovered(state, replayer.last_seq + 1, snapshot_seq, replayer.replayed, truncated)

@@ -1,0 +1,207 @@
+"""Batches as deterministic state, replayed from the WAL like the ledger.
+
+Parsing happens outside (it is slow and pure); what reaches this book, and the log, is its outcome:
+`batch_validated` (problems or the item count) and `batch_apply` (a chunk of normalized items,
+applied through the ledger as the batch owner). So replay needs no parsing, and a partial batch
+resumes after a crash from `applied`, never applying an item twice. An atomic batch is one
+`batch_apply` of one linked chain: one record, one ledger step, all or nothing.
+"""
+import hashlib
+
+import msgpack
+
+from protocol import codes
+from switch.ledger import LedgerError
+
+ADMIN = "admin"
+RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
+ACCEPTED = frozenset({codes.CREATED, codes.EXISTS})
+
+
+class Batch:
+    __slots__ = ("batch_id", "owner", "format", "mode", "control_count", "control_sum", "digest",
+                 "state", "content", "items", "total", "applied", "created", "failed", "ids",
+                 "statuses", "problems", "submitted_at")
+
+    def __init__(self, batch_id, owner, fmt, mode, control_count, control_sum, digest, content,
+                 items, submitted_at):
+        self.batch_id, self.owner, self.format, self.mode = batch_id, owner, fmt, mode
+        self.control_count, self.control_sum, self.digest = control_count, control_sum, digest
+        self.state = RECEIVED
+        self.content, self.items = content, items  # dropped once no longer needed
+        self.total = self.applied = self.created = self.failed = 0
+        self.ids: list[str] = []
+        self.statuses: list[str] = []
+        self.problems: list[list[str]] = []
+        self.submitted_at = submitted_at
+
+    def signature(self):
+        return (self.format, self.mode, self.control_count, self.control_sum, self.digest)
+
+    def summary(self) -> dict:
+        return {"batch_id": self.batch_id, "state": self.state, "total": self.total,
+                "created": self.created, "failed": self.failed, "processed": self.applied,
+                "control": {"count": self.control_count, "sum": self.control_sum},
+                "problems": [{"where": w, "reason": r} for w, r in self.problems]}
+
+
+class BatchBook:
+    """Batch ids, uploads, progress and per-item results."""
+
+    def __init__(self, ledger, max_upload_bytes: int = 1 << 30):
+        self.ledger = ledger
+        self.max_upload_bytes = max_upload_bytes
+        self.batches: dict[str, Batch] = {}
+        self.uploads: dict[str, tuple[str, dict[int, bytes]]] = {}  # id -> (owner, seq -> data)
+        self.ops = {
+            "upload_batch_part": (self._upload_part, True),
+            "submit_batch": (self._submit, True),
+            "batch_validated": (self._validated, True),
+            "batch_apply": (self._apply, True),
+            "get_batch": (self._get, False),
+            "get_batch_results": (self._results, False),
+        }
+
+    def execute(self, caller, op, args, now_ns):
+        handler, mutating = self.ops[op]
+        return handler(caller, args, now_ns) if mutating else (handler(caller, args), False)
+
+    def unfinished(self) -> list[str]:
+        return [b.batch_id for b in self.batches.values() if b.state in (RECEIVED, PROCESSING)]
+
+    # uploads and submission
+
+    def _upload_part(self, caller, args, now_ns):
+        batch_id, seq, data = args["batch_id"], args["seq"], args["data"]
+        if batch_id in self.batches:
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch already submitted")
+        owner, parts = self.uploads.setdefault(batch_id, (caller, {}))
+        if owner != caller:
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch id in use")
+        result = {"batch_id": batch_id, "seq": seq, "bytes": len(data)}
+        if seq in parts:
+            if parts[seq] != data:
+                raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, f"part {seq} differs")
+            return result, False
+        if sum(map(len, parts.values())) + len(data) > self.max_upload_bytes:
+            raise LedgerError(codes.BAD_REQUEST, f"a batch may upload at most "
+                                                 f"{self.max_upload_bytes} bytes")
+        parts[seq] = data
+        return result, True
+
+    def _submit(self, caller, args, now_ns):
+        batch_id, items = args["batch_id"], args["items"]
+        content = args["content"]
+        if content is None and items is None and batch_id in self.uploads:
+            content = self._joined_upload(caller, batch_id)
+        signature = (args["format"], args["mode"], args["control_count"], args["control_sum"],
+                     _digest(content, items))
+        batch = self.batches.get(batch_id)
+        if batch is not None:
+            # A resubmission without content (its parts were consumed) compares the rest.
+            same = batch.signature()[:4] == signature[:4] and signature[4] in (None, batch.digest)
+            if not same or caller not in (batch.owner, ADMIN):
+                raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS,
+                                  "batch id used for a different submission")
+            return {"batch_id": batch_id, "state": batch.state}, False
+        if signature[4] is None:
+            raise LedgerError(codes.BAD_REQUEST, "no content, items or uploaded parts")
+        self.uploads.pop(batch_id, None)
+        self.batches[batch_id] = Batch(batch_id, caller, *signature, content, items, now_ns)
+        return {"batch_id": batch_id, "state": RECEIVED}, True
+
+    def _joined_upload(self, caller, batch_id) -> bytes:
+        owner, parts = self.uploads[batch_id]
+        if owner != caller:
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch id in use")
+        missing = [seq for seq in range(len(parts)) if seq not in parts]
+        if missing:
+            raise LedgerError(codes.BAD_REQUEST, f"uploaded parts must count from 0 without "
+                                                 f"gaps; part {missing[0]} is missing")
+        return b"".join(parts[seq] for seq in range(len(parts)))
+
+    # processing (internal ops, written by the batch engine)
+
+    def _validated(self, caller, args, now_ns):
+        batch = self.batches[args["batch_id"]]
+        assert batch.state == RECEIVED, batch.state
+        if args["problems"]:
+            batch.state, batch.problems = REJECTED, [list(p) for p in args["problems"]]
+            batch.content = batch.items = None
+        else:
+            batch.state, batch.total = PROCESSING, args["total"]
+            self._finish_if_done(batch)
+        return {}, True
+
+    def _apply(self, caller, args, now_ns):
+        batch = self.batches[args["batch_id"]]
+        items = args["items"]
+        assert batch.state == PROCESSING and args["start"] == batch.applied, (batch.state,
+                                                                              batch.applied)
+        if batch.mode == "atomic":
+            assert len(items) == batch.total
+            for item in items[:-1]:
+                item["linked"] = True
+        result, _ = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},
+                                        now_ns)
+        for item, outcome in zip(items, result["results"]):
+            batch.ids.append(item["id"])
+            batch.statuses.append(outcome["status"])
+            if outcome["status"] in ACCEPTED:
+                batch.created += 1
+            else:
+                batch.failed += 1
+        batch.applied += len(items)
+        self._finish_if_done(batch)
+        return {}, True
+
+    def _finish_if_done(self, batch) -> None:
+        if batch.applied == batch.total:
+            batch.state = COMPLETED
+            batch.items = None
+            if batch.format != "pain.001":  # pain.002 reports need the original document
+                batch.content = None
+
+    # reads
+
+    def visible(self, caller, batch_id) -> Batch:
+        batch = self.batches.get(batch_id)
+        if batch is None or caller not in (batch.owner, ADMIN):
+            raise LedgerError(codes.BATCH_NOT_FOUND, f"no batch {batch_id!r}")
+        return batch
+
+    def _get(self, caller, args):
+        return self.visible(caller, args["batch_id"]).summary()
+
+    def _results(self, caller, args):
+        batch = self.visible(caller, args["batch_id"])
+        start = args["offset"]
+        end = min(start + args["limit"], len(batch.statuses))
+        results = [{"index": i, "id": batch.ids[i], "status": batch.statuses[i]}
+                   for i in range(start, end)]
+        return {"results": results, "next": end if end < len(batch.statuses) else None}
+
+    # snapshots
+
+    def snapshot_state(self) -> dict:
+        return {"uploads": {k: [owner, parts] for k, (owner, parts) in self.uploads.items()},
+                "batches": [[getattr(b, name) for name in Batch.__slots__]
+                            for b in self.batches.values()]}
+
+    def restore(self, state: dict) -> None:
+        self.uploads = {k: (owner, {int(s): d for s, d in parts.items()})
+                        for k, (owner, parts) in state["uploads"].items()}
+        for values in state["batches"]:
+            batch = Batch.__new__(Batch)
+            for name, value in zip(Batch.__slots__, values):
+                setattr(batch, name, value)
+            self.batches[batch.batch_id] = batch
+
+
+def _digest(content: bytes | None, items: list | None) -> str | None:
+    """What makes two submissions of one batch id the same content."""
+    if content is not None:
+        return hashlib.sha256(content).hexdigest()
+    if items is not None:
+        return hashlib.sha256(msgpack.packb(items, use_bin_type=True)).hexdigest()
+    return None

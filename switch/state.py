@@ -1,0 +1,39 @@
+"""Everything the WAL replays: the ledger and the batch book, behind one `execute`."""
+from switch.batches.book import BatchBook
+from switch.ledger import Ledger
+
+BATCH_OPS = frozenset({"upload_batch_part", "submit_batch", "batch_validated", "batch_apply",
+                       "get_batch", "get_batch_results"})
+
+
+class SwitchState:
+    def __init__(self, ledger: Ledger | None = None):
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.batches = BatchBook(self.ledger)
+
+    def execute(self, caller, op, args, now_ns):
+        if op in BATCH_OPS:
+            return self.batches.execute(caller, op, args, now_ns)
+        return self.ledger.execute(caller, op, args, now_ns)
+
+    def next_expiry_ns(self):
+        return self.ledger.next_expiry_ns()
+
+    def participant_token_hash(self, participant):
+        return self.ledger.participant_token_hash(participant)
+
+    def counts(self) -> dict:
+        return {**self.ledger.counts(), "batches": len(self.batches.batches)}
+
+    def check_invariants(self) -> None:
+        self.ledger.check_invariants()
+
+    def snapshot_state(self) -> dict:
+        return {"ledger": self.ledger.snapshot_state(),
+                "batches": self.batches.snapshot_state()}
+
+    @classmethod
+    def from_snapshot_state(cls, state: dict) -> "SwitchState":
+        switch_state = cls(Ledger.from_snapshot_state(state["ledger"]))
+        switch_state.batches.restore(state["batches"])
+        return switch_state
