@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from switch.auth import load_or_create_admin_token
+from switch.batches.inbox import Inbox
 from switch.connection import Connection
 from switch.service import Service
 from switch.snapshotter import Snapshotter
@@ -57,6 +58,7 @@ class SwitchServer:
         service.snapshotter = Snapshotter(config, loop, recovered.state, service.wal,
                                           recovered.snapshot_seq)
         service.batch_engine.resume_unfinished()
+        inbox = Inbox(service, config.data_dir)
         server = await loop.create_server(lambda: Connection(service), config.host, config.port,
                                           backlog=1024, reuse_address=True)
         host, port = server.sockets[0].getsockname()[:2]
@@ -68,9 +70,10 @@ class SwitchServer:
         announce(f"payswitch listening on {host}:{port} (durability: {config.durability})\n"
                  f"  operator: participant 'admin', token in {config.admin_token_path}\n"
                  f"  try:      python -m client --data-dir {config.data_dir} stats")
-        housekeeping = loop.create_task(self._housekeeping(service))
+        housekeeping = loop.create_task(self._housekeeping(service, inbox))
         await self.stopping.wait()
         housekeeping.cancel()
+        inbox.close()
         await self._shutdown(server, service)
 
     def _write_server_info(self, host: str, port: int) -> None:
@@ -79,8 +82,9 @@ class SwitchServer:
         temporary.write_text(json.dumps(info) + "\n")
         os.replace(temporary, self.config.server_info_path)
 
-    async def _housekeeping(self, service: Service) -> None:
-        """Timers kept off the request path: pending expiry, idle connections, snapshots."""
+    async def _housekeeping(self, service: Service, inbox: Inbox) -> None:
+        """Timers kept off the request path: pending expiry, idle connections, snapshots,
+        the batch drop folder."""
         loop, config = service.loop, self.config
         next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
         while True:
@@ -90,6 +94,7 @@ class SwitchServer:
                 next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
                 self._close_idle(service, loop.time())
                 service.snapshotter.maybe_start()
+                inbox.scan()
 
     def _close_idle(self, service: Service, now_s: float) -> None:
         limit_s = self.config.idle_timeout_s

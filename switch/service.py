@@ -85,13 +85,23 @@ class Service:
         local = self.local_ops.get(op)
         if local is not None:
             return local(connection, caller, args)
-        now_ns = time.time_ns()
         if not mutating:
-            return self.state.execute(caller, op, args, now_ns)[0]
+            return self.state.execute(caller, op, args, time.time_ns())[0]
+        tokens = self._issue_tokens(args) if op == "create_participants" else None
+        result = self.execute_mutation(caller, op, args)
+        if tokens:
+            for item, token in zip(result["results"], tokens):
+                if item["status"] == codes.CREATED:
+                    item["token"] = token
+        return result
+
+    def execute_mutation(self, caller, op: str, args):
+        """Executes one state change at the current time and appends it to the WAL if it changed
+        anything; the one path for requests, the switch's own steps and inbox files."""
         if self.wal.failure is not None:
             raise WalFailed(str(self.wal.failure))
+        now_ns = time.time_ns()
         self.expire_due(now_ns)
-        tokens = self._issue_tokens(args) if op == "create_participants" else None
         try:
             result, changed = self.state.execute(caller, op, args, now_ns)
         except LedgerError as error:
@@ -106,10 +116,6 @@ class Service:
             self.wal.append(now_ns, caller, op, args)
             if op == "submit_batch":
                 self.batch_engine.start(args["batch_id"])
-        if tokens:
-            for item, token in zip(result["results"], tokens):
-                if item["status"] == codes.CREATED:
-                    item["token"] = token
         return result
 
     def _issue_tokens(self, args) -> list[str]:
@@ -124,13 +130,17 @@ class Service:
         return self.wal.failure is None and not self.shutting_down
 
     def execute_internal(self, op: str, args) -> None:
-        """A state change the switch makes itself (window opening, batch steps), logged like
-        any request so that replay reproduces it."""
-        now_ns = time.time_ns()
-        self.expire_due(now_ns)
-        _, changed = self.state.execute(ADMIN, op, args, now_ns)
-        if changed:
-            self.wal.append(now_ns, ADMIN, op, args)
+        """A state change the switch makes itself (window opening, batch steps)."""
+        self.execute_mutation(ADMIN, op, args)
+
+    def submit_as(self, participant: str, args) -> None:
+        """Submits a batch for a participant (the drop folder), as if it had sent it."""
+        if participant != ADMIN and self.state.participant_token_hash(participant) is None:
+            raise ValueError(f"unknown participant {participant!r}")
+        try:
+            self.execute_mutation(participant, "submit_batch", args)
+        except LedgerError as error:
+            raise ValueError(f"batch refused: {error.code}: {error.message}") from error
 
     def open_first_window(self) -> None:
         """A fresh ledger has no settlement window yet; open window 1 now, durably."""
