@@ -65,7 +65,11 @@ def _msgpack_ext(code: int, data: bytes):
     raise _bad_frame(f"MessagePack ext type {code} is not allowed")
 
 
-def _decode_json(body: bytes) -> dict:
+def decode_strict_json(body: bytes):
+    """Any strict RFC 8259 JSON value (PROTOCOL.md "Framing"), or raise `bad_frame`.
+
+    Also used for JSON content that is not a frame body, such as batch files.
+    """
     try:
         text = body.decode("utf-8")
         obj, end = _json_decoder.raw_decode(text)
@@ -74,8 +78,8 @@ def _decode_json(body: bytes) -> dict:
         if b"\\u" in body and _SURROGATE_ESCAPE.search(body):
             _utf8_checker.encode(obj).encode("utf-8")
     except _DECODE_ERRORS as exc:  # UnicodeError is a ValueError
-        raise _bad_frame(f"invalid JSON body: {_brief(exc)}") from None
-    return obj  # a body starting with "{" that decodes at all is one object
+        raise _bad_frame(f"invalid JSON: {_brief(exc)}") from None
+    return obj
 
 
 def _decode_msgpack(body: bytes) -> dict:
@@ -101,7 +105,8 @@ def decode_body(body: bytes) -> tuple[dict, str]:
     if not body:
         raise _bad_frame("empty body")
     if body[0] == _JSON_FIRST_BYTE:
-        return _decode_json(bytes(body)), JSON
+        # A body starting with "{" that decodes at all is one object.
+        return decode_strict_json(bytes(body)), JSON
     return _decode_msgpack(body), MSGPACK
 
 

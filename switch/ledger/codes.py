@@ -1,32 +1,16 @@
 """Status and error codes (equal to the wire codes of PROTOCOL.md) and LedgerError."""
 
+# The wire codes (PROTOCOL.md) are the ledger's item statuses and request errors.
+from protocol.codes import (  # noqa: F401
+    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, BAD_REQUEST, CREATED, CURRENCY_MISMATCH,
+    EXCEEDS_PENDING_AMOUNT, EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS,
+    INVALID_AMOUNT, LINKED_EVENT_CHAIN_OPEN, LINKED_EVENT_FAILED, NET_DEBIT_CAP_EXCEEDED,
+    PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, PARTICIPANT_SUSPENDED, PENDING_ALREADY_POSTED,
+    PENDING_ALREADY_VOIDED, PENDING_EXPIRED, PENDING_NOT_FOUND, SAME_ACCOUNT, UNKNOWN_OP,
+    WINDOW_NOT_FOUND,
+)
+
 ADMIN = "admin"
-
-CREATED = "created"
-EXISTS = "exists"
-
-BAD_REQUEST = "bad_request"
-UNKNOWN_OP = "unknown_op"
-FORBIDDEN = "forbidden"
-EXISTS_WITH_DIFFERENT_FIELDS = "exists_with_different_fields"
-PARTICIPANT_NOT_FOUND = "participant_not_found"
-PARTICIPANT_EXISTS = "participant_exists"
-PARTICIPANT_SUSPENDED = "participant_suspended"
-ACCOUNT_NOT_FOUND = "account_not_found"
-ACCOUNT_EXISTS = "account_exists"
-CURRENCY_MISMATCH = "currency_mismatch"
-SAME_ACCOUNT = "same_account"
-INVALID_AMOUNT = "invalid_amount"
-INSUFFICIENT_FUNDS = "insufficient_funds"
-NET_DEBIT_CAP_EXCEEDED = "net_debit_cap_exceeded"
-PENDING_NOT_FOUND = "pending_not_found"
-PENDING_ALREADY_POSTED = "pending_already_posted"
-PENDING_ALREADY_VOIDED = "pending_already_voided"
-PENDING_EXPIRED = "pending_expired"
-EXCEEDS_PENDING_AMOUNT = "exceeds_pending_amount"
-LINKED_EVENT_FAILED = "linked_event_failed"
-LINKED_EVENT_CHAIN_OPEN = "linked_event_chain_open"
-WINDOW_NOT_FOUND = "window_not_found"
 
 
 class LedgerError(Exception):

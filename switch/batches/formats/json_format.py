@@ -4,9 +4,8 @@ They come as the `items` list of `submit_batch`, or as content (uploaded parts)
 holding one strict JSON array of those objects.
 """
 
-import json
-
 from protocol import ProtocolError, codes, normalize_transfer
+from protocol.codec import decode_strict_json
 
 from .parsed import ParsedBatch, ProblemLog, finish
 
@@ -14,26 +13,6 @@ __all__ = ["parse_json"]
 
 # Two-phase steps and chains have no meaning in a batch: mode decides atomicity.
 _NOT_ONE_PHASE = ("pending", "post_pending_id", "void_pending_id", "linked")
-
-
-class _Refused(ValueError):
-    """JSON that the standard decoder accepts but the wire contract does not."""
-
-
-def _object(pairs: list) -> dict:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise _Refused("duplicate name in a JSON object")
-    return obj
-
-
-def _constant(name: str):
-    raise _Refused(f"JSON does not allow {name}")
-
-
-# Same strictness as the wire's JSON bodies (PROTOCOL.md "Framing").
-_decoder = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
-_utf8_checker = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
 def parse_json(content: bytes | None, items: list | None, max_items: int) -> ParsedBatch:
@@ -66,11 +45,9 @@ def _load(content: bytes | None, problems: ProblemLog) -> list:
         problems.add("content", "no items and no content")
         return []
     try:
-        value = _decoder.decode(content.decode("utf-8"))
-        if b"\\u" in content:  # a lone surrogate escape would later fail to encode
-            _utf8_checker.encode(value).encode("utf-8")
-    except (ValueError, RecursionError) as exc:  # UnicodeError, JSONDecodeError are ValueErrors
-        problems.add("content", f"invalid JSON: {str(exc)[:200]}")
+        value = decode_strict_json(content)  # the same strictness as the wire's JSON bodies
+    except ProtocolError as exc:
+        problems.add("content", exc.message)
         return []
     if type(value) is not list:
         problems.add("content", "must be a JSON array of transfer objects")
