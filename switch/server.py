@@ -48,8 +48,11 @@ class SwitchServer:
         config, loop = self.config, asyncio.get_running_loop()
         admin_token = load_or_create_admin_token(config.admin_token_path,
                                                  os.environ.get("SWITCH_ADMIN_TOKEN"))
-        recovered = recover(config.wal_dir, config.snapshot_dir)
-        gc.collect()
+        gc.disable()  # recovery builds millions of long-lived objects: nothing to collect
+        try:
+            recovered = recover(config.wal_dir, config.snapshot_dir)
+        finally:
+            gc.enable()
         gc.freeze()
 
         def wal_factory(on_durable, on_failure):
