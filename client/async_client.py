@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import ssl as _ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from .connection import MAX_REPLY_BYTES, Connection
 from .errors import ConnectionLost, RequestTimeout, SwitchError, TransportError
 from .results import (
     Account, Batch, BatchPart, BatchResultsPage, ItemResult, ParticipantResult, Transfer,
-    TransferPage, TransferResult, Window,
+    TransferPage, TransferResult, Window, WindowMatrix,
 )
 
 # The public request methods, shared by the sync wrapper and the pool.
@@ -19,7 +20,7 @@ OP_METHODS = (
     "request", "ping", "create_participants", "set_participant", "create_accounts",
     "create_transfers", "transfer", "post_pending", "void_pending", "lookup_accounts",
     "lookup_transfers", "get_account_transfers", "close_window", "get_window", "list_windows",
-    "stats", "upload_batch_part", "submit_batch", "get_batch", "get_batch_results",
+    "get_window_matrix", "stats", "upload_batch_part", "submit_batch", "get_batch", "get_batch_results",
 )
 
 
@@ -30,8 +31,10 @@ class AsyncClient:
     """
 
     def __init__(self, host: str, port: int, *, participant: str, token: str, codec: str,
-                 timeout_s: float, retries: int, backoff_s: float, max_reply_bytes: int):
+                 timeout_s: float, retries: int, backoff_s: float, max_reply_bytes: int,
+                 ssl: _ssl.SSLContext | None = None):
         self.host, self.port = host, port
+        self._ssl = ssl
         self._hello = {"participant": participant, "token": token}
         self._codec = codec
         self._timeout_s = timeout_s
@@ -47,12 +50,14 @@ class AsyncClient:
     async def connect(cls, host: str = "127.0.0.1", port: int = 7878, *,
                       participant: str = "admin", token: str, codec: str = MSGPACK,
                       timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.05,
-                      max_reply_bytes: int = MAX_REPLY_BYTES) -> "AsyncClient":
+                      max_reply_bytes: int = MAX_REPLY_BYTES,
+                      ssl: _ssl.SSLContext | None = None) -> "AsyncClient":
         """Open and authenticate a connection. `retries` is how many times a safely repeatable
-        request is resent after a connection loss or timeout."""
+        request is resent after a connection loss or timeout. `ssl`: a client SSLContext to
+        connect with TLS (None: plain TCP)."""
         client = cls(host, port, participant=participant, token=token, codec=codec,
                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                     max_reply_bytes=max_reply_bytes)
+                     max_reply_bytes=max_reply_bytes, ssl=ssl)
         try:
             async with asyncio.timeout(timeout_s):
                 await client._connection()
@@ -88,7 +93,8 @@ class AsyncClient:
             return self._conn
 
     async def _open(self) -> Connection:
-        conn = await Connection.open(self.host, self.port, self._codec, self._max_reply_bytes)
+        conn = await Connection.open(self.host, self.port, self._codec, self._max_reply_bytes,
+                                     ssl=self._ssl)
         try:
             self.server_info = await conn.request("hello", self._hello)
         except BaseException:
@@ -138,14 +144,19 @@ class AsyncClient:
 
     async def set_participant(self, id: str, *,
                               net_debit_cap: Mapping[str, int | None] | None = None,
-                              suspended: bool | None = None) -> dict[str, Any]:
-        """Change caps (a None amount lifts that currency's cap) or suspend/resume; returns the
-        participant record. Not resent automatically."""
+                              suspended: bool | None = None,
+                              settlement_accounts: Mapping[str, str | None] | None = None
+                              ) -> dict[str, Any]:
+        """Change caps (a None amount lifts that currency's cap), suspend/resume, or set the
+        participant's settlement account per currency (None unsets it); returns the participant
+        record. Not resent automatically."""
         args: dict[str, Any] = {"id": id}
         if net_debit_cap is not None:
             args["net_debit_cap"] = dict(net_debit_cap)
         if suspended is not None:
             args["suspended"] = suspended
+        if settlement_accounts is not None:
+            args["settlement_accounts"] = dict(settlement_accounts)
         return await self._call("set_participant", args, retry=False)
 
     # Accounts and transfers
@@ -205,9 +216,14 @@ class AsyncClient:
 
     # Clearing and settlement
 
-    async def close_window(self) -> Window:
-        """Close the open window. Never resent: a repeat would close the next window too."""
-        return Window.from_wire(await self._call("close_window", {}, retry=False))
+    async def close_window(self, *, hub_accounts: Mapping[str, str] | None = None) -> Window:
+        """Close the open window. Never resent: a repeat would close the next window too.
+
+        With `hub_accounts` ({currency: the hub's settlement account}) the close also posts the
+        window's settlement, atomically: each participant's net moves between its settlement
+        account and the hub's, as transfers `settle:<window_id>:<participant>:<CUR>`."""
+        args = {} if hub_accounts is None else {"settle": {"hub_accounts": dict(hub_accounts)}}
+        return Window.from_wire(await self._call("close_window", args, retry=False))
 
     async def get_window(self, window_id: int) -> Window:
         result = await self._call("get_window", {"window_id": window_id}, retry=True)
@@ -216,6 +232,11 @@ class AsyncClient:
     async def list_windows(self) -> list[Window]:
         result = await self._call("list_windows", {}, retry=True)
         return [Window.from_wire(w) for w in result["windows"]]
+
+    async def get_window_matrix(self, window_id: int) -> WindowMatrix:
+        """The window's bilateral matrix: gross amounts per (payer, payee, currency)."""
+        result = await self._call("get_window_matrix", {"window_id": window_id}, retry=True)
+        return WindowMatrix.from_wire(result)
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("stats", {}, retry=True)

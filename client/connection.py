@@ -8,6 +8,7 @@ a request is cancelled or times out: its reply would otherwise be read by the ne
 """
 
 import asyncio
+import ssl as _ssl
 from collections import deque
 from typing import Any
 
@@ -40,11 +41,16 @@ class Connection(asyncio.Protocol):
 
     @classmethod
     async def open(cls, host: str, port: int, codec: str,
-                   max_reply_bytes: int = MAX_REPLY_BYTES) -> "Connection":
+                   max_reply_bytes: int = MAX_REPLY_BYTES,
+                   ssl: _ssl.SSLContext | None = None) -> "Connection":
+        """`ssl`: a client SSLContext to speak TLS (it checks the server's certificate against
+        `host` unless its check_hostname is off; load a client certificate into it where the
+        switch requires one)."""
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(lambda: cls(codec, max_reply_bytes), host, port)
-        except OSError as exc:
+            _, conn = await loop.create_connection(lambda: cls(codec, max_reply_bytes), host, port,
+                                                   ssl=ssl)
+        except OSError as exc:  # ssl.SSLError (a failed handshake) is an OSError too
             raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn
 

@@ -29,6 +29,17 @@ class FrameDecoder:
         self.too_large_length: int | None = None
         self._pending = bytearray()  # an incomplete frame carried to the next feed
 
+    @property
+    def has_partial_frame(self) -> bool:
+        """Whether bytes of an incomplete frame (header or body) are buffered: the peer started
+        a frame and has not finished it. Servers use it to time out slow senders."""
+        return bool(self._pending)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of the incomplete frame held until the rest arrives."""
+        return len(self._pending)
+
     def feed(self, data: bytes) -> list[bytes]:
         """Return the bodies of every frame completed by `data` (keep-alives dropped)."""
         if self.too_large_length is not None:

@@ -15,12 +15,30 @@ class Config:
     durability: str = "fsync"
     max_frame_bytes: int = 1 << 20
     max_connections: int = 10_000
-    # Requests read from one connection whose replies are not yet sent; past it we stop reading
-    # from that connection until half have been answered.
+    # Requests read from one connection whose replies are not yet sent; past it the rest are
+    # answered `overloaded` (not executed) and we stop reading from that connection until half
+    # have been answered.
     max_inflight_per_connection: int = 4096
     # Bytes of replies queued in a connection's transport before we stop reading from it.
     max_write_buffer_bytes: int = 4 << 20
     idle_timeout_s: float = 300.0
+    # A frame whose first byte has arrived must be complete within this (slowloris); otherwise
+    # the connection gets a JSON `bad_frame` (id null) and is closed. Also the TLS handshake limit.
+    frame_timeout_s: float = 10.0
+    # A connection whose replies stay above max_write_buffer_bytes (it does not read them) this
+    # long is dropped; so is one whose close cannot flush its last replies.
+    write_stall_timeout_s: float = 30.0
+    # Replies held for the WAL across all connections; past it new requests get `overloaded`.
+    max_queued_replies: int = 100_000
+    # Failed `hello`s from one peer address: the failed reply is held back 0.1 s, doubling per
+    # consecutive failure up to the maximum (0 disables), serialized per address.
+    hello_failure_delay_s: float = 0.1
+    hello_failure_max_delay_s: float = 5.0
+    # Optional TLS (1.2+): server certificate chain and key; with a client CA, every client must
+    # present a certificate it signed, and `hello` must name the certificate's subject CN.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     wal_segment_bytes: int = 64 << 20
     # A snapshot is taken (in a forked child) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
@@ -54,6 +72,15 @@ class Config:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                      "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
-                     "snapshots_kept"):
+                     "snapshots_kept", "max_queued_replies"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 <= self.hello_failure_delay_s <= self.hello_failure_max_delay_s:
+            raise ValueError("need 0 <= hello_failure_delay_s <= hello_failure_max_delay_s")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key")

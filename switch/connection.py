@@ -3,13 +3,36 @@
 Backpressure: we stop reading from a connection while its transport's write buffer is above the
 limit (a client that does not read its replies) or while it has too many requests unanswered,
 so neither a slow reader nor a fast pipeliner can make the server buffer without bound.
+
+Fairness: the frames of one read are handled for at most TURN_S before the connection yields to
+the event loop (the rest wait in `backlog`, reading paused), so a client that sends thousands of
+frames, or expensive ones, at once delays the others by one turn, not by all of its work.
+
+Timers (checked by the server's housekeeping sweep, once a second, see `sweep`): a frame must be
+complete within `frame_timeout_s` of its first byte (slowloris); a connection that keeps its
+replies above the write-buffer limit for `write_stall_timeout_s` is dropped (it does not read);
+one with no traffic for `idle_timeout_s` is closed.
+
+A reply may also be held until a point in time (a failed `hello` is answered late, see
+`Service._hello`); later replies on the connection wait behind it, so order is kept, and reading
+pauses meanwhile.
 """
 import asyncio
+import time
 from collections import deque
 
 from protocol import FrameDecoder, encode_body, encode_frame, error_reply, JSON, codes
 
-PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE = 1, 2, 4
+PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE, PAUSED_FOR_DELAY = 1, 2, 4, 8
+PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST = 16, 32
+TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
+# Fairness: one connection handles frames for at most this long before the event loop serves
+# the others; the rest of what it read waits for its next turn (and reading pauses meanwhile).
+TURN_S = 0.001
+
+# Why the sweep closed a connection (the keys of the `connections_closed` counters).
+IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
+    "close_stall"
 
 
 class Connection(asyncio.Protocol):
@@ -19,12 +42,24 @@ class Connection(asyncio.Protocol):
         self.decoder = FrameDecoder(self.config.max_frame_bytes)
         self.participant: str | None = None
         self.transport = None
-        # (seq, request_id, codec, frame) of replies waiting for the WAL to reach seq.
+        self.peer_ip: str | None = None
+        self.cert_cn: str | None = None  # subject CN of a verified TLS client certificate
+        # (seq, request_id, codec, frame, not_before_s) of replies waiting for the WAL to reach
+        # seq and, when not_before_s is not 0, for the loop clock to reach not_before_s.
         self.waiting: deque = deque()
+        self.delayed = 0  # entries of `waiting` with a not_before_s
         self.ready: list[bytes] = []
+        self.backlog: deque = deque()  # bodies read but not yet handled (see TURN_S)
+        self._turn_scheduled = False
+        self.framing_lost = False  # an oversized length: answer what came before, then close
+        self.eof = False  # the peer half-closed: answer what came before, then close
         self.paused = 0
         self.closing = False
         self.last_activity_s = 0.0
+        self.partial_since_s: float | None = None  # first byte of the incomplete frame
+        self.write_stalled_since_s: float | None = None
+        self.close_started_s: float | None = None
+        self._release_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol callbacks
 
@@ -32,81 +67,185 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.last_activity_s = self.service.loop.time()
         transport.set_write_buffer_limits(high=self.config.max_write_buffer_bytes)
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        self.cert_cn = _subject_cn(transport.get_extra_info("peercert"))
         if not self.service.admit(self):
             self.send_error_and_close(codes.OVERLOADED, "too many connections; try again later")
 
     def connection_lost(self, exc) -> None:
         self.closing = True
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        self.service.queued_replies -= len(self.waiting)
         self.waiting.clear()
+        self.delayed = 0
         self.service.forget(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:  # framing was lost or the connection refused: read nothing more
+        if self.closing or self.framing_lost:  # refused, closing, or framing lost: read no more
             return
-        self.last_activity_s = self.service.loop.time()
+        now_s = self.service.loop.time()
+        self.last_activity_s = now_s
+        decoder = self.decoder
+        buffered_before = decoder.buffered_bytes
+        bodies = decoder.feed(data)
+        if decoder.too_large_length is not None:
+            self.framing_lost = True
+            self._pause(PAUSED_FOR_LOST)
+        elif not decoder.has_partial_frame:
+            self.partial_since_s = None
+        elif self.partial_since_s is None or \
+                decoder.buffered_bytes < buffered_before + len(data):
+            self.partial_since_s = now_s  # a frame (or keep-alive) ended: a new one began now
+        self.backlog.extend(bodies)
+        if not self._turn_scheduled:
+            self._take_turn()
+
+    def _take_turn(self) -> None:
+        """Handles backlog frames for up to TURN_S, then yields to the event loop. While the
+        client does not read its replies (write buffer full), no more replies are made: the
+        backlog waits for resume_writing. Reading is paused while anything is in the backlog."""
+        self._turn_scheduled = False
+        backlog = self.backlog
+        if self.closing:
+            backlog.clear()
+            return
         handle = self.service.handle_frame
-        for body in self.decoder.feed(data):
-            handle(self, body)
-            if self.closing:
+        deadline = time.perf_counter() + TURN_S
+        while backlog:
+            if self.paused & PAUSED_FOR_WRITES or time.perf_counter() > deadline:
+                self._pause(PAUSED_FOR_BACKLOG)
+                if not self.paused & PAUSED_FOR_WRITES:
+                    self._turn_scheduled = True
+                    self.service.loop.call_soon(self._take_turn)
+                self.flush()
                 return
-        if self.decoder.too_large_length is not None:
+            handle(self, backlog.popleft())
+            if self.closing:
+                backlog.clear()
+                return
+        if self.paused & PAUSED_FOR_BACKLOG:
+            self._resume(PAUSED_FOR_BACKLOG)
+        if self.eof:
+            self._half_close()
+            return
+        if self.framing_lost:
             self.send_error_and_close(
                 codes.FRAME_TOO_LARGE,
                 f"frame of {self.decoder.too_large_length} bytes exceeds max_frame_bytes "
                 f"{self.config.max_frame_bytes}")
+            return
         self.flush()
 
     def eof_received(self) -> bool:
         """A half-close: answer everything already received, then close."""
+        self.eof = True
+        if not self.backlog:
+            self._half_close()
+        return True  # keep the transport open for the replies still waiting for the WAL
+
+    def _half_close(self) -> None:
         self.closing = True
         self.paused |= PAUSED_FOR_CLOSE
         self.flush()
-        return True  # keep the transport open for the replies still waiting for the WAL
 
     def pause_writing(self) -> None:
+        self.write_stalled_since_s = self.service.loop.time()
         self._pause(PAUSED_FOR_WRITES)
 
     def resume_writing(self) -> None:
+        self.write_stalled_since_s = None
         self._resume(PAUSED_FOR_WRITES)
+        if self.backlog and not self._turn_scheduled:
+            self._turn_scheduled = True
+            self.service.loop.call_soon(self._take_turn)
 
     # replies
 
-    def queue_reply(self, seq: int, request_id, codec: str, frame: bytes, durable_seq: int) -> None:
-        """Sends `frame` once the WAL is durable up to `seq`, after every earlier reply."""
-        if not self.waiting and seq <= durable_seq:
+    def queue_reply(self, seq: int, request_id, codec: str, frame: bytes, durable_seq: int,
+                    not_before_s: float = 0.0) -> None:
+        """Sends `frame` once the WAL is durable up to `seq` (and, if given, not before the loop
+        time `not_before_s`), after every earlier reply."""
+        waiting = self.waiting
+        if not waiting and seq <= durable_seq and not not_before_s:
             self.ready.append(frame)
             return
-        if not self.waiting:
+        if not waiting:
             self.service.waiting_connections.add(self)
-        self.waiting.append((seq, request_id, codec, frame))
-        if len(self.waiting) >= self.config.max_inflight_per_connection:
+        waiting.append((seq, request_id, codec, frame, not_before_s))
+        self.service.queued_replies += 1
+        if not_before_s:
+            self.delayed += 1
+            self._pause(PAUSED_FOR_DELAY)
+            if len(waiting) == 1:
+                self._arm_release_timer(not_before_s)
+        if len(waiting) >= self.config.max_inflight_per_connection:
             self._pause(PAUSED_FOR_INFLIGHT)
 
     def release(self, durable_seq: int) -> bool:
-        """Sends the replies now durable; returns whether some are still waiting."""
+        """Sends the replies now durable (and due); returns whether some are still waiting."""
         waiting = self.waiting
-        while waiting and waiting[0][0] <= durable_seq:
+        released = 0
+        while waiting:
+            head = waiting[0]
+            if head[0] > durable_seq:
+                break
+            if head[4]:
+                if head[4] > self.service.loop.time() + TIMER_SLACK_S:
+                    self._arm_release_timer(head[4])
+                    break
+                self.delayed -= 1
             self.ready.append(waiting.popleft()[3])
+            released += 1
         self.flush()
-        if self.paused & PAUSED_FOR_INFLIGHT and \
-                len(waiting) <= self.config.max_inflight_per_connection // 2:
-            self._resume(PAUSED_FOR_INFLIGHT)
+        if released:
+            self.service.queued_replies -= released
+            if self.paused & PAUSED_FOR_DELAY and not self.delayed:
+                self._resume(PAUSED_FOR_DELAY)
+            if self.paused & PAUSED_FOR_INFLIGHT and \
+                    len(waiting) <= self.config.max_inflight_per_connection // 2:
+                self._resume(PAUSED_FOR_INFLIGHT)
         return bool(waiting)
 
-    def fail_waiting(self, code: str, message: str) -> None:
-        """Answers every waiting request with an error: their records will never be durable."""
-        for _, request_id, codec, _ in self.waiting:
-            self.ready.append(encode_frame(encode_body(error_reply(request_id, code, message),
-                                                       codec)))
+    def _arm_release_timer(self, when_s: float) -> None:
+        timer = self._release_timer
+        if timer is not None:
+            if timer.when() <= when_s:
+                return
+            timer.cancel()
+        self._release_timer = self.service.loop.call_at(when_s, self._on_release_timer)
+
+    def _on_release_timer(self) -> None:
+        self._release_timer = None
+        if self.transport is None or not self.waiting:
+            return
+        if not self.release(self.service.wal.durable_seq):
+            self.service.waiting_connections.discard(self)
+
+    def fail_waiting(self, code: str, message: str, durable_seq: int) -> None:
+        """Answers every waiting request now: those not yet durable with an error (their records
+        will never be), the others with their reply."""
+        for seq, request_id, codec, frame, _ in self.waiting:
+            if seq > durable_seq:
+                frame = encode_frame(encode_body(error_reply(request_id, code, message), codec))
+            self.ready.append(frame)
+        self.service.queued_replies -= len(self.waiting)
         self.waiting.clear()
+        self.delayed = 0
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
         self.flush()
+        self._resume(PAUSED_FOR_DELAY | PAUSED_FOR_INFLIGHT)
 
     def flush(self) -> None:
         if self.ready and not self.transport.is_closing():
             self.transport.write(b"".join(self.ready))
         self.ready.clear()
         if self.paused & PAUSED_FOR_CLOSE and not self.waiting:
-            self.transport.close()
+            self._close_transport()
 
     def send_error_and_close(self, code: str, message: str) -> None:
         """Answers in JSON with id null after every earlier reply, then closes: framing is lost."""
@@ -114,14 +253,55 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self._pause(PAUSED_FOR_CLOSE)
         if self.waiting:
-            self.waiting.append((self.waiting[-1][0], None, JSON, frame))
+            self.waiting.append((self.waiting[-1][0], None, JSON, frame, 0.0))
+            self.service.queued_replies += 1
         else:
             self.ready.append(frame)
         self.flush()
 
     def close(self) -> None:
         self.closing = True
-        self.transport.close()
+        self._close_transport()
+
+    def abort(self) -> None:
+        """Drops the connection at once, with whatever it has not read."""
+        self.closing = True
+        self.transport.abort()
+
+    def _close_transport(self) -> None:
+        if self.close_started_s is None:
+            self.close_started_s = self.service.loop.time()
+        self.transport.close()  # waits until the write buffer is flushed
+
+    # timers
+
+    def sweep(self, now_s: float) -> str | None:
+        """Enforces the connection's time limits; returns why it was closed, if it was."""
+        config = self.config
+        if self.close_started_s is not None:
+            # closing, but the peer does not take its last replies: drop them
+            if now_s - self.close_started_s > config.write_stall_timeout_s:
+                self.abort()
+                return CLOSE_STALL
+            return None
+        if self.write_stalled_since_s is not None and \
+                now_s - self.write_stalled_since_s > config.write_stall_timeout_s:
+            self.abort()
+            return WRITE_STALL
+        if self.closing:
+            return None
+        if self.partial_since_s is not None and not self.paused and \
+                now_s - self.partial_since_s > config.frame_timeout_s:
+            self.send_error_and_close(
+                codes.BAD_FRAME, f"frame not completed within frame_timeout_s "
+                                 f"{config.frame_timeout_s:g}s of its first byte")
+            return FRAME_TIMEOUT
+        if not self.waiting and now_s - self.last_activity_s > config.idle_timeout_s:
+            self.close()
+            return IDLE
+        return None
+
+    # reading
 
     def _pause(self, reason: int) -> None:
         if not self.paused:
@@ -129,6 +309,19 @@ class Connection(asyncio.Protocol):
         self.paused |= reason
 
     def _resume(self, reason: int) -> None:
+        was_paused = self.paused
         self.paused &= ~reason
-        if not self.paused and not self.transport.is_closing():
+        if was_paused and not self.paused and not self.transport.is_closing():
             self.transport.resume_reading()
+            if self.partial_since_s is not None:
+                # the rest of the frame may have waited in the kernel while we did not read
+                self.partial_since_s = self.service.loop.time()
+
+
+def _subject_cn(peercert) -> str | None:
+    """The commonName of a verified peer certificate's subject, if there is exactly one."""
+    if not peercert:
+        return None
+    names = [value for rdn in peercert.get("subject", ()) for key, value in rdn
+             if key == "commonName"]
+    return names[0] if len(names) == 1 else None

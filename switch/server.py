@@ -4,7 +4,9 @@ import fcntl
 import gc
 import json
 import os
+import resource
 import signal
+import ssl
 import time
 from pathlib import Path
 
@@ -24,6 +26,39 @@ HOUSEKEEPING_INTERVAL_S = 1.0
 
 class DataDirLocked(Exception):
     pass
+
+
+class TlsSetupError(Exception):
+    pass
+
+
+def raise_fd_limit() -> int:
+    """Lifts the soft limit on open files to the hard limit (every connection is a file);
+    returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def tls_context(config) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or later), or None without --tls-cert."""
+    if config.tls_cert is None:
+        return None
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        if config.tls_client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=config.tls_client_ca)
+    except (OSError, ssl.SSLError) as error:
+        raise TlsSetupError(f"TLS set-up failed: {error}") from error
+    return context
 
 
 def lock_data_dir(config) -> int:
@@ -46,6 +81,8 @@ class SwitchServer:
 
     async def run(self, announce=print) -> None:
         config, loop = self.config, asyncio.get_running_loop()
+        tls = tls_context(config)
+        fd_limit = raise_fd_limit()
         admin_token = load_or_create_admin_token(config.admin_token_path,
                                                  os.environ.get("SWITCH_ADMIN_TOKEN"))
         gc.disable()  # recovery builds millions of long-lived objects: nothing to collect
@@ -65,14 +102,23 @@ class SwitchServer:
                                           recovered.snapshot_seq)
         service.batch_engine.resume_unfinished()
         inbox = Inbox(service, config.data_dir)
+        # A TLS handshake must finish within frame_timeout_s, like any frame.
+        tls_options = {} if tls is None else {"ssl": tls,
+                                              "ssl_handshake_timeout": config.frame_timeout_s}
         server = await loop.create_server(lambda: Connection(service), config.host, config.port,
-                                          backlog=1024, reuse_address=True)
+                                          backlog=1024, reuse_address=True, **tls_options)
         host, port = server.sockets[0].getsockname()[:2]
         self._write_server_info(host, port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         log.info("listening", host=host, port=port, durability=config.durability,
-                 data_dir=str(config.data_dir))
+                 data_dir=str(config.data_dir), fd_limit=fd_limit,
+                 tls="off" if tls is None else
+                 "server" if config.tls_client_ca is None else "server+client-certificates")
+        if fd_limit < config.max_connections + 64:
+            log.warning("fd_limit_below_max_connections", fd_limit=fd_limit,
+                        max_connections=config.max_connections,
+                        action="raise the hard RLIMIT_NOFILE or lower --max-connections")
         announce(f"payswitch listening on {host}:{port} (durability: {config.durability})\n"
                  f"  operator: participant 'admin', token in {config.admin_token_path}\n"
                  f"  try:      python -m client --data-dir {config.data_dir} stats")
@@ -99,21 +145,32 @@ class SwitchServer:
         """
         loop, config = service.loop, self.config
         next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
+        shed_logged = dict(service.shed)
         while True:
             await asyncio.sleep(config.expiry_check_interval_s)
             service.expire_due(time.time_ns())
             if loop.time() >= next_sweep_s:
                 next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
-                self._close_idle(service, loop.time())
+                shed_logged = self._sweep_connections(service, shed_logged)
                 service.snapshotter.maybe_start()
                 inbox.scan()
                 gc.freeze()  # see below
 
-    def _close_idle(self, service: Service, now_s: float) -> None:
-        limit_s = self.config.idle_timeout_s
-        for connection in list(service.connections):
-            if not connection.waiting and now_s - connection.last_activity_s > limit_s:
-                connection.close()
+    def _sweep_connections(self, service: Service, shed_logged: dict) -> dict:
+        """Closes idle, slow and stalled connections; logs at most one line per kind a second
+        (an attack must not flood the log), with counts rather than a line per connection."""
+        closed = service.sweep_connections(service.loop.time())
+        if closed.get("idle"):
+            log.info("connections_closed_idle", count=closed["idle"])
+        slow = {reason: count for reason, count in closed.items() if reason != "idle"}
+        if slow:
+            log.warning("connections_dropped", **slow, connections=len(service.connections))
+        shed = {name: total - shed_logged[name] for name, total in service.shed.items()
+                if name != "hello_failures" and total != shed_logged[name]}
+        if shed:
+            log.warning("load_shed", **shed, connections=len(service.connections),
+                        queued_replies=service.queued_replies)
+        return dict(service.shed)
 
     async def _shutdown(self, server, service: Service) -> None:
         log.info("shutting_down", connections=len(service.connections))

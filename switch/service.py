@@ -12,13 +12,21 @@ import structlog
 from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encode_frame,
                       error_reply, ok_reply, parse_envelope, validate_args, JSON, MSGPACK)
 from switch.batches.engine import BatchEngine
-from switch.auth import ADMIN, hash_token, new_token, token_matches
+from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
 from switch.storage.wal_writer import WalFailed
 
 log = structlog.get_logger("switch.service")
 SERVER_NAME = "payswitch/0.1.0"
 NO_SESSION_OPS = frozenset({"ping", "hello"})
+
+
+class HelloRefused(ProtocolError):
+    """A failed hello: `unauthenticated`, answered no earlier than `not_before_s` (loop time)."""
+
+    def __init__(self, not_before_s: float):
+        super().__init__(codes.UNAUTHENTICATED, "unknown participant or wrong token")
+        self.not_before_s = not_before_s
 
 
 class Service:
@@ -30,6 +38,12 @@ class Service:
         self.admin_token_hash = hash_token(admin_token)
         self.connections: set = set()
         self.waiting_connections: set = set()
+        self.queued_replies = 0  # replies held for the WAL, over all connections
+        self.hello_throttle = HelloThrottle(config.hello_failure_delay_s,
+                                            config.hello_failure_max_delay_s)
+        # Totals since start (in `stats`); the housekeeping logs what changed once a second.
+        self.shed = {"connections_refused": 0, "requests_overloaded": 0, "hello_failures": 0}
+        self.closed = {"idle": 0, "frame_timeout": 0, "write_stall": 0, "close_stall": 0}
         self.shutting_down = False
         self.started_s = time.monotonic()
         self.requests_total = 0
@@ -42,6 +56,7 @@ class Service:
 
     def admit(self, connection) -> bool:
         if len(self.connections) >= self.config.max_connections:
+            self.shed["connections_refused"] += 1
             return False
         self.connections.add(connection)
         return True
@@ -50,16 +65,35 @@ class Service:
         self.connections.discard(connection)
         self.waiting_connections.discard(connection)
 
+    def sweep_connections(self, now_s: float) -> dict[str, int]:
+        """Applies every connection's time limits; returns how many were closed, by reason."""
+        closed: dict[str, int] = {}
+        for connection in list(self.connections):
+            reason = connection.sweep(now_s)
+            if reason is not None:
+                closed[reason] = closed.get(reason, 0) + 1
+                self.closed[reason] += 1
+        self.hello_throttle.forget_quiet(now_s)
+        return closed
+
     # requests
 
     def handle_frame(self, connection, body: bytes) -> None:
         self.requests_total += 1
         request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
+        not_before_s = 0.0
         try:
             request, codec = decode_body(body)
             request_id, op, args = parse_envelope(request)
             if self.shutting_down:
                 raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
+            if len(connection.waiting) >= self.config.max_inflight_per_connection:
+                self.shed["requests_overloaded"] += 1
+                raise ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
+                                    "connection; wait for replies before sending more")
+            if self.queued_replies >= self.config.max_queued_replies:
+                self.shed["requests_overloaded"] += 1
+                raise ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
             spec = OPS.get(op)
             if spec is None:
                 raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
@@ -69,6 +103,9 @@ class Service:
             args = validate_args(op, args)
             result = self._execute(connection, caller, op, spec.mutating, args)
             reply = ok_reply(request_id, result)
+        except HelloRefused as error:
+            reply = error_reply(request_id, error.code, error.message)
+            not_before_s = error.not_before_s
         except ProtocolError as error:
             request_id = request_id if error.request_id is None else error.request_id
             reply = error_reply(request_id, error.code, error.message)
@@ -76,10 +113,13 @@ class Service:
             reply = error_reply(request_id, error.code, error.message)
         except WalFailed as error:
             reply = error_reply(request_id, codes.INTERNAL, f"writes are stopped: {error}")
+        except Exception:  # a bug of ours: answer it, keep the connection and the switch up
+            log.exception("request_failed", peer=_peer(connection))
+            reply = error_reply(request_id, codes.INTERNAL, "internal error")
         wal = self.wal
         seq = wal.durable_seq if wal.failure else wal.appended_seq
         connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
-                               wal.durable_seq)
+                               wal.durable_seq, not_before_s)
 
     def _execute(self, connection, caller, op: str, mutating: bool, args):
         local = self.local_ops.get(op)
@@ -162,12 +202,24 @@ class Service:
         return {}
 
     def _hello(self, connection, caller, args):
+        """Token (constant-time, against a salted hash) and, when client certificates are
+        required, the certificate's subject CN must both name the participant. A failure is
+        logged (never the token) and answered late, see HelloThrottle."""
         participant, token = args["participant"], args["token"]
         expected = (self.admin_token_hash if participant == ADMIN
                     else self.state.participant_token_hash(participant))
-        if not token_matches(token, expected):
-            log.warning("hello_failed", participant=participant, peer=_peer(connection))
-            raise ProtocolError(codes.UNAUTHENTICATED, "unknown participant or wrong token")
+        token_ok = token_matches(token, expected)
+        certificate_ok = self.config.tls_client_ca is None or connection.cert_cn == participant
+        if not (token_ok and certificate_ok):
+            now_s = self.loop.time()
+            failures, not_before_s = self.hello_throttle.failed(connection.peer_ip, now_s)
+            self.shed["hello_failures"] += 1
+            log.warning("hello_failed", participant=participant, peer=_peer(connection),
+                        failures=failures, delay_s=round(max(0.0, not_before_s - now_s), 3),
+                        reason="token" if not token_ok else "certificate",
+                        certificate_cn=connection.cert_cn)
+            raise HelloRefused(not_before_s if not_before_s > now_s else 0.0)
+        self.hello_throttle.succeeded(connection.peer_ip)
         connection.participant = participant
         return {"participant": participant, "server": SERVER_NAME,
                 "max_frame_bytes": self.config.max_frame_bytes}
@@ -181,6 +233,9 @@ class Service:
             "uptime_s": round(time.monotonic() - self.started_s, 3),
             "connections": len(self.connections),
             "requests_total": self.requests_total,
+            "queued_replies": self.queued_replies,
+            "shed": dict(self.shed),
+            "connections_closed": dict(self.closed),
             "durability": self.config.durability,
             "wal": {"appended_seq": wal.appended_seq, "durable_seq": wal.durable_seq,
                     "fsyncs": wal.fsync_count, "bytes_written": wal.bytes_since_start,
@@ -206,7 +261,8 @@ class Service:
         if self.wal.failure is None:
             self.wal.failure = OSError(reason)
         for connection in self.waiting_connections:
-            connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}")
+            connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}",
+                                    self.wal.durable_seq)
         self.waiting_connections = set()
 
 
