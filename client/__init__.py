@@ -14,7 +14,8 @@ from .errors import (
 from .pool import AsyncPool
 from .results import (
     Account, Batch, BatchItemResult, BatchPart, BatchResultsPage, Instruction, ItemResult,
-    ParticipantResult, Position, Transfer, TransferPage, TransferResult, Window,
+    MatrixRow, ParticipantResult, Position, Transfer, TransferPage, TransferResult, Window,
+    WindowMatrix,
 )
 from .sync_client import Client
 
@@ -23,6 +24,6 @@ __all__ = [
     "SwitchError", "Unauthenticated", "Forbidden", "InsufficientFunds", "NotFound",
     "TransportError", "ConnectionLost", "ProtocolViolation", "RequestTimeout",
     "Account", "Batch", "BatchItemResult", "BatchPart", "BatchResultsPage", "Instruction",
-    "ItemResult", "ParticipantResult", "Position", "Transfer", "TransferPage", "TransferResult",
-    "Window",
+    "ItemResult", "MatrixRow", "ParticipantResult", "Position", "Transfer", "TransferPage",
+    "TransferResult", "Window", "WindowMatrix",
 ]

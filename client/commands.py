@@ -1,15 +1,19 @@
 """The operator CLI's commands: each turns parsed arguments into calls and an `Output`."""
 
 import argparse
+import csv
+import io
+import json
 import secrets
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from protocol import codes
 
 from .async_client import AsyncClient
 from .errors import SwitchError, error_from_code
-from .results import Transfer, TransferResult, Window
+from .results import Transfer, TransferResult, Window, WindowMatrix
 from .tables import fields, table
 
 
@@ -45,7 +49,8 @@ async def create_participant(client: AsyncClient, args: argparse.Namespace) -> O
 async def set_participant(client: AsyncClient, args: argparse.Namespace) -> Output:
     suspended = {"suspend": True, "resume": False}.get(args.suspension)
     result = await client.set_participant(
-        args.id, net_debit_cap=dict(args.caps) if args.caps else None, suspended=suspended)
+        args.id, net_debit_cap=dict(args.caps) if args.caps else None, suspended=suspended,
+        settlement_accounts=dict(args.settlement_accounts) if args.settlement_accounts else None)
     return Output(result, fields(result.items()))
 
 
@@ -145,18 +150,116 @@ async def windows(client: AsyncClient, args: argparse.Namespace) -> Output:
 
 
 def _window_report(window: Window) -> str:
+    settled = window.settlement_transfers
     summary = fields([("window", window.window_id), ("state", window.state),
                       ("opened_at", window.opened_at), ("closed_at", window.closed_at),
-                      ("transfers", window.transfers)])
+                      ("transfers", window.transfers),
+                      ("settlement", "not posted" if settled is None
+                       else f"posted ({len(settled)} transfers)")])
     positions = table(["participant", "currency", "debits", "credits", "net"],
                       [[p.participant, p.currency, p.debits, p.credits, p.net]
                        for p in window.positions])
-    instructions = table(["participant", "currency", "pay", "receive"],
-                         [[i.participant, i.currency, i.pay, i.receive]
-                          for i in window.instructions])
+    instructions = table(["participant", "currency", "pay", "receive", "settlement_transfer"],
+                         [[i.participant, i.currency, i.pay, i.receive, tid]
+                          for i, tid in zip(window.instructions, _settlement_ids(window))])
     return f"{summary}\n\npositions\n{positions}\n\ninstructions\n{instructions}"
 
 
+def _settlement_ids(window: Window) -> list[str | None]:
+    """The posting of each instruction (they are listed in the same order), else None."""
+    settled = window.settlement_transfers
+    if settled is None or len(settled) != len(window.instructions):
+        return [None] * len(window.instructions)
+    return list(settled)
+
+
 async def close_window(client: AsyncClient, args: argparse.Namespace) -> Output:
-    window = await client.close_window()
+    window = await client.close_window(hub_accounts=dict(args.settle) if args.settle else None)
     return Output(asdict(window), _window_report(window))
+
+
+REPORT_CSV_HEADER = ["window_id", "state", "participant", "currency", "debits", "credits", "net",
+                     "pay", "receive", "settlement_transfer"]
+MATRIX_CSV_HEADER = ["window_id", "payer", "payee", "currency", "amount"]
+
+
+def report_csv(window: Window) -> str:
+    """One row per position, with its instruction (pay or receive) and settlement posting."""
+    by_key = {(i.participant, i.currency): (i, tid)
+              for i, tid in zip(window.instructions, _settlement_ids(window))}
+    rows = []
+    for p in window.positions:
+        instruction, tid = by_key.get((p.participant, p.currency), (None, None))
+        rows.append([window.window_id, window.state, p.participant, p.currency, p.debits,
+                     p.credits, p.net, instruction and instruction.pay,
+                     instruction and instruction.receive, tid])
+    return _csv(REPORT_CSV_HEADER, rows)
+
+
+def matrix_csv(matrix: WindowMatrix) -> str:
+    return _csv(MATRIX_CSV_HEADER, [[matrix.window_id, r.payer, r.payee, r.currency, r.amount]
+                                    for r in matrix.rows])
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return out.getvalue()
+
+
+def matrix_tables(matrix: WindowMatrix) -> str:
+    """Per currency: payers as rows, payees as columns, gross amounts, with totals.
+
+    A row total is what the payer paid out (its gross debits), a column total what the payee
+    received (its gross credits); the diagonal is `-` (money within a participant is on-us).
+    """
+    if not matrix.rows:
+        return f"window {matrix.window_id} ({matrix.state}): no interbank transfers"
+    blocks = [f"window {matrix.window_id} ({matrix.state}): bilateral gross amounts, "
+              f"payer (row) -> payee (column)"]
+    for currency in sorted({r.currency for r in matrix.rows}):
+        amounts = {(r.payer, r.payee): r.amount for r in matrix.rows if r.currency == currency}
+        people = sorted({who for pair in amounts for who in pair})
+        payers = [p for p in people if any(pair[0] == p for pair in amounts)]
+        payees = [p for p in people if any(pair[1] == p for pair in amounts)]
+        rows = [[payer] + [None if payer == payee else amounts.get((payer, payee), 0)
+                           for payee in payees]
+                + [sum(a for (x, _), a in amounts.items() if x == payer)] for payer in payers]
+        rows.append(["total"] + [sum(a for (_, y), a in amounts.items() if y == payee)
+                                 for payee in payees] + [sum(amounts.values())])
+        blocks.append(table([f"{currency} payer\\payee", *payees, "total"], rows))
+    return "\n\n".join(blocks)
+
+
+def _export(data: Any, text: str, output: str | None) -> Output:
+    """Print `text`, or write it to `output` and say so."""
+    if output is None:
+        return Output(data, text.rstrip("\n"))
+    Path(output).write_text(text if text.endswith("\n") else text + "\n")
+    return Output(data, f"wrote {output}")
+
+
+async def window_report(client: AsyncClient, args: argparse.Namespace) -> Output:
+    raw = await client.request("get_window", {"window_id": args.window_id}, retry=True)
+    window = Window.from_wire(raw)
+    if args.format == "json":
+        text = json.dumps(raw, indent=2)
+    elif args.format == "csv":
+        text = report_csv(window)
+    else:
+        text = _window_report(window)
+    return _export(raw, text, args.output)
+
+
+async def window_matrix(client: AsyncClient, args: argparse.Namespace) -> Output:
+    raw = await client.request("get_window_matrix", {"window_id": args.window_id}, retry=True)
+    matrix = WindowMatrix.from_wire(raw)
+    if args.format == "json":
+        text = json.dumps(raw, indent=2)
+    elif args.format == "csv":
+        text = matrix_csv(matrix)
+    else:
+        text = matrix_tables(matrix)
+    return _export(raw, text, args.output)

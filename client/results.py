@@ -126,9 +126,13 @@ class Window:
     transfers: int | None = None
     positions: tuple[Position, ...] = ()
     instructions: tuple[Instruction, ...] = ()
+    # ids of the settlement postings made by `close_window(hub_accounts=...)`, in the order of
+    # the instructions; None when the window was closed without postings (or is open)
+    settlement_transfers: tuple[str, ...] | None = None
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Self:
+        settlement = obj.get("settlement_transfers")
         return cls(
             window_id=obj["window_id"],
             state=obj["state"],
@@ -137,7 +141,32 @@ class Window:
             transfers=obj.get("transfers"),
             positions=tuple(map(Position.from_wire, obj.get("positions") or ())),
             instructions=tuple(map(Instruction.from_wire, obj.get("instructions") or ())),
+            settlement_transfers=None if settlement is None else tuple(settlement),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow(_Wire):
+    """Gross interbank money `payer` paid `payee` in one currency within a window."""
+
+    payer: str
+    payee: str
+    currency: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowMatrix:
+    """A window's bilateral matrix (who owes whom before netting), rows sorted."""
+
+    window_id: int
+    state: str
+    rows: tuple[MatrixRow, ...] = ()
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Self:
+        return cls(obj["window_id"], obj.get("state"),
+                   tuple(map(MatrixRow.from_wire, obj.get("rows") or ())))
 
 
 @dataclass(frozen=True, slots=True)

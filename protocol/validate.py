@@ -13,7 +13,7 @@ from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
 from .fields import (
     bad, check_keys, each_id, each_item, money_map, opt_bool, opt_int, req_choice,
-    req_currency, req_id, req_int, req_list, req_money, req_text,
+    req_currency, req_id, req_int, req_list, req_map, req_money, req_text,
 )
 from .transfer import normalize_transfer
 from .values import (
@@ -78,18 +78,41 @@ def _create_participants(args: dict) -> dict:
     return {"participants": each_item(items, "participants", _participant)}
 
 
-_SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended")
+_SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended", "settlement_accounts")
 
 
 def _set_participant(args: dict) -> dict:
-    """None means unchanged; a null cap value removes that currency's cap."""
+    """None means unchanged; a null cap value removes that currency's cap.
+
+    `settlement_accounts` (an addition) appears in the normalized args only when given, so the
+    arguments of every earlier request, and their WAL records, stay as they were.
+    """
     check_keys(args, _SET_PARTICIPANT)
     cap = args.get("net_debit_cap")
-    return {
+    out = {
         "id": req_id(args, "id"),
         "net_debit_cap": None if cap is None else money_map(cap, "net_debit_cap", allow_null=True),
         "suspended": opt_bool(args, "suspended", None),
     }
+    accounts = args.get("settlement_accounts")
+    if accounts is not None:
+        out["settlement_accounts"] = _account_map(accounts, "settlement_accounts",
+                                                  allow_null=True)
+    return out
+
+
+def _account_map(value, name: str, allow_null: bool) -> dict:
+    """A map of currency code to account id (or to null when `allow_null`)."""
+    req_map(value, name)
+    if len(value) > MAX_ITEMS:
+        raise bad(f"{name} may name at most {MAX_ITEMS} currencies")
+    for currency, aid in value.items():
+        if not is_valid_currency(currency):
+            raise bad(f"{name} key {currency!r} must be a currency code of 3 uppercase letters")
+        if not (is_valid_id(aid) or (allow_null and aid is None)):
+            raise bad(f"{name}.{currency} must be an account id"
+                      + (" or null" if allow_null else ""))
+    return dict(value)
 
 
 _CREATE_ACCOUNTS = _keys("accounts")
@@ -155,6 +178,28 @@ _GET_WINDOW = _keys("window_id")
 def _get_window(args: dict) -> dict:
     check_keys(args, _GET_WINDOW)
     return {"window_id": req_int(args, "window_id", 1)}
+
+
+_CLOSE_WINDOW = _keys("settle")
+_SETTLE = _keys("hub_accounts")
+
+
+def _close_window(args: dict) -> dict:
+    """`{}` or `{settle: {hub_accounts: {CUR: account}}}` (an addition: settlement postings).
+
+    Without `settle` the normalized args are `{}`, as before the addition.
+    """
+    check_keys(args, _CLOSE_WINDOW)
+    settle = args.get("settle")
+    if settle is None:
+        return {}
+    req_map(settle, "settle")
+    check_keys(settle, _SETTLE)
+    hub = settle.get("hub_accounts")
+    hub = _account_map(hub, "settle.hub_accounts", allow_null=False)
+    if not hub:
+        raise bad("settle.hub_accounts must name at least one currency's hub account")
+    return {"settle": {"hub_accounts": hub}}
 
 
 # --- batches ---
@@ -270,8 +315,9 @@ OPS: dict[str, OpSpec] = _specs(
     OpSpec("transfer", True, normalize_transfer),
     OpSpec("lookup_transfers", False, _lookup),
     OpSpec("get_account_transfers", False, _get_account_transfers),
-    OpSpec("close_window", True, _no_args),
+    OpSpec("close_window", True, _close_window),
     OpSpec("get_window", False, _get_window),
+    OpSpec("get_window_matrix", False, _get_window),
     OpSpec("list_windows", False, _no_args),
     OpSpec("upload_batch_part", True, _upload_batch_part),
     OpSpec("submit_batch", True, _submit_batch),

@@ -4,11 +4,11 @@ from bisect import bisect_right
 from operator import attrgetter
 
 from . import invariants, snapshot
-from .clearing import Clearing
+from .clearing import Clearing, settlement_id
 from .codes import (
-    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, EXISTS, FORBIDDEN,
-    LINKED_EVENT_CHAIN_OPEN, PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP,
-    WINDOW_NOT_FOUND, LedgerError,
+    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, CURRENCY_MISMATCH,
+    EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
+    PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
 )
 from .records import Account, Participant, Totals
 from .transfers import Book, visible
@@ -39,6 +39,7 @@ class Ledger:
             "lookup_transfers": (self._lookup_transfers, False),
             "get_account_transfers": (self._get_account_transfers, False),
             "get_window": (self._get_window, False),
+            "get_window_matrix": (self._get_window_matrix, False),
             "list_windows": (self._list_windows, False),
         }
 
@@ -87,7 +88,11 @@ class Ledger:
         p = self.participants.get(args["id"])
         if p is None:
             raise LedgerError(PARTICIPANT_NOT_FOUND)
-        before = (dict(p.caps), p.suspended)
+        settlement_accounts = args.get("settlement_accounts") or {}
+        for currency, aid in settlement_accounts.items():  # all checked before any change
+            if aid is not None:
+                self._check_settlement_account(p, currency, aid)
+        before = (dict(p.caps), p.suspended, dict(p.settlement_accounts))
         for currency, cap in (args.get("net_debit_cap") or {}).items():
             if cap is None:
                 p.caps.pop(currency, None)
@@ -95,7 +100,23 @@ class Ledger:
                 p.caps[currency] = cap
         if args.get("suspended") is not None:
             p.suspended = args["suspended"]
-        return p.as_record(), (p.caps, p.suspended) != before
+        for currency, aid in settlement_accounts.items():
+            if aid is None:
+                p.settlement_accounts.pop(currency, None)
+            else:
+                p.settlement_accounts[currency] = aid
+        return p.as_record(), (p.caps, p.suspended, p.settlement_accounts) != before
+
+    def _check_settlement_account(self, p, currency, aid):
+        account = self.accounts.get(aid)
+        if account is None:
+            raise LedgerError(ACCOUNT_NOT_FOUND, f"settlement account {aid} does not exist")
+        if account.owner is not p:
+            raise LedgerError(FORBIDDEN, f"settlement account {aid} belongs to "
+                                         f"{account.owner.id}, not {p.id}")
+        if account.currency != currency:
+            raise LedgerError(CURRENCY_MISMATCH, f"settlement account {aid} is in "
+                                                 f"{account.currency}, not {currency}")
 
     def participant_token_hash(self, pid):
         p = self.participants.get(pid)
@@ -193,9 +214,69 @@ class Ledger:
         return {"window_id": self.clearing.window.window_id}, True
 
     def _close_window(self, caller, args, now):
+        """Close the open window; with `settle`, post its settlement in the same step.
+
+        All or nothing: when any settlement posting cannot be made, the close is refused with
+        that posting's code and nothing changes (the window stays open).
+        """
         _require_admin(caller)
-        window = self.clearing.close(self.book.tick(now))
+        book = self.book
+        settle = args.get("settle")
+        postings = settlement = None
+        if settle is not None:
+            postings, settlement = self._settlement_postings(settle["hub_accounts"])
+        saved_ts = book.last_ts
+        closed_at = book.tick(now)
+        if postings:
+            failed = book.post_settlement(postings, now)
+            if failed is not None:
+                book.last_ts = saved_ts
+                raise LedgerError(failed[0], _posting_failure(*failed))
+        window = self.clearing.close(closed_at, settlement)
         return self.clearing.report(window, caller), True
+
+    def _settlement_postings(self, hub_ids):
+        """The postings that settle the open window's instructions through the hub's accounts.
+
+        Payers pay their settlement account -> the hub's first, then the hub pays each
+        receiver's settlement account, so a hub account that starts at 0 never goes below it.
+        Returns (postings, settlement) or raises LedgerError when an account is missing.
+        """
+        hub = {}
+        for currency, aid in sorted(hub_ids.items()):
+            account = self.accounts.get(aid)
+            if account is None:
+                raise LedgerError(ACCOUNT_NOT_FOUND,
+                                  f"hub settlement account {aid} ({currency}) does not exist")
+            if account.currency != currency:
+                raise LedgerError(CURRENCY_MISMATCH, f"hub settlement account {aid} is in "
+                                                     f"{account.currency}, not {currency}")
+            hub[currency] = account
+        clearing = self.clearing
+        window_id = clearing.window.window_id if clearing.window is not None else 1
+        rows = clearing.active_rows() if clearing.window is not None else []
+        reference = f"settlement of window {window_id}"
+        pay_in, pay_out, settlement = [], [], []
+        for pid, currency, debits, credits in rows:
+            net = credits - debits
+            if not net:
+                continue
+            hub_account = hub.get(currency)
+            if hub_account is None:
+                raise LedgerError(ACCOUNT_NOT_FOUND,
+                                  f"no hub settlement account given for {currency}")
+            aid = self.participants[pid].settlement_accounts.get(currency)
+            if aid is None:
+                raise LedgerError(ACCOUNT_NOT_FOUND, f"{pid} has no {currency} settlement "
+                                  f"account (set_participant settlement_accounts)")
+            own = self.accounts[aid]
+            tid = settlement_id(window_id, pid, currency)
+            settlement.append([pid, currency, tid])
+            if net < 0:
+                pay_in.append((tid, own, hub_account, -net, reference))
+            else:
+                pay_out.append((tid, hub_account, own, net, reference))
+        return pay_in + pay_out, settlement
 
     def _get_window(self, caller, args):
         windows = self.clearing.windows
@@ -203,6 +284,13 @@ class Ledger:
         if not 1 <= wid <= len(windows):
             raise LedgerError(WINDOW_NOT_FOUND)
         return self.clearing.report(windows[wid - 1], caller)
+
+    def _get_window_matrix(self, caller, args):
+        windows = self.clearing.windows
+        wid = args["window_id"]
+        if not 1 <= wid <= len(windows):
+            raise LedgerError(WINDOW_NOT_FOUND)
+        return self.clearing.matrix_report(windows[wid - 1], caller)
 
     def _list_windows(self, caller, args):
         return {"windows": self.clearing.listing()}
@@ -225,6 +313,16 @@ class Ledger:
         return {"participants": len(self.participants), "accounts": len(self.accounts),
                 "transfers": len(self.book.by_id), "pending": self.book.pending_count,
                 "windows": len(self.clearing.windows)}
+
+
+def _posting_failure(code, posting):
+    tid, debit, credit, amount, _ = posting
+    if code == EXISTS_WITH_DIFFERENT_FIELDS:
+        detail = "its id is taken by an existing transfer"
+    else:
+        detail = code.replace("_", " ")
+    return (f"settlement posting {tid} ({amount} {debit.currency} from {debit.id} to "
+            f"{credit.id}): {detail}; nothing was changed, the window is still open")
 
 
 def _require_admin(caller):

@@ -5,6 +5,9 @@ REGULAR = "regular"
 PENDING_KIND = "pending"
 POST = "post"
 VOID = "void"
+# A settlement posting made by `close_window {settle}`: posted money between a participant's
+# settlement account and the hub's, exempt from positions (it settles a window, it is not traffic).
+SETTLEMENT = "settlement"
 
 # Transfer states.
 PENDING = "pending"
@@ -14,19 +17,24 @@ EXPIRED = "expired"
 
 
 class Participant:
-    __slots__ = ("id", "name", "caps", "suspended", "token_hash", "timestamp")
+    __slots__ = ("id", "name", "caps", "suspended", "token_hash", "timestamp",
+                 "settlement_accounts")
 
-    def __init__(self, pid, name, caps, suspended, token_hash, timestamp):
+    def __init__(self, pid, name, caps, suspended, token_hash, timestamp,
+                 settlement_accounts=None):
         self.id = pid
         self.name = name
         self.caps = caps  # currency -> net debit cap; a missing currency is unlimited
         self.suspended = suspended
         self.token_hash = token_hash
         self.timestamp = timestamp
+        # currency -> id of the participant's own account that settlement postings use
+        self.settlement_accounts = settlement_accounts if settlement_accounts is not None else {}
 
     def as_record(self):
         return {"id": self.id, "name": self.name, "net_debit_cap": dict(self.caps),
-                "suspended": self.suspended}
+                "suspended": self.suspended,
+                "settlement_accounts": dict(self.settlement_accounts)}
 
 
 class Totals:

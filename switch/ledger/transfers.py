@@ -12,7 +12,7 @@ from .codes import (
     PENDING_NOT_FOUND, SAME_ACCOUNT,
 )
 from .records import (
-    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, VOID, VOIDED, Transfer,
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Transfer,
 )
 
 _SETTLED = {POSTED: PENDING_ALREADY_POSTED, VOIDED: PENDING_ALREADY_VOIDED,
@@ -153,6 +153,17 @@ class Book:
         if dr.owner is not cr.owner:
             self.clearing.move(dr.position, cr.position, amount)
 
+    def _post(self, t, amount):
+        """Post a settlement posting: balances only, never a position."""
+        dr = t.debit
+        cr = t.credit
+        dr.debits_posted += amount
+        cr.credits_posted += amount
+        totals = dr.totals
+        totals.debits_posted += amount
+        totals.credits_posted += amount
+        assert totals.debits_posted == totals.credits_posted
+
     def _reserve(self, t, amount):
         dr = t.debit
         cr = t.credit
@@ -179,6 +190,8 @@ class Book:
         kind = t.kind
         if kind == REGULAR:
             self._move(t, -t.amount)
+        elif kind == SETTLEMENT:
+            self._post(t, -t.amount)
         elif kind == PENDING_KIND:
             self._release(t)
             t.state = None  # makes its expiry heap entry stale
@@ -243,6 +256,45 @@ class Book:
             done.append((status, t))
         results.extend({"status": s, "timestamp": t.timestamp} for s, t in done)
         return stop + 1
+
+    # -- settlement postings ---------------------------------------------------------
+
+    def post_settlement(self, postings, now):
+        """Apply settlement postings `[(id, debit, credit, amount, reference)]`, all or none.
+
+        They bypass suspension and caps (they settle obligations already incurred) but not
+        overdraft limits. Returns None when every posting was applied; otherwise (code, posting)
+        of the first that cannot be, with nothing applied and the clock as it was.
+        """
+        saved_ts = self.last_ts
+        done = []
+        for posting in postings:
+            tid, dr, cr, amount, reference = posting
+            code = self._settlement_refusal(tid, dr, cr, amount)
+            if code is not None:
+                for t in reversed(done):
+                    self._undo(t)
+                self.last_ts = saved_ts
+                return code, posting
+            t = Transfer(tid, dr, cr, amount, reference, 0, SETTLEMENT, None, POSTED,
+                         self.tick(now))
+            self._post(t, amount)
+            self._store(t)
+            done.append(t)
+        return None
+
+    def _settlement_refusal(self, tid, dr, cr, amount):
+        if tid in self.by_id:
+            return EXISTS_WITH_DIFFERENT_FIELDS  # the deterministic id is taken
+        if dr is cr:
+            return SAME_ACCOUNT
+        if dr.currency != cr.currency:
+            return CURRENCY_MISMATCH
+        limit = dr.overdraft_limit
+        if (limit is not None
+                and dr.credits_posted - dr.debits_posted - dr.debits_pending - amount < -limit):
+            return INSUFFICIENT_FUNDS
+        return None
 
     # -- expiry -----------------------------------------------------------------------
 

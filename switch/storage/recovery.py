@@ -73,8 +73,9 @@ class _Replayer:
         self.done_bytes = 0
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_S
 
-    def replay_segment(self, path: Path, is_last: bool) -> int:
-        """Applies the segment's records; returns how many torn tail bytes were cut off."""
+    def replay_segment(self, path: Path, is_last: bool, read_only: bool = False) -> int:
+        """Applies the segment's records; returns how many torn tail bytes were cut off (read
+        only: were left as they are)."""
         data = path.read_bytes()
         scanner = RecordScanner(data)
         for offset, payload in scanner:
@@ -89,6 +90,10 @@ class _Replayer:
                 f"so acknowledged data may be affected. Refusing to start; inspect with "
                 f"`python -m switch wal verify`.")
         torn_bytes = len(data) - scanner.good_end
+        if read_only:  # a running switch may be appending this very record: stop before it
+            log.info("wal_tail_not_read", file=str(path), offset=scanner.good_end,
+                     bytes=torn_bytes, reason=scanner.damage)
+            return torn_bytes
         log.warning("wal_torn_tail_truncated", file=str(path), offset=scanner.good_end,
                     bytes=torn_bytes, reason=scanner.damage)
         with open(path, "r+b") as file:
@@ -120,15 +125,24 @@ class _Replayer:
                      percent=round(100 * self.done_bytes / max(self.total_bytes, 1), 1))
 
 
-def recover(wal_dir: Path, snapshot_dir: Path) -> Recovered:
+def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False) -> Recovered:
+    """The state of the newest snapshot plus every intact WAL record after it.
+
+    `read_only=True` is for tools that inspect a data directory, possibly while a switch is
+    running and appending to it: nothing is truncated or written, an incomplete record at the
+    tail ends the replay quietly (`truncated_bytes` then counts the bytes left unread), and the
+    invariants are not checked (the caller checks what it needs and reports it).
+    """
     started = time.monotonic()
     snapshot_seq, state = load_newest_snapshot(snapshot_dir)
     segments = _segments_from(wal_dir, snapshot_seq)
     replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments))
     truncated = 0
     for index, (_, path) in enumerate(segments):
-        truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1)
-    state.check_invariants()
+        truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1,
+                                             read_only=read_only)
+    if not read_only:
+        state.check_invariants()
     log.info("recovery_complete", snapshot_seq=snapshot_seq, records=replayer.replayed,
              last_seq=replayer.last_seq, truncated_bytes=truncated,
              elapsed_s=round(time.monotonic() - started, 3))

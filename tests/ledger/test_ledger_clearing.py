@@ -44,11 +44,13 @@ def test_close_report():
         "instructions": [
             {"participant": "p1", "currency": "USD", "pay": 250},
             {"participant": "p2", "currency": "USD", "receive": 200},
-            {"participant": "p3", "currency": "USD", "receive": 50}]}
+            {"participant": "p3", "currency": "USD", "receive": 50}],
+        "settlement_transfers": None}
     assert env.result("admin", "get_window", {"window_id": 1}) == report
     nxt = env.result("admin", "get_window", {"window_id": 2})
     assert nxt == {"window_id": 2, "state": "open", "opened_at": report["closed_at"],
-                   "closed_at": None, "transfers": 0, "positions": [], "instructions": []}
+                   "closed_at": None, "transfers": 0, "positions": [], "instructions": [],
+                   "settlement_transfers": None}
     assert [w["state"] for w in env.result("p3", "list_windows", {})["windows"]] \
         == ["closed", "open"]
     env.ledger.check_invariants()

@@ -1,8 +1,10 @@
 """The ledger against a simple reference model, driven by a hypothesis state machine.
 
 The model keeps only participants, accounts and the list of transfers; balances,
-reservations and window positions are recomputed from the transfers every time,
-and a linked chain is applied to a copy of the model that is kept or dropped whole.
+reservations, window positions and each window's bilateral matrix are recomputed from the
+transfers every time, and a linked chain is applied to a copy of the model that is kept or
+dropped whole. Windows are closed at random moments, sometimes with settlement postings
+(all or nothing, refused with the code of the first posting or account that fails).
 """
 
 import copy
@@ -21,11 +23,21 @@ CALLERS = PARTICIPANTS + ["admin"]
 # id -> (owner, currency, overdraft limit)
 ACCOUNTS = {"A": ("p1", "USD", None), "B": ("p1", "USD", 0), "C": ("p2", "USD", None),
             "D": ("p2", "USD", 100), "E": ("p3", "USD", 50), "F": ("p3", "EUR", None),
-            "G": ("p1", "EUR", 0)}
+            "G": ("p1", "EUR", 0), "H": ("p3", "USD", None), "I": ("p2", "EUR", None)}
 NEW_ACCOUNTS = ["N1", "N2"]
 ACCOUNT_IDS = list(ACCOUNTS) + NEW_ACCOUNTS + ["ZZ"]
-TRANSFER_IDS = [f"t{i}" for i in range(12)]
+# two ids that settlement postings of windows 1 and 2 would use: a client may take them first
+TRANSFER_IDS = [f"t{i}" for i in range(12)] + ["settle:1:p1:USD", "settle:2:p2:USD"]
 MOVES = ("regular", "post")
+POSTED_KINDS = MOVES + ("settlement",)  # settlement postings move balances, never positions
+# initial settlement accounts (a rule changes them): A and F are also hub accounts below
+# (same_account), E has an overdraft limit of 50 (insufficient_funds), p2 has none in EUR
+SETTLEMENT_ACCOUNTS = {"p1": {"USD": "A", "EUR": "G"}, "p2": {"USD": "D"},
+                       "p3": {"USD": "E", "EUR": "F"}}
+# hub settlement accounts for close_window {settle}: mostly good ones, some that are refused
+HUBS = [{"USD": "H", "EUR": "I"}] * 4 + [
+    {"USD": "H"}, {"USD": "H", "EUR": "F"}, {"USD": "C", "EUR": "I"}, {"USD": "A", "EUR": "I"},
+    {"USD": "ZZ"}, {"EUR": "H"}]
 
 
 class Model:
@@ -35,7 +47,8 @@ class Model:
         self.accounts = dict(ACCOUNTS)
         self.transfers = {}  # id -> dict, in commit order
         self.last_ts = 0
-        self.windows = [{"opened_at": now, "closed_at": None}]
+        self.windows = [{"opened_at": now, "closed_at": None, "settlement": None}]
+        self.settlement_accounts = copy.deepcopy(SETTLEMENT_ACCOUNTS)
 
     def tick(self, now):
         self.last_ts = max(now, self.last_ts + 1)
@@ -52,7 +65,7 @@ class Model:
         out = [0, 0, 0, 0]
         for t in self.transfers.values():
             held = t["kind"] == "pending" and t["state"] == "pending"
-            if t["kind"] in MOVES or held:
+            if t["kind"] in POSTED_KINDS or held:
                 if t["dr"] == aid:
                     out[0 if not held else 2] += t["amount"]
                 if t["cr"] == aid:
@@ -71,6 +84,15 @@ class Model:
                 sums.setdefault((payer, t["cur"]), [0, 0])[0] += t["amount"]
                 sums.setdefault((payee, t["cur"]), [0, 0])[1] += t["amount"]
         return [[p, c, d, cr] for (p, c), (d, cr) in sorted(sums.items())]
+
+    def matrix(self, window):
+        """Sorted [payer, payee, currency, amount]: gross interbank money per pair."""
+        sums = {}
+        for t in self.transfers.values():
+            if t["kind"] in MOVES and t["window"] == window and self.interbank(t):
+                key = (self.accounts[t["dr"]][0], self.accounts[t["cr"]][0], t["cur"])
+                sums[key] = sums.get(key, 0) + t["amount"]
+        return [[p, q, c, amount] for (p, q, c), amount in sorted(sums.items())]
 
     def window_transfers(self, window):
         return sum(1 for t in self.transfers.values()
@@ -160,6 +182,65 @@ class Model:
             "reference": it["reference"], "timeout": it["timeout"] if kind == "pending" else 0,
             "target": target, "state": state, "ts": ts, "window": len(self.windows)}
         return "created", ts
+
+    def set_settlement_account(self, pid, cur, aid):
+        """The code set_participant answers (None: success) and its effect."""
+        if aid is not None:
+            if aid not in self.accounts:
+                return "account_not_found"
+            owner, currency, _ = self.accounts[aid]
+            if owner != pid:
+                return "forbidden"
+            if currency != cur:
+                return "currency_mismatch"
+            self.settlement_accounts[pid][cur] = aid
+        else:
+            self.settlement_accounts[pid].pop(cur, None)
+        return None
+
+    def close(self, hub, now):
+        """Close the open window; with `hub` post its settlement. Returns the error code of a
+        refused close (nothing changes then) or None."""
+        window = len(self.windows)
+        rows = self.rows(window)
+        settlement = None
+        if hub is not None:
+            for cur, aid in sorted(hub.items()):
+                if aid not in self.accounts:
+                    return "account_not_found"
+                if self.accounts[aid][1] != cur:
+                    return "currency_mismatch"
+            pay_in, pay_out, settlement = [], [], []
+            for p, c, d, cr in rows:
+                if d == cr:
+                    continue
+                own = self.settlement_accounts[p].get(c)
+                if c not in hub or own is None:
+                    return "account_not_found"
+                tid = f"settle:{window}:{p}:{c}"
+                settlement.append(tid)
+                if d > cr:
+                    pay_in.append((tid, own, hub[c], d - cr))
+                else:
+                    pay_out.append((tid, hub[c], own, cr - d))
+        trial = copy.deepcopy(self)
+        closed_at = trial.tick(now)
+        for tid, dr, cr, amount in (pay_in + pay_out if hub is not None else []):
+            if tid in trial.transfers:
+                return "exists_with_different_fields"
+            if dr == cr:
+                return "same_account"
+            dp, cp, dpend, _ = trial.balances(dr)
+            limit = trial.accounts[dr][2]
+            if limit is not None and cp - dp - dpend - amount < -limit:
+                return "insufficient_funds"
+            trial.commit({"id": tid, "reference": f"settlement of window {window}",
+                          "timeout": 0, "post_pending_id": None, "void_pending_id": None},
+                         "settlement", dr, cr, trial.accounts[dr][1], amount, "posted", now)
+        self.__dict__.update(trial.__dict__)
+        self.windows[-1].update(closed_at=closed_at, settlement=settlement)
+        self.windows.append({"opened_at": closed_at, "closed_at": None, "settlement": None})
+        return None
 
     def batch(self, caller, items, now):
         """Statuses and timestamps of create_transfers, chains applied all or nothing."""
@@ -258,6 +339,10 @@ class LedgerMachine(RuleBasedStateMachine):
                  {"participants": [participant(pid, caps=CAPS[pid]) for pid in PARTICIPANTS]})
         self.run("admin", "create_accounts", {"accounts": [
             account(aid, owner, cur, limit) for aid, (owner, cur, limit) in ACCOUNTS.items()]})
+        for pid, accounts in SETTLEMENT_ACCOUNTS.items():
+            self.run("admin", "set_participant", {"id": pid, "net_debit_cap": None,
+                                                  "suspended": None,
+                                                  "settlement_accounts": accounts})
         self.model = Model(NOW)
         self.model.last_ts = self.ledger.snapshot_state()["last_ts"]
 
@@ -333,21 +418,51 @@ class LedgerMachine(RuleBasedStateMachine):
         if suspended is not None:
             self.model.suspended[pid] = suspended
 
-    @rule()
-    def close_window(self):
+    @rule(pid=st.sampled_from(PARTICIPANTS), cur=st.sampled_from(["USD", "EUR"]),
+          aid=st.sampled_from(list(ACCOUNTS) + ["ZZ", None]))
+    def set_settlement_account(self, pid, cur, aid):
         self.model.expire(self.now)
-        report, _ = self.run("admin", "close_window", {})
+        expected = self.model.set_settlement_account(pid, cur, aid)
+        args = {"id": pid, "net_debit_cap": None, "suspended": None,
+                "settlement_accounts": {cur: aid}}
+        try:
+            res, _ = self.run("admin", "set_participant", args)
+        except LedgerError as err:
+            assert err.code == expected
+        else:
+            assert expected is None
+            assert res["settlement_accounts"] == self.model.settlement_accounts[pid]
+
+    @rule(hub=st.sampled_from([None, None] + HUBS))
+    def close_window(self, hub):
+        self.model.expire(self.now)
         model = self.model
         window = len(model.windows)
-        closed_at = model.tick(self.now)
         rows = model.rows(window)
-        assert report["window_id"] == window and report["closed_at"] == closed_at
-        assert report["opened_at"] == model.windows[-1]["opened_at"]
-        assert report["transfers"] == model.window_transfers(window)
+        matrix = model.matrix(window)
+        count = model.window_transfers(window)
+        self.run("admin", "expire_pending", {})  # as the server does, in a step of its own
+        before = self.ledger.snapshot_state()
+        code = model.close(hub, self.now)
+        args = {} if hub is None else {"settle": {"hub_accounts": hub}}
+        try:
+            report, _ = self.run("admin", "close_window", args)
+        except LedgerError as err:
+            assert err.code == code, (err.code, code)
+            assert self.ledger.snapshot_state() == before  # a refused close changes nothing
+            return
+        assert code is None, code
+        closed = model.windows[window - 1]
+        assert report["window_id"] == window and report["closed_at"] == closed["closed_at"]
+        assert report["opened_at"] == closed["opened_at"]
+        assert report["transfers"] == count
         assert [[p["participant"], p["currency"], p["debits"], p["credits"]]
                 for p in report["positions"]] == rows
-        model.windows[-1]["closed_at"] = closed_at
-        model.windows.append({"opened_at": closed_at, "closed_at": None})
+        assert report["settlement_transfers"] == closed["settlement"]
+        got = self.ledger.execute("admin", "get_window_matrix", {"window_id": window},
+                                  self.now)[0]
+        assert [[r["payer"], r["payee"], r["currency"], r["amount"]] for r in got["rows"]] \
+            == matrix
 
     @rule()
     def restore_from_snapshot(self):
@@ -395,11 +510,27 @@ class LedgerMachine(RuleBasedStateMachine):
             assert report["instructions"] == [
                 {"participant": p, "currency": c, "pay" if d > cr else "receive": abs(cr - d)}
                 for p, c, d, cr in rows if d != cr]
+            assert report["settlement_transfers"] == model.windows[number - 1]["settlement"]
+            matrix = model.matrix(number)
+            got = self.ledger.execute("admin", "get_window_matrix", {"window_id": number},
+                                      self.now)[0]
+            assert got["window_id"] == number and got["state"] == report["state"]
+            assert [[r["payer"], r["payee"], r["currency"], r["amount"]]
+                    for r in got["rows"]] == matrix
+            for pid in PARTICIPANTS:  # a participant sees its own rows only
+                own = self.ledger.execute(pid, "get_window", {"window_id": number},
+                                          self.now)[0]
+                assert own["positions"] == [p for p in report["positions"]
+                                            if p["participant"] == pid]
+                seen = self.ledger.execute(pid, "get_window_matrix", {"window_id": number},
+                                           self.now)[0]["rows"]
+                assert seen == [r for r in got["rows"] if pid in (r["payer"], r["payee"])]
 
     @invariant()
     def transfers_match_model(self):
+        ids = sorted(set(TRANSFER_IDS) | set(self.model.transfers))
         found = self.ledger.execute("admin", "lookup_transfers",
-                                    {"ids": TRANSFER_IDS}, self.now)[0]["transfers"]
+                                    {"ids": ids}, self.now)[0]["transfers"]
         got = {t["id"]: (t["state"], t["amount"], t["timestamp"]) for t in found}
         assert got == {tid: (t["state"], t["amount"], t["ts"])
                        for tid, t in self.model.transfers.items()}

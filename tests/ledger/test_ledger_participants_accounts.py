@@ -63,7 +63,7 @@ def test_set_participant_caps_and_suspension():
                            "suspended": None})
     assert changed
     assert res == {"id": "p1", "name": "P1", "net_debit_cap": {"USD": 9, "GBP": 1},
-                   "suspended": False}
+                   "suspended": False, "settlement_accounts": {}}
     res, changed = env.ex("admin", "set_participant",
                           {"id": "p1", "net_debit_cap": None, "suspended": True})
     assert changed and res["suspended"] and res["net_debit_cap"] == {"USD": 9, "GBP": 1}

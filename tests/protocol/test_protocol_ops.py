@@ -11,7 +11,7 @@ MUTATING = {
 }
 READING = {
     "ping", "hello", "stats", "lookup_accounts", "lookup_transfers", "get_account_transfers",
-    "get_window", "list_windows", "get_batch", "get_batch_results",
+    "get_window", "get_window_matrix", "list_windows", "get_batch", "get_batch_results",
 }
 
 
