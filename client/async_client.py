@@ -253,6 +253,8 @@ class AsyncClient:
                            items: Iterable[Mapping[str, Any]] | None = None) -> Batch:
         """Without `content` or `items` the uploaded parts are the content. Safe to resend: the
         same batch id and content get the earlier outcome."""
+        if isinstance(content, (bytes, bytearray)) and self._codec != MSGPACK:
+            content = bytes(content).decode("utf-8")  # JSON carries content as its text
         args = _drop_none({
             "batch_id": batch_id, "format": format, "content": content,
             "items": None if items is None else list(items),

@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from switch.storage.records import MAX_RECORD_BYTES
+
 DURABILITY_MODES = ("fsync", "none")
 
 
@@ -45,7 +47,7 @@ class Config:
     snapshots_kept: int = 2
     # Batches: partial batches are applied this many items per event-loop turn; an atomic batch
     # is one ledger step (one WAL record), so its size bounds how long it pauses other traffic.
-    batch_chunk_items: int = 500
+    batch_chunk_items: int = 200
     max_atomic_batch_items: int = 10_000
     expiry_check_interval_s: float = 0.05
     shutdown_timeout_s: float = 30.0
@@ -68,6 +70,9 @@ class Config:
         return self.data_dir / "server.json"
 
     def validate(self) -> None:
+        if self.max_frame_bytes > MAX_RECORD_BYTES // 2:
+            raise ValueError(f"max_frame_bytes may be at most {MAX_RECORD_BYTES // 2}: each "
+                             f"request becomes one WAL record")
         if self.durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",

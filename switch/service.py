@@ -14,7 +14,7 @@ from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encod
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
-from switch.storage.wal_writer import WalFailed
+from switch.storage.wal_writer import RecordTooLarge, WalFailed
 
 log = structlog.get_logger("switch.service")
 SERVER_NAME = "payswitch/0.1.0"
@@ -153,7 +153,11 @@ class Service:
             self.stop_writes(f"ledger fault in {op}: {error!r}")
             raise WalFailed("internal ledger fault; writes are stopped") from error
         if changed:
-            self.wal.append(now_ns, caller, op, args)
+            try:
+                self.wal.append(now_ns, caller, op, args)
+            except RecordTooLarge as error:  # inputs are bounded so this cannot happen; if it
+                self.stop_writes(str(error))  # does, memory is ahead of the log: fail-stop
+                raise WalFailed(str(error)) from error
             if op == "submit_batch":
                 self.batch_engine.start(args["batch_id"])
         return result
@@ -173,12 +177,18 @@ class Service:
         """A state change the switch makes itself (window opening, batch steps)."""
         self.execute_mutation(ADMIN, op, args)
 
-    def submit_as(self, participant: str, args) -> None:
-        """Submits a batch for a participant (the drop folder), as if it had sent it."""
+    def submit_as(self, participant: str, args, content: bytes) -> None:
+        """Submits a batch for a participant (the drop folder), as if it had sent it: the
+        content in parts no larger than a frame, then the submission."""
         if participant != ADMIN and self.state.participant_token_hash(participant) is None:
             raise ValueError(f"unknown participant {participant!r}")
+        part_bytes = self.config.max_frame_bytes // 2
         try:
-            self.execute_mutation(participant, "submit_batch", args)
+            for seq, start in enumerate(range(0, len(content), part_bytes)):
+                self.execute_mutation(participant, "upload_batch_part", {
+                    "batch_id": args["batch_id"], "seq": seq,
+                    "data": content[start:start + part_bytes]})
+            self.execute_mutation(participant, "submit_batch", {**args, "content": None})
         except LedgerError as error:
             raise ValueError(f"batch refused: {error.code}: {error.message}") from error
 

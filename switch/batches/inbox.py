@@ -56,12 +56,20 @@ class Inbox:
             fmt = FORMATS[path.suffix.lower()]
             parsed = await loop.run_in_executor(self._files, parse_batch, fmt, content, None)
             batch_id = "inbox-" + hashlib.sha256(content).hexdigest()[:40]
-            mode = "atomic" if ".atomic." in path.name else "partial"
-            args = {"batch_id": batch_id, "format": fmt, "content": content, "items": None,
-                    "control_count": parsed.control["count"],
-                    "control_sum": parsed.control["sum"], "mode": mode}
-            self.service.submit_as(participant, args)
-            batch = self.service.state.batches.batches[batch_id]
+            batches = self.service.state.batches.batches
+            if batch_id not in batches:  # else: dropped again, or a crash before archiving
+                mode = "atomic" if ".atomic." in path.name else "partial"
+                args = {"batch_id": batch_id, "format": fmt, "items": None, "mode": mode,
+                        "control_count": parsed.control["count"],
+                        "control_sum": parsed.control["sum"]}
+                try:
+                    self.service.submit_as(participant, args, content)
+                except ValueError as refused:
+                    await loop.run_in_executor(self._files, self._write_refusal, participant,
+                                               path, str(refused))
+                    log.warning("inbox_file_refused", file=str(path), reason=str(refused))
+                    return
+            batch = batches[batch_id]
             while batch.state not in (COMPLETED, REJECTED):
                 await asyncio.sleep(POLL_INTERVAL_S)
             await loop.run_in_executor(self._files, self._write_outcome, participant, path,
@@ -72,12 +80,21 @@ class Inbox:
         finally:
             self.active.discard(path)
 
-    def _write_outcome(self, participant: str, path: Path, batch, meta: dict) -> None:
-        """Runs in the file thread: outbox files written atomically, then the original archived."""
-        outbox = self.outbox / participant
-        archive = self.archive / participant
+    def _write_refusal(self, participant: str, path: Path, reason: str) -> None:
+        """A file the switch would not take at all still gets an outcome and leaves the inbox."""
+        outbox, archive = self._folders(participant)
+        _write_atomically(outbox / f"{path.name}.rejected.txt", reason.encode() + b"\n")
+        os.replace(path, archive / path.name)
+
+    def _folders(self, participant: str) -> tuple[Path, Path]:
+        outbox, archive = self.outbox / participant, self.archive / participant
         outbox.mkdir(parents=True, exist_ok=True)
         archive.mkdir(parents=True, exist_ok=True)
+        return outbox, archive
+
+    def _write_outcome(self, participant: str, path: Path, batch, meta: dict) -> None:
+        """Runs in the file thread: outbox files written atomically, then the original archived."""
+        outbox, archive = self._folders(participant)
         if batch.state == REJECTED:
             lines = [f"{where}: {reason}" for where, reason in batch.problems]
             _write_atomically(outbox / f"{path.name}.rejected.txt", "\n".join(lines).encode() + b"\n")

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import msgpack
 
-from switch.storage.records import encode_record
+from switch.storage.records import MAX_RECORD_BYTES, encode_record
 from switch.storage.segments import fsync_dir, list_segments, segment_path
+
+
+class RecordTooLarge(ValueError):
+    """A request too large to log as one record; nothing was appended."""
 
 
 class WalFailed(Exception):
@@ -56,7 +60,11 @@ class WalWriter:
         if self.failure is not None:
             raise WalFailed(str(self.failure))
         seq = self.appended_seq + 1
-        record = encode_record(self._packer.pack([seq, now_ns, caller, op, args]))
+        payload = self._packer.pack([seq, now_ns, caller, op, args])
+        if len(payload) > MAX_RECORD_BYTES:  # recovery would take it for damage
+            raise RecordTooLarge(f"{op} would make a WAL record of {len(payload)} bytes; "
+                                 f"the limit is {MAX_RECORD_BYTES}")
+        record = encode_record(payload)
         self._pending.append(record)
         self.appended_seq = seq
         if not self._flushing:

@@ -268,10 +268,6 @@ def test_the_module_entry_point(world, tmp_path):
     assert json.loads(done.stdout)["created"] == 6
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: AsyncClient.submit_batch(content=<bytes>) over the "
-                   "JSON codec sends the bytes as a base64 string, which the switch takes as the "
-                   "content text itself (submit_batch.content in JSON is text, not base64), so "
-                   "the batch is rejected: 'line 1: header must be exactly ...'")
 def test_sdk_submit_batch_with_bytes_content_over_json(world):
     switch, tokens = world
 

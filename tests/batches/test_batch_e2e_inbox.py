@@ -176,11 +176,6 @@ def test_pain001_from_the_inbox_gets_a_pain002_report(world):
     assert admin.balances([IBAN_DEBTOR])[IBAN_DEBTOR] == IBAN_FUNDS["EUR"] - 1051
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a drop-folder file whose submit_batch is refused (here the same content as another "
-    "file but `.atomic.` in its name: the content-derived batch id exists with another mode, "
-    "exists_with_different_fields) gets no outcome file and is never archived: it stays in the "
-    "inbox and is retried, logging inbox_file_failed, every second"))
 def test_a_refused_inbox_file_gets_an_outcome_and_leaves_the_inbox(world):
     switch, admin = world
     inbox, outbox, archive = folders(switch)
