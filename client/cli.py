@@ -8,12 +8,13 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
 
-from . import commands
+from . import batch_commands, commands
 from .async_client import AsyncClient
 from .errors import SwitchError, TransportError
 
@@ -40,6 +41,28 @@ def _cap(allow_none: bool):
     return parse
 
 
+def _account_of(allow_none: bool):
+    """Parse `CUR=ACCOUNT` (or `CUR=none` to unset) into a (currency, account) pair."""
+    def parse(text: str) -> tuple[str, str | None]:
+        currency, sep, account = text.partition("=")
+        if not sep or not currency or not account:
+            raise argparse.ArgumentTypeError(f"expected CUR=ACCOUNT, got {text!r}")
+        if allow_none and account.lower() == "none":
+            return currency, None
+        return currency, account
+    return parse
+
+
+def _window_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a window id is an integer from 1, got {text!r}")
+    return value
+
+
 def _overdraft(text: str) -> int | None:
     if text.lower() == "unlimited":
         return None
@@ -64,10 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for each reply")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--tls-ca", type=Path, metavar="FILE",
+                        help="connect with TLS, trusting this CA (PEM) for the switch's "
+                             "certificate")
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help="connect with TLS, presenting this client certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the client certificate's key")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_participant_commands(sub)
     _add_transfer_commands(sub)
     _add_query_commands(sub)
+    batch_commands.add_batch_commands(sub)
     return parser
 
 
@@ -83,6 +113,10 @@ def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--cap", dest="caps", action="append", type=_cap(True), default=[],
                    metavar="CUR=AMOUNT|CUR=none", help="net debit cap; none lifts it")
+    p.add_argument("--settlement-account", dest="settlement_accounts", action="append",
+                   type=_account_of(True), default=[], metavar="CUR=ACCOUNT|CUR=none",
+                   help="the participant's own account that settlement postings use in CUR "
+                        "(repeatable); none unsets it")
     state = p.add_mutually_exclusive_group()
     state.add_argument("--suspend", dest="suspension", action="store_const", const="suspend")
     state.add_argument("--resume", dest="suspension", action="store_const", const="resume")
@@ -136,10 +170,29 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=commands.history)
 
     for name, run, text in [("stats", commands.stats, "server statistics"),
-                            ("windows", commands.windows, "settlement windows"),
-                            ("close-window", commands.close_window,
-                             "close the open window and print its settlement report")]:
+                            ("windows", commands.windows, "settlement windows")]:
         sub.add_parser(name, help=text).set_defaults(run=run)
+
+    p = sub.add_parser("close-window", help="close the open window and print its settlement "
+                       "report; with --settle also post the settlement, atomically")
+    p.add_argument("--settle", action="append", type=_account_of(False), default=[],
+                   metavar="CUR=HUB_ACCOUNT",
+                   help="post each participant's net between its settlement account and this "
+                        "hub account (repeat per currency with instructions)")
+    p.set_defaults(run=commands.close_window)
+
+    p = sub.add_parser("window", help="one settlement window: report or bilateral matrix")
+    window = p.add_subparsers(dest="window_command", required=True, metavar="WHAT")
+    for name, run, text in [
+            ("report", commands.window_report,
+             "positions (gross debits, credits, net) and settlement instructions"),
+            ("matrix", commands.window_matrix,
+             "bilateral matrix: gross amounts payer -> payee before netting")]:
+        w = window.add_parser(name, help=text)
+        w.add_argument("window_id", type=_window_id, metavar="ID")
+        w.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        w.add_argument("--output", metavar="FILE", help="write there instead of printing")
+        w.set_defaults(run=run)
 
 
 def resolve_port(args: argparse.Namespace) -> int:
@@ -152,6 +205,22 @@ def resolve_port(args: argparse.Namespace) -> int:
         return DEFAULT_PORT
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read the port from {path}: {exc}") from None
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """A client TLS context when any --tls-* flag is given (system CAs unless --tls-ca)."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if args.tls_cert:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS set-up failed: {exc}") from None
+    return context
 
 
 def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
@@ -172,7 +241,7 @@ def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
 async def run(args: argparse.Namespace, port: int, token: str) -> commands.Output:
     async with await AsyncClient.connect(
             args.host, port, participant=args.participant, token=token, codec=args.codec,
-            timeout_s=args.request_timeout) as client:
+            timeout_s=args.request_timeout, ssl=getattr(args, "tls", None)) as client:
         return await args.run(client, args)
 
 
@@ -188,6 +257,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     try:
         port = resolve_port(args)
         token = resolve_token(args, os.environ if environ is None else environ)
+        args.tls = tls_context(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
