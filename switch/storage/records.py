@@ -8,8 +8,12 @@ import zlib
 
 HEADER = struct.Struct(">II")
 HEADER_BYTES = HEADER.size
-# A request is at most one frame (default 1 MiB) re-encoded; anything far larger is damage.
-MAX_RECORD_BYTES = 256 << 20
+# A request is at most one frame (default 1 MiB) re-encoded, and batch content larger than a
+# frame arrives in parts: a record longer than this is refused on append and damage on reading.
+MAX_RECORD_BYTES = 64 << 20
+# Looking for intact records after damage checksums candidate records at every offset; past this
+# many checksummed bytes we stop and assume one may follow (refusing to start is the safe side).
+SEARCH_BUDGET_BYTES = 1 << 30
 
 
 def encode_record(payload: bytes) -> bytes:
@@ -63,8 +67,30 @@ class RecordScanner:
         A torn append leaves only a prefix of the last write; an intact record further on means
         bytes in the middle of the log were damaged after being written.
         """
-        data = self.data
-        return any(
-            not isinstance(_record_at(data, offset), str)
-            for offset in range(self.good_end + 1, len(data) - HEADER_BYTES + 1)
-        )
+        return self.next_intact_offset(self.good_end + 1) is not None
+
+    def next_intact_offset(self, start: int) -> int | None:
+        """The first offset at or after `start` where an intact record begins, or None."""
+        data, budget = self.data, SEARCH_BUDGET_BYTES
+        for offset in range(start, len(data) - HEADER_BYTES + 1):
+            found = _record_at(data, offset)
+            if not isinstance(found, str):
+                return offset
+            if found == "checksum mismatch":
+                budget -= HEADER.unpack_from(data, offset)[0]
+                if budget < 0:
+                    return offset  # cannot rule it out cheaply: treat as an intact record
+        return None
+
+    def intact_records_after_damage(self) -> tuple[int, int | None]:
+        """(records, first offset) of the intact records found after the damage by resynchronizing
+        on the next intact header each time; (0, None) when none. For reports: which of these
+        really are records and not payload bytes that look like one cannot be known."""
+        count, first, offset = 0, None, self.good_end + 1
+        while (offset := self.next_intact_offset(offset)) is not None:
+            first = offset if first is None else first
+            while not isinstance(found := _record_at(self.data, offset), str):
+                count += 1
+                offset += HEADER_BYTES + len(found)
+            offset += 1
+        return count, first
