@@ -38,6 +38,9 @@ class Snapshotter:
         if pid == 0:  # child: serialize, write, leave without running any parent cleanup
             code = 1
             try:
+                # Inherited descriptors (the data-dir lock, client sockets) must not outlive
+                # the parent: a restart after a crash would find the directory still locked.
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 write_snapshot_file(path, seq, self.state.snapshot_state())
                 code = 0
             finally:
