@@ -1,27 +1,22 @@
 """Every option of `python -m loadtest`, parsed and checked into one frozen `Config`."""
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from client.cli import ConfigError, resolve_port  # the operator CLI's discovery, shared
 from protocol import JSON, MSGPACK, is_valid_id
 from protocol.values import MAX_ITEMS
 
-DEFAULT_PORT = 7878
 MIX_KINDS = ("single", "two_phase", "lookup")
 MAX_PREFIX_CHARS = 40  # leaves room for "-p<i>-a<j>" within the 64-character id limit
-
-
-class ConfigError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
 class Config:
     host: str
-    port: int | None  # None: from DATA_DIR/server.json, else DEFAULT_PORT
+    port: int | None  # None: from DATA_DIR/server.json, else the default port
     data_dir: Path
     token: str | None
     participants: int
@@ -253,19 +248,7 @@ class Target:
 
 
 def resolve_target(config: Config, environ) -> Target:
-    return Target(config.host, _resolve_port(config), _resolve_token(config, environ))
-
-
-def _resolve_port(config: Config) -> int:
-    if config.port is not None:
-        return config.port
-    path = config.data_dir / "server.json"
-    try:
-        return int(json.loads(path.read_text())["port"])
-    except FileNotFoundError:
-        return DEFAULT_PORT
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read the port from {path}: {exc}") from None
+    return Target(config.host, resolve_port(config), _resolve_token(config, environ))
 
 
 def _resolve_token(config: Config, environ) -> str:
