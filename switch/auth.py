@@ -14,7 +14,8 @@ TOKEN_BYTES = 24
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    # Hex, not urlsafe base64: a token starting with "-" reads as an option on command lines.
+    return secrets.token_hex(TOKEN_BYTES)
 
 
 def hash_token(token: str, salt: bytes | None = None) -> str:
