@@ -17,11 +17,11 @@ log = structlog.get_logger("switch.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, config, loop, state, wal, last_snapshot_seq: int):
+    def __init__(self, config, loop, service, last_snapshot_seq: int):
         self.config = config
         self.loop = loop
-        self.state = state  # ledger and batches
-        self.wal = wal
+        self.service = service  # its state (ledger and batches) is what a snapshot holds
+        self.wal = service.wal
         self.last_snapshot_seq = last_snapshot_seq
         self._bytes_at_last = wal.bytes_since_start
         self._child: tuple[int, int, int] | None = None  # pid, pidfd, seq
@@ -41,7 +41,7 @@ class Snapshotter:
                 # Inherited descriptors (the data-dir lock, client sockets) must not outlive
                 # the parent: a restart after a crash would find the directory still locked.
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-                write_snapshot_file(path, seq, self.state.snapshot_state())
+                write_snapshot_file(path, seq, self.service.state.snapshot_state())
                 code = 0
             finally:
                 os._exit(code)
@@ -73,7 +73,7 @@ class Snapshotter:
         """A synchronous snapshot (at shutdown, when everything appended is durable)."""
         seq = self.wal.durable_seq
         if seq > self.last_snapshot_seq and self.wal.failure is None:
-            save_snapshot(self.config.snapshot_dir, seq, self.state.snapshot_state())
+            save_snapshot(self.config.snapshot_dir, seq, self.service.state.snapshot_state())
             self._published(seq)
 
     def _published(self, seq: int) -> None:
