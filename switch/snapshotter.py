@@ -23,7 +23,7 @@ class Snapshotter:
         self.service = service  # its state (ledger and batches) is what a snapshot holds
         self.wal = service.wal
         self.last_snapshot_seq = last_snapshot_seq
-        self._bytes_at_last = wal.bytes_since_start
+        self._bytes_at_last = self.wal.bytes_since_start
         self._child: tuple[int, int, int] | None = None  # pid, pidfd, seq
         self._ready_seq: int | None = None
 
