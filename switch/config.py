@@ -45,6 +45,9 @@ class Config:
     # A snapshot is taken (in a forked child) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
     snapshots_kept: int = 2
+    # After a write refused for want of space (fail-stop), writes resume by themselves once the
+    # log's filesystem has this much free; a failed fsync always needs a restart.
+    resume_min_free_bytes: int = 64 << 20
     # Batches: partial batches are applied this many items per event-loop turn; an atomic batch
     # is one ledger step (one WAL record), so its size bounds how long it pauses other traffic.
     batch_chunk_items: int = 200
@@ -77,7 +80,7 @@ class Config:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                      "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
-                     "snapshots_kept", "max_queued_replies"):
+                     "snapshots_kept", "max_queued_replies", "resume_min_free_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s"):

@@ -140,7 +140,7 @@ class SwitchServer:
 
     async def _housekeeping(self, service: Service, inbox: Inbox) -> None:
         """Timers kept off the request path: pending expiry, idle connections, snapshots,
-        the batch drop folder.
+        resuming writes after a full disk, the batch drop folder.
 
         Once a second, everything alive is moved out of the cyclic garbage collector's reach
         (gc.freeze): ledger records live for ever, and without this each full collection walks
@@ -157,7 +157,9 @@ class SwitchServer:
                 next_sweep_s = loop.time() + HOUSEKEEPING_INTERVAL_S
                 shed_logged = self._sweep_connections(service, shed_logged)
                 service.snapshotter.maybe_start()
-                inbox.scan()
+                service.try_resume_writes()
+                if service.accepting_writes():
+                    inbox.scan()
                 gc.freeze()  # see below
 
     def _sweep_connections(self, service: Service, shed_logged: dict) -> dict:
@@ -187,7 +189,11 @@ class SwitchServer:
                    for c in service.connections) and service.loop.time() < deadline_s):
             await asyncio.sleep(0.01)
         service.snapshotter.abandon()
-        service.snapshotter.save_now()
+        try:
+            service.snapshotter.save_now()
+        except OSError as error:  # e.g. a full disk: the log holds everything, restart replays it
+            log.error("shutdown_snapshot_failed", reason=str(error),
+                      consequence="the next start replays more of the log; nothing is lost")
         for connection in list(service.connections):
             connection.close()
         service.wal.close()

@@ -5,6 +5,8 @@ its results are exactly what replay from the WAL reproduces. A reply is queued w
 sequence number current when its request executed and leaves only when that prefix is durable,
 so no client, reader or writer, ever sees state that a crash could take away.
 """
+import errno
+import shutil
 import time
 
 import structlog
@@ -14,6 +16,7 @@ from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encod
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
+from switch.storage.recovery import RecoveryError, recover
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 
 log = structlog.get_logger("switch.service")
@@ -45,6 +48,9 @@ class Service:
         self.shed = {"connections_refused": 0, "requests_overloaded": 0, "hello_failures": 0}
         self.closed = {"idle": 0, "frame_timeout": 0, "write_stall": 0, "close_stall": 0}
         self.shutting_down = False
+        # After writes stop, memory may be ahead of the log; reads wait for the durable state.
+        self.reloading_durable_state = False
+        self._resume_refusal = None  # the last reason writes could not resume, logged once
         self.started_s = time.monotonic()
         self.requests_total = 0
         self.snapshotter = None  # set by the server once it exists
@@ -126,6 +132,9 @@ class Service:
         if local is not None:
             return local(connection, caller, args)
         if not mutating:
+            if self.reloading_durable_state:
+                raise ProtocolError(codes.OVERLOADED, "writes stopped after a storage fault; "
+                                    "reads resume once the durable state is reloaded")
             return self.state.execute(caller, op, args, time.time_ns())[0]
         tokens = self._issue_tokens(args) if op == "create_participants" else None
         result = self.execute_mutation(caller, op, args)
@@ -265,15 +274,69 @@ class Service:
         self.stop_writes(f"WAL write or fsync failed: {error!r}")
 
     def stop_writes(self, reason: str) -> None:
-        """Fail-stop: nothing not yet durable is acknowledged, and no further write is taken."""
-        log.critical("writes_stopped", reason=reason,
-                     action="restart the switch once the cause is fixed; it recovers from the log")
-        if self.wal.failure is None:
-            self.wal.failure = OSError(reason)
+        """Fail-stop: nothing not yet durable is acknowledged, no further write is taken, and
+        reads are answered from the durable state only (reloaded from disk)."""
+        wal = self.wal
+        if wal.failure is None:
+            wal.failure = OSError(reason)
+        log.critical("writes_stopped", reason=reason, durable_seq=wal.durable_seq,
+                     action="writes resume by themselves once disk space returns" if
+                     wal.can_resume() else "restart the switch once the cause is fixed; "
+                     "it recovers from the log")
         for connection in self.waiting_connections:
             connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}",
-                                    self.wal.durable_seq)
+                                    wal.durable_seq)
         self.waiting_connections = set()
+        if self.snapshotter is not None:
+            self.snapshotter.discard_beyond(wal.durable_seq)
+        if not self.reloading_durable_state:
+            self.reloading_durable_state = True
+            self.loop.create_task(self._reload_durable_state())
+
+    async def _reload_durable_state(self) -> None:
+        """Replays snapshot and log up to durable_seq (in a thread) and serves from that state:
+        the one a restart would recover, so no reply shows what a crash could take away."""
+        durable_seq = self.wal.durable_seq
+        await self.batch_engine.cancel_running()
+        try:
+            state = await self.loop.run_in_executor(None, self._durable_state, durable_seq)
+        except Exception:
+            log.exception("durable_state_reload_failed", durable_seq=durable_seq,
+                          action="reads stay refused; restart the switch")
+            return
+        self.state = state
+        self.reloading_durable_state = False
+        log.warning("serving_durable_state", durable_seq=durable_seq)
+
+    def _durable_state(self, durable_seq: int):
+        recovered = recover(self.config.wal_dir, self.config.snapshot_dir, read_only=True,
+                            up_to_seq=durable_seq)
+        if recovered.next_seq - 1 != durable_seq:
+            raise RecoveryError(f"the log on disk ends at record {recovered.next_seq - 1}, "
+                                f"not at the durable record {durable_seq}")
+        recovered.state.check_invariants()
+        return recovered.state
+
+    def try_resume_writes(self) -> None:
+        """After a write refused for want of space: once the durable state serves and the disk
+        has room again, the log is cut back to its durable end and writes go on."""
+        wal = self.wal
+        if self.reloading_durable_state or not wal.can_resume():
+            return
+        free_bytes = shutil.disk_usage(self.config.wal_dir).free
+        try:
+            if free_bytes < self.config.resume_min_free_bytes:
+                raise OSError(errno.ENOSPC, f"{free_bytes} bytes free, resuming needs "
+                                            f"{self.config.resume_min_free_bytes}")
+            wal.resume()
+        except OSError as error:
+            if str(error) != self._resume_refusal:
+                self._resume_refusal = str(error)
+                log.warning("writes_not_resumed", reason=str(error))
+            return
+        self._resume_refusal = None
+        log.warning("writes_resumed", durable_seq=wal.durable_seq, free_bytes=free_bytes)
+        self.batch_engine.resume_unfinished()
 
 
 def _peer(connection):

@@ -6,6 +6,7 @@ durable up to that sequence number, so a snapshot never holds state that was not
 Old snapshots beyond `snapshots_kept` and the WAL segments that only they needed are then deleted.
 """
 import os
+import signal
 
 import structlog
 
@@ -81,6 +82,19 @@ class Snapshotter:
         oldest_kept = prune_snapshots(self.config.snapshot_dir, self.config.snapshots_kept)
         deleted = prune_segments(self.config.wal_dir, oldest_kept)
         log.info("snapshot_published", seq=seq, segments_deleted=deleted)
+
+    def discard_beyond(self, durable_seq: int) -> None:
+        """After a WAL failure: a snapshot of state past the durable log must never be published,
+        since those sequence numbers go to other records once writes resume."""
+        if self._ready_seq is not None and self._ready_seq > durable_seq:
+            temporary_snapshot_path(self.config.snapshot_dir, self._ready_seq).unlink(
+                missing_ok=True)
+            self._ready_seq = None
+        if self._child is not None and self._child[2] > durable_seq:
+            os.kill(self._child[0], signal.SIGKILL)
+            seq = self._child[2]
+            self.abandon()
+            temporary_snapshot_path(self.config.snapshot_dir, seq).unlink(missing_ok=True)
 
     def abandon(self) -> None:
         """At shutdown: stop waiting for a child still writing (its temp file is discarded)."""

@@ -37,10 +37,15 @@ class BatchEngine:
         for batch_id in self.service.state.batches.unfinished():
             self.start(batch_id)
 
-    async def stop(self) -> None:
-        for task in list(self.tasks.values()):
+    async def cancel_running(self) -> None:
+        """Stops every batch being processed; `resume_unfinished` starts them again."""
+        tasks = list(self.tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.cancel_running()
         self._parser.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, batch_id: str) -> None:

@@ -72,6 +72,8 @@ class Inbox:
             batch = batches[batch_id]
             while batch.state not in (COMPLETED, REJECTED):
                 await asyncio.sleep(POLL_INTERVAL_S)
+                # Looked up again: after a WAL failure the state is replaced by the durable one.
+                batch = self.service.state.batches.batches[batch_id]
             await loop.run_in_executor(self._files, self._write_outcome, participant, path,
                                        batch, parsed.meta)
             log.info("inbox_file_done", file=str(path), batch_id=batch_id, state=batch.state)

@@ -65,8 +65,10 @@ def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
 
 
 class _Replayer:
-    def __init__(self, state: SwitchState, snapshot_seq: int, total_bytes: int):
+    def __init__(self, state: SwitchState, snapshot_seq: int, total_bytes: int,
+                 up_to_seq: int | None):
         self.state = state
+        self.up_to_seq = up_to_seq
         self.last_seq = snapshot_seq
         self.replayed = 0
         self.total_bytes = total_bytes
@@ -79,6 +81,8 @@ class _Replayer:
         data = path.read_bytes()
         scanner = RecordScanner(data)
         for offset, payload in scanner:
+            if self.up_to_seq is not None and self.last_seq >= self.up_to_seq:
+                return 0
             self._apply(path, offset, payload)
         self.done_bytes += len(data)
         if scanner.damage is None:
@@ -125,18 +129,22 @@ class _Replayer:
                      percent=round(100 * self.done_bytes / max(self.total_bytes, 1), 1))
 
 
-def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False) -> Recovered:
+def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
+            up_to_seq: int | None = None) -> Recovered:
     """The state of the newest snapshot plus every intact WAL record after it.
 
     `read_only=True` is for tools that inspect a data directory, possibly while a switch is
     running and appending to it: nothing is truncated or written, an incomplete record at the
     tail ends the replay quietly (`truncated_bytes` then counts the bytes left unread), and the
     invariants are not checked (the caller checks what it needs and reports it).
+    `up_to_seq` stops the replay after that record (read only: the durable state of a running
+    switch whose log has failed after it).
     """
     started = time.monotonic()
     snapshot_seq, state = load_newest_snapshot(snapshot_dir)
     segments = _segments_from(wal_dir, snapshot_seq)
-    replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments))
+    replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments),
+                         up_to_seq)
     truncated = 0
     for index, (_, path) in enumerate(segments):
         truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1,

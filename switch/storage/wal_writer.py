@@ -5,6 +5,7 @@ next write covers all of them with one fsync. So one fsync serves every request 
 during the previous one, and durability does not cap throughput at the disk's fsync rate.
 """
 import asyncio
+import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,16 @@ class RecordTooLarge(ValueError):
 
 class WalFailed(Exception):
     """Writes are stopped because an earlier write or fsync failed (fail-stop)."""
+
+
+class FsyncFailed(OSError):
+    """fsync failed: the kernel may have dropped the dirty pages, so what the file holds after the
+    last good fsync is unknown and must never be fsynced and trusted again (PostgreSQL's lesson)."""
+
+
+# A write refused for want of space wrote nothing durable past the last fsync: once space
+# returns, the log can be cut back to that point and continue.
+RESUMABLE_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class WalWriter:
@@ -45,6 +56,8 @@ class WalWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._packer = msgpack.Packer(use_bin_type=True)
         self._fd, self._segment_size = self._open_last_segment(next_seq)
+        # Where the log ends as far as anything durable goes: (segment path, size in bytes).
+        self._durable_end = (self._segment_path, self._segment_size)
 
     def _open_last_segment(self, next_seq: int) -> tuple[int, int]:
         segments = list_segments(self.wal_dir)
@@ -52,6 +65,7 @@ class WalWriter:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if not segments:
             fsync_dir(self.wal_dir)
+        self._segment_path = path
         return fd, os.fstat(fd).st_size
 
     def append(self, now_ns: int, caller: str, op: str, args) -> int:
@@ -102,15 +116,47 @@ class WalWriter:
             self._segment_size += written
             self.bytes_since_start += written
         if self.fsync:
-            os.fdatasync(self._fd)
+            try:
+                os.fdatasync(self._fd)
+            except OSError as error:
+                raise FsyncFailed(error.errno, error.strerror) from error
             self.fsync_count += 1
+        self._durable_end = (self._segment_path, self._segment_size)
 
     def _rotate(self, first_seq: int) -> None:
-        fd = os.open(segment_path(self.wal_dir, first_seq),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        path = segment_path(self.wal_dir, first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fsync_dir(self.wal_dir)
         os.close(self._fd)
-        self._fd, self._segment_size = fd, 0
+        self._fd, self._segment_size, self._segment_path = fd, 0, path
+
+    def can_resume(self) -> bool:
+        """Whether the failure was a write refused for want of space (see RESUMABLE_WRITE_ERRNOS),
+        after which `resume` may continue the log; never after a failed fsync."""
+        failure = self.failure
+        return (failure is not None and not isinstance(failure, FsyncFailed)
+                and failure.errno in RESUMABLE_WRITE_ERRNOS and not self._flushing)
+
+    def resume(self) -> None:
+        """Cuts the log back to its durable end (dropping segments begun after it) and takes
+        appends again from durable_seq + 1. Raises OSError, changing nothing, if the disk still
+        refuses; the caller must have replaced any state built on records past durable_seq."""
+        path, size = self._durable_end
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.ftruncate(fd, size)
+            os.fdatasync(fd)
+            for _, later in list_segments(self.wal_dir):
+                if later.name > path.name:
+                    os.unlink(later)
+            fsync_dir(self.wal_dir)
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd, self._segment_size, self._segment_path = fd, size, path
+        self.appended_seq = self.durable_seq
+        self.failure = None
 
     async def drain(self) -> None:
         """Waits until everything appended so far is durable (or the log has failed)."""

@@ -4,6 +4,7 @@ import hashlib
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import msgpack
@@ -71,6 +72,18 @@ def lookup_all(client: WireClient, ids) -> dict[str, dict]:
         chunk = client.call("lookup_transfers", {"ids": ids[start:start + 8190]}, "msgpack")
         found.update({t["id"]: t for t in chunk["transfers"]})
     return found
+
+
+def wait_for_durable_reads(client: WireClient, timeout_s: float = 20.0) -> None:
+    """After writes stop, reads answer `overloaded` until the durable state is reloaded."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = client.request("lookup_accounts", {"ids": ["a-1"]})
+        if reply["ok"] or reply["error"]["code"] != "overloaded":
+            assert reply["ok"], reply
+            return
+        assert time.monotonic() < deadline, "reads did not resume after writes stopped"
+        time.sleep(0.05)
 
 
 def assert_books_balance(admin: WireClient, accounts=ACCOUNTS) -> dict[str, dict]:

@@ -1,7 +1,7 @@
 """A full disk (a real tmpfs) under concurrent load: only `internal` for what was not durable,
 `wal verify` sees at most a torn tail, a restart while the disk is still full serves reads and
 stops writes again, and once space returns a restart recovers every acknowledged transfer and
-takes writes again (fail-stop + restart is the chosen behaviour for ENOSPC; docs/operations.md)."""
+takes writes again. (Resuming without a restart is tested in tests/e2e/test_disk_full.py.)"""
 import json
 import threading
 
@@ -11,7 +11,7 @@ from support.wire import WireClient
 from support.world import FUNDS, create_world
 
 from hardening.fault_support import (RecordingSender, assert_books_balance, lookup_all,
-                                     run_switch_cli)
+                                     run_switch_cli, wait_for_durable_reads)
 
 
 def writes_stopped(switch: SwitchProcess) -> list[dict]:
@@ -62,6 +62,7 @@ def test_disk_full_under_concurrent_load_then_restart_full_then_restart_with_spa
                         "id": f"still-full-{n}", "debit_account": "a-1",
                         "credit_account": "b-1", "amount": 1, "reference": "x" * 256})
                 assert reply["error"]["code"] == "internal", reply
+                wait_for_durable_reads(admin)
                 assert_books_balance(admin)
             assert switch.stop() == 0
 

@@ -1,6 +1,7 @@
 """fsync fails (a real EIO from libc, injected with an LD_PRELOAD shim into the real switch
-process): fail-stop for writes, reads keep working, a clear log line, nothing acknowledged lost,
-and a restart once the disk is healthy recovers."""
+process): fail-stop for writes, reads keep working (from the durable state only), a clear log
+line, nothing acknowledged lost, and a restart once the disk is healthy recovers; unlike a full
+disk, a failed fsync never resumes in-process (the kernel may have dropped the dirty pages)."""
 import json
 import threading
 import time
@@ -12,7 +13,7 @@ from support.wire import WireClient
 from support.world import FUNDS, create_world
 
 from hardening.fault_support import (RecordingSender, assert_books_balance, build_fault_shim,
-                                     lookup_all)
+                                     lookup_all, wait_for_durable_reads)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,10 @@ def test_fsync_eio_stops_writes_keeps_reads_and_loses_nothing_acknowledged(tmp_p
                 reply = admin.request(op, args)
                 assert not reply["ok"] and reply["error"]["code"] == "internal", reply
                 assert "writes are stopped" in reply["error"]["message"]
-            # reads keep working
+            # reads keep working, from the durable state only: what failed is not visible
             assert admin.call("ping") == {}
+            wait_for_durable_reads(admin)
+            assert not lookup_all(admin, failed), "a transfer that got `internal` is visible"
             accounts = assert_books_balance(admin)
             assert accounts["a-1"]["balance"] + accounts["b-1"]["balance"] == FUNDS
             some_acked = sorted(acked)[:50]
