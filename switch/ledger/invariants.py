@@ -2,9 +2,13 @@
 
 from . import reconcile
 from .clearing import check_nets
-from .records import PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED
+from .records import (
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED,
+)
 
-_KIND_STATES = {REGULAR: {POSTED}, POST: {POSTED}, VOID: {VOIDED}, SETTLEMENT: {POSTED}}
+# The states each kind of transfer can be in (a pending transfer is settled or expired later)
+_KIND_STATES = {REGULAR: {POSTED}, POST: {POSTED}, VOID: {VOIDED}, SETTLEMENT: {POSTED},
+                PENDING_KIND: {PENDING, POSTED, VOIDED, EXPIRED}}
 
 
 def _require(condition, what):
@@ -23,45 +27,62 @@ def check_balances(ledger):
     for aid, account in ledger.accounts.items():
         cached = [account.debits_posted, account.credits_posted,
                   account.debits_pending, account.credits_pending]
-        _require(cached == balances[aid], f"account {aid}: {cached} != {balances[aid]}")
-        _require(len(account.transfers) == len(touching[aid])
-                 and all(a is b for a, b in zip(account.transfers, touching[aid])),
+        _require(cached == balances[account], f"account {aid}: {cached} != {balances[account]}")
+        # Transfer has no __eq__, so == compares the lists element by element by identity
+        _require(account.transfers == touching[account],
                  f"account {aid}: transfer list out of order")
     _check_totals(ledger)
 
 
 def _check_transfers(ledger):
-    """Recompute balances and per-account lists; check states, order and the clock."""
-    balances = {aid: [0, 0, 0, 0] for aid in ledger.accounts}
-    touching = {aid: [] for aid in ledger.accounts}
+    """Recompute balances and per-account lists; check states, order and the clock.
+
+    It runs over every transfer on each restart, so the loop does as little as it can: one
+    condition for the common case, which names what failed only when it fails.
+    """
+    accounts = ledger.accounts.values()
+    touching = {account: [] for account in accounts}
+    # account -> [debits posted, credits posted, debits pending, credits pending]
+    balances = {account: [0, 0, 0, 0] for account in accounts}
     book = ledger.book
     last = 0
     pending = 0
     live_in_heap = {id(entry[3]) for entry in book.heap if entry[3].state == PENDING}
     _require(book.stale == len(book.heap) - len(live_in_heap), "stale heap entries")
     for t in book.by_id.values():
-        _require(t.timestamp > last, f"transfer {t.id}: timestamps not increasing")
+        debit, credit, kind, state = t.debit, t.credit, t.kind, t.state
+        if (t.timestamp <= last or debit is credit or debit.currency != credit.currency
+                or state not in _KIND_STATES.get(kind, ())):
+            raise AssertionError(f"transfer {t.id}: {_fault(t, last)}")
         last = t.timestamp
-        _require(t.debit is not t.credit and t.debit.currency == t.credit.currency,
-                 f"transfer {t.id}: bad accounts")
-        _require(t.state in _KIND_STATES.get(t.kind, {t.state}), f"transfer {t.id}: state")
-        touching[t.debit.id].append(t)
-        touching[t.credit.id].append(t)
-        if t.kind in (POST, VOID):
+        touching[debit].append(t)
+        touching[credit].append(t)
+        if kind == PENDING_KIND:
+            if state == PENDING:
+                balances[debit][2] += t.amount
+                balances[credit][3] += t.amount
+                pending += 1
+                _require(not t.timeout or id(t) in live_in_heap,
+                         f"transfer {t.id}: not in heap")
+            continue
+        if kind != VOID:
+            balances[debit][0] += t.amount
+            balances[credit][1] += t.amount
+        if kind != REGULAR and kind != SETTLEMENT:  # a post or void: its pending transfer
             p = t.target
-            _require(p.kind == PENDING_KIND and p.state == t.state and t.amount <= p.amount,
+            _require(p.kind == PENDING_KIND and p.state == state and t.amount <= p.amount,
                      f"transfer {t.id}: bad settlement of {p.id}")
-        if t.kind in (REGULAR, POST, SETTLEMENT):
-            balances[t.debit.id][0] += t.amount
-            balances[t.credit.id][1] += t.amount
-        elif t.kind == PENDING_KIND and t.state == PENDING:
-            balances[t.debit.id][2] += t.amount
-            balances[t.credit.id][3] += t.amount
-            pending += 1
-            _require(not t.timeout or id(t) in live_in_heap, f"transfer {t.id}: not in heap")
     _require(book.last_ts >= last, "clock behind the newest transfer")
     _require(book.pending_count == pending, f"pending count {book.pending_count} != {pending}")
     return balances, touching
+
+
+def _fault(t, last):
+    if t.timestamp <= last:
+        return "timestamps not increasing"
+    if t.debit is t.credit or t.debit.currency != t.credit.currency:
+        return "bad accounts"
+    return f"state {t.state} of a {t.kind} transfer"
 
 
 def _check_totals(ledger):

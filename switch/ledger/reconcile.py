@@ -17,6 +17,7 @@ from .clearing import settlement_id
 from .records import PENDING, PENDING_KIND, POST, REGULAR, SETTLEMENT
 
 _MOVES = (REGULAR, POST)
+_END = float("inf")  # the closing time of the open window
 
 
 @dataclass(frozen=True)
@@ -53,40 +54,61 @@ class Reconciliation:
 
 
 def recompute(ledger) -> Recomputed:
+    """One pass over every transfer, kept short because it runs on every restart: it sums per
+    window and (debit, credit) account pair, and `_per_participant` turns those sums into the
+    participants' figures."""
     windows = ledger.clearing.windows
     openings = [w.opened_at for w in windows]
-    closings = [w.closed_at for w in windows]
+    closings = [_END if w.closed_at is None else w.closed_at for w in windows]
     out = Recomputed([{} for _ in windows], [{} for _ in windows], [0] * len(windows))
-    reserved = out.reserved
+    moved = [{} for _ in windows]  # per window: (debit, credit) account -> [amount, count]
+    pending = {}  # (debit, credit) account -> amount of pending transfers
+    sums, opened_at, closed_at = None, _END, _END  # of the window found last
     for t in ledger.book.by_id.values():
         kind = t.kind
         if kind == SETTLEMENT:
             out.settlements[t.id] = t
             continue
-        payer = t.debit.owner.id
-        payee = t.credit.owner.id
-        if payer == payee:
-            continue
-        currency = t.debit.currency
+        pair = t.debit, t.credit
         if kind == PENDING_KIND:
             if t.state == PENDING:
-                reserved[payer, currency] = reserved.get((payer, currency), 0) + t.amount
+                pending[pair] = pending.get(pair, 0) + t.amount
             continue
         if kind not in _MOVES:
             continue  # a void moves nothing
         ts = t.timestamp
-        number = bisect_right(openings, ts) - 1
-        if number < 0 or (closings[number] is not None and ts >= closings[number]):
-            out.outside.append(t)
-            continue
-        moves = out.moves[number]
-        amount = t.amount
-        moves.setdefault((payer, currency), [0, 0])[0] += amount
-        moves.setdefault((payee, currency), [0, 0])[1] += amount
-        pairs = out.pairs[number]
-        pairs[payer, payee, currency] = pairs.get((payer, payee, currency), 0) + amount
-        out.counts[number] += 1
+        if not opened_at <= ts < closed_at:  # transfers come in timestamp order: rarely taken
+            number = bisect_right(openings, ts) - 1
+            if number < 0 or ts >= closings[number]:
+                if t.debit.owner is not t.credit.owner:
+                    out.outside.append(t)
+                continue
+            sums, opened_at, closed_at = moved[number], openings[number], closings[number]
+        entry = sums.get(pair)
+        if entry is None:
+            entry = sums[pair] = [0, 0]
+        entry[0] += t.amount
+        entry[1] += 1
+    _per_participant(out, moved, pending)
     return out
+
+
+def _per_participant(out, moved, pending):
+    """Fills `out` from sums per account pair, leaving out the pairs of one participant."""
+    for number, sums in enumerate(moved):
+        moves, pairs = out.moves[number], out.pairs[number]
+        for (debit, credit), (amount, count) in sums.items():
+            payer, payee, currency = debit.owner.id, credit.owner.id, debit.currency
+            if payer == payee:
+                continue
+            moves.setdefault((payer, currency), [0, 0])[0] += amount
+            moves.setdefault((payee, currency), [0, 0])[1] += amount
+            pairs[payer, payee, currency] = pairs.get((payer, payee, currency), 0) + amount
+            out.counts[number] += count
+    for (debit, credit), amount in pending.items():
+        payer, currency = debit.owner.id, debit.currency
+        if payer != credit.owner.id:
+            out.reserved[payer, currency] = out.reserved.get((payer, currency), 0) + amount
 
 
 def compare(ledger, recomputed=None, closed_only=True) -> list:

@@ -3,18 +3,39 @@
 Records are listed in timestamp order, so loading them in order rebuilds the
 per-account transfer lists, and the expiry heap follows from the pending transfers.
 
-Version 2 adds participants' settlement accounts, the bilateral matrix (the open window's rows
-on the positions, closed windows' on the windows) and windows' settlement postings. A version 1
-state still loads: its matrices are recomputed from the transfers.
+Version 3 stores the transfers column by column (one list per field, accounts as their index in
+`accounts`, kinds and states as small codes, the targets of posts and voids as index pairs):
+unpacking is then a few long lists of plain values, and loading builds every transfer in one
+`map` instead of a Python loop over one list per transfer, more than twice as fast. The codes
+also make every transfer share the same kind and state strings, where one list per transfer gave
+each its own copies (about 120 bytes per transfer once loaded).
+
+Version 2 added participants' settlement accounts, the bilateral matrix (the open window's rows
+on the positions, closed windows' on the windows) and windows' settlement postings. Versions 1
+and 2 (one list per transfer) still load; a version 1 state has its matrices recomputed from the
+transfers.
 """
 
+from bisect import bisect_left
 from heapq import heapify
+from itertools import compress, repeat
+from operator import attrgetter, is_not
 
 from .clearing import Window
-from .records import PENDING, Participant, Transfer
+from .records import (
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Participant,
+    Transfer,
+)
 
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# Version 3 codes: a kind or state is stored as its index here, so these orders never change.
+KINDS = (REGULAR, PENDING_KIND, POST, VOID, SETTLEMENT)
+STATES = (PENDING, POSTED, VOIDED, EXPIRED)
+_PENDING_CODE = STATES.index(PENDING)
+# The one string object of each kind and state, for versions 1 and 2
+_CANONICAL = {name: name for name in KINDS + STATES}
+_target = attrgetter("target")
 
 
 def dump(ledger):
@@ -29,9 +50,7 @@ def dump(ledger):
         "accounts": [[a.id, a.owner.id, a.currency, a.overdraft_limit, a.timestamp,
                       a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending]
                      for a in ledger.accounts.values()],
-        "transfers": [[t.id, t.debit.id, t.credit.id, t.amount, t.reference, t.timeout, t.kind,
-                       None if t.target is None else t.target.id, t.state, t.timestamp]
-                      for t in book.by_id.values()],
+        "transfers": _transfer_columns(ledger),
         "positions": [[pid, cur, pos.debits, pos.credits, pos.reserved,
                        sorted([payee.participant, amount]
                               for payee, amount in pos.owes.items() if amount)]
@@ -44,11 +63,39 @@ def dump(ledger):
     }
 
 
+def _transfer_columns(ledger):
+    """Version 3 transfers: {field: [value per transfer]}, timestamp order."""
+    transfers = ledger.book.by_id.values()
+    account_index = {account: n for n, account in enumerate(ledger.accounts.values())}
+
+    def column(field, code=None):
+        values = map(attrgetter(field), transfers)
+        return list(values if code is None else map(code.__getitem__, values))
+
+    timestamps = column("timestamp")
+    settling = compress(enumerate(transfers), map(is_not, map(_target, transfers), repeat(None)))
+    return {
+        "ids": list(ledger.book.by_id),
+        "debits": column("debit", account_index),
+        "credits": column("credit", account_index),
+        "amounts": column("amount"),
+        "references": column("reference"),
+        "timeouts": column("timeout"),
+        "kinds": column("kind", {kind: n for n, kind in enumerate(KINDS)}),
+        "states": column("state", {state: n for n, state in enumerate(STATES)}),
+        "timestamps": timestamps,
+        # timestamps are unique and increasing, so a pending transfer's index is where its
+        # timestamp is: no index of every transfer needed
+        "targets": [[n, bisect_left(timestamps, t.target.timestamp)] for n, t in settling],
+    }
+
+
 def load(ledger, state):
     """Fill the empty `ledger` from `state`."""
     version = state["version"]
     if version not in READABLE_VERSIONS:
-        raise ValueError(f"unsupported ledger snapshot version {version}")
+        raise ValueError(f"unsupported ledger snapshot version {version}; this switch reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     clearing = ledger.clearing
     for pid, name, caps, suspended, token_hash, ts, *rest in state["participants"]:
         ledger.participants[pid] = Participant(pid, name, dict(caps), suspended, token_hash, ts,
@@ -68,7 +115,10 @@ def load(ledger, state):
         totals.debits_pending += account.debits_pending
         totals.credits_pending += account.credits_pending
         ledger.accounts[aid] = account
-    _load_transfers(ledger.book, state["transfers"])
+    if version >= 3:
+        _load_columns(ledger.book, list(ledger.accounts.values()), state["transfers"])
+    else:
+        _load_rows(ledger.book, state["transfers"])
     ledger.book.last_ts = state["last_ts"]
     for wid, opened_at, closed_at, count, rows, *rest in state["windows"]:
         matrix, settlement = (rest + [None, None])[:2]
@@ -96,17 +146,40 @@ def _recompute_matrices(ledger):
             clearing.position(payer, cur).owes[clearing.position(payee, cur)] = amount
 
 
-def _load_transfers(book, rows):
+def _load_columns(book, accounts, columns):
+    """Version 3: every transfer built by one `map` over the columns (see the module doc)."""
+    account_at = accounts.__getitem__
+    transfers = list(map(
+        Transfer, columns["ids"], map(account_at, columns["debits"]),
+        map(account_at, columns["credits"]), columns["amounts"], columns["references"],
+        columns["timeouts"], map(KINDS.__getitem__, columns["kinds"]), repeat(None),
+        map(STATES.__getitem__, columns["states"]), columns["timestamps"]))
+    for n, target in columns["targets"]:
+        transfers[n].target = transfers[target]
+    book.by_id.update(zip(columns["ids"], transfers))
+    pending = compress(transfers, map(_PENDING_CODE.__eq__, columns["states"]))
+    _link(book, transfers, pending)
+
+
+def _load_rows(book, rows):
+    """Versions 1 and 2: one list per transfer, accounts and targets by id."""
     accounts = book.accounts
     by_id = book.by_id
     for tid, debit, credit, amount, reference, timeout, kind, target, state, ts in rows:
-        t = Transfer(tid, accounts[debit], accounts[credit], amount, reference, timeout, kind,
-                     None if target is None else by_id[target], state, ts)
-        by_id[tid] = t
+        by_id[tid] = Transfer(tid, accounts[debit], accounts[credit], amount, reference, timeout,
+                              _CANONICAL[kind], None if target is None else by_id[target],
+                              _CANONICAL[state], ts)
+    transfers = by_id.values()
+    _link(book, transfers, (t for t in transfers if t.state == PENDING))
+
+
+def _link(book, transfers, pending):
+    """The per-account lists (timestamp order), the pending count and the expiry heap."""
+    for t in transfers:
         t.debit.transfers.append(t)
         t.credit.transfers.append(t)
-        if state == PENDING:
-            book.pending_count += 1
-            if timeout:
-                book.heap.append((t.deadline(), ts, next(book.heap_seq), t))
+    pending = list(pending)
+    book.pending_count = len(pending)
+    book.heap = [(t.deadline(), t.timestamp, next(book.heap_seq), t) for t in pending
+                 if t.timeout]
     heapify(book.heap)

@@ -70,6 +70,30 @@ class Env:
         return found[0] if found else None
 
 
+def busy_history(env):
+    """A history touching every kind of state: pendings with deadlines, windows, caps."""
+    env.ex("admin", "set_participant", {"id": "p2", "net_debit_cap": {"USD": 5000},
+                                        "suspended": None})
+    env.statuses("p1", [tr("t1", "a1", "a2", 100, reference="r1"),
+                        tr("h1", "a1", "a2", 200, pending=True, timeout=3),
+                        tr("h2", "a1", "a3", 50, pending=True, timeout=1),
+                        tr("h3", "a1", "a3", 10, pending=True)])
+    env.statuses("p2", [tr("t2", "a2", "a1", 40, linked=True),
+                        tr("p1", amount=150, post_pending_id="h1", linked=True),
+                        tr("t3", "a2", "a3", 1)])
+    env.ex("admin", "close_window", {})
+    env.statuses("admin", [tr("eur", "e2", "e1", 70), tr("bad", "a1", "a2", 10**9)])
+
+
+def version_2_state(ledger):
+    """The ledger's snapshot state as version 2 wrote it: one list per transfer, accounts and
+    targets by id (what older snapshot files hold)."""
+    rows = [[t.id, t.debit.id, t.credit.id, t.amount, t.reference, t.timeout, t.kind,
+             None if t.target is None else t.target.id, t.state, t.timestamp]
+            for t in ledger.book.by_id.values()]
+    return dict(ledger.snapshot_state(), version=2, transfers=rows)
+
+
 def standard(caps=None):
     """p1, p2, p3 with USD/EUR accounts; u1/u2 are p1's/p2's unlimited funding accounts.
 

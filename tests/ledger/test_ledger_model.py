@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger.ledger_support import NOW, SECOND, account, participant, tr
+from ledger.ledger_support import NOW, SECOND, account, participant, tr, version_2_state
 from switch.ledger import Ledger, LedgerError
 
 PARTICIPANTS = ["p1", "p2", "p3"]
@@ -464,10 +464,11 @@ class LedgerMachine(RuleBasedStateMachine):
         assert [[r["payer"], r["payee"], r["currency"], r["amount"]] for r in got["rows"]] \
             == matrix
 
-    @rule()
-    def restore_from_snapshot(self):
-        state = msgpack.unpackb(msgpack.packb(self.ledger.snapshot_state()),
-                                strict_map_key=False)
+    @rule(layout=st.sampled_from(["columns", "version 2 rows"]))
+    def restore_from_snapshot(self, layout):
+        saved = (self.ledger.snapshot_state() if layout == "columns"
+                 else version_2_state(self.ledger))
+        state = msgpack.unpackb(msgpack.packb(saved), strict_map_key=False)
         self.ledger = Ledger.from_snapshot_state(state)
 
     @precondition(lambda self: len(self.calls) > 2)

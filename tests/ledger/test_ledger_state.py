@@ -3,23 +3,11 @@
 import msgpack
 import pytest
 
-from ledger.ledger_support import SECOND, Env, standard, tr
+from ledger.ledger_support import SECOND, Env, busy_history, standard, tr, version_2_state
 from switch.ledger import Ledger, LedgerError
-
-
-def busy_history(env):
-    """A history touching every kind of state: pendings with deadlines, windows, caps."""
-    env.ex("admin", "set_participant", {"id": "p2", "net_debit_cap": {"USD": 5000},
-                                        "suspended": None})
-    env.statuses("p1", [tr("t1", "a1", "a2", 100, reference="r1"),
-                        tr("h1", "a1", "a2", 200, pending=True, timeout=3),
-                        tr("h2", "a1", "a3", 50, pending=True, timeout=1),
-                        tr("h3", "a1", "a3", 10, pending=True)])
-    env.statuses("p2", [tr("t2", "a2", "a1", 40, linked=True),
-                        tr("p1", amount=150, post_pending_id="h1", linked=True),
-                        tr("t3", "a2", "a3", 1)])
-    env.ex("admin", "close_window", {})
-    env.statuses("admin", [tr("eur", "e2", "e1", 70), tr("bad", "a1", "a2", 10**9)])
+from switch.ledger.records import (
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED,
+)
 
 
 def replay(calls):
@@ -64,18 +52,54 @@ def continue_history(env):
     return outcomes, env.ledger.snapshot_state()
 
 
-def test_snapshot_round_trip_mid_history_then_continue_identically():
+def wire(state):
+    """The state as a snapshot file gives it back."""
+    return msgpack.unpackb(msgpack.packb(state, use_bin_type=True), strict_map_key=False)
+
+
+@pytest.mark.parametrize("layout", ["columns (version 3)", "rows (version 2)"])
+def test_snapshot_round_trip_mid_history_then_continue_identically(layout):
     env = standard()
     busy_history(env)
     state = env.ledger.snapshot_state()
-    wire = msgpack.unpackb(msgpack.packb(state), strict_map_key=False)
-    restored = Ledger.from_snapshot_state(wire)
+    saved = state if layout.startswith("columns") else version_2_state(env.ledger)
+    restored = Ledger.from_snapshot_state(wire(saved))
     restored.check_invariants()
     assert restored.snapshot_state() == state
     assert restored.counts() == env.ledger.counts()
+    for aid, account in env.ledger.accounts.items():
+        assert [t.id for t in restored.accounts[aid].transfers] == \
+            [t.id for t in account.transfers]
+    assert sorted((d, ts, t.id) for d, ts, _, t in restored.book.heap) == \
+        sorted((d, ts, t.id) for d, ts, _, t in env.ledger.book.heap if t.state == PENDING)
     twin = Env(restored)
     twin.now = env.now
     assert continue_history(twin) == continue_history(env)
+
+
+def test_the_snapshot_stores_transfers_column_by_column():
+    env = standard()
+    busy_history(env)
+    columns = env.ledger.snapshot_state()["transfers"]
+    ids = columns["ids"]
+    assert ids == list(env.ledger.book.by_id)
+    assert {len(column) for name, column in columns.items() if name != "targets"} == {len(ids)}
+    accounts = list(env.ledger.accounts)
+    h1 = ids.index("h1")
+    assert [accounts[columns["debits"][h1]], accounts[columns["credits"][h1]]] == ["a1", "a2"]
+    assert [[ids[n], ids[target]] for n, target in columns["targets"]] == [["p1", "h1"]]
+
+
+@pytest.mark.parametrize("version_2", [False, True])
+def test_loaded_transfers_share_one_string_per_kind_and_state(version_2):
+    """Each transfer would otherwise hold its own copies (about 120 bytes more per transfer)."""
+    env = standard()
+    busy_history(env)
+    saved = version_2_state(env.ledger) if version_2 else env.ledger.snapshot_state()
+    restored = Ledger.from_snapshot_state(wire(saved))
+    names = (REGULAR, PENDING_KIND, POST, VOID, SETTLEMENT, PENDING, POSTED, VOIDED, EXPIRED)
+    for t in restored.book.by_id.values():
+        assert any(t.kind is name for name in names) and any(t.state is name for name in names)
 
 
 def test_restored_clock_continues_after_the_last_timestamp():
@@ -90,7 +114,7 @@ def test_restored_clock_continues_after_the_last_timestamp():
 def test_snapshot_of_an_empty_ledger():
     state = Ledger().snapshot_state()
     assert Ledger.from_snapshot_state(state).snapshot_state() == state
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="version 99; this switch reads versions 1, 2, 3"):
         Ledger.from_snapshot_state(dict(state, version=99))
 
 

@@ -4,7 +4,7 @@ reconciliation of windows against their transfers."""
 import msgpack
 import pytest
 
-from ledger.ledger_support import Env, account, participant, standard, tr
+from ledger.ledger_support import Env, account, participant, standard, tr, version_2_state
 from switch.ledger import Ledger
 from switch.ledger.clearing import settlement_id
 from switch.ledger.reconcile import reconcile, render
@@ -144,7 +144,7 @@ def test_a_version_1_snapshot_loads_with_its_matrices_recomputed():
     close(env)
     env.statuses("p2", [tr("t3", "a2", "a3", 4)])
     state = env.ledger.snapshot_state()
-    old = dict(state, version=1,
+    old = dict(version_2_state(env.ledger), version=1,
                participants=[row[:6] for row in state["participants"]],
                positions=[row[:5] for row in state["positions"]],
                windows=[row[:5] for row in state["windows"]])

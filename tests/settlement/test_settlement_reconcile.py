@@ -125,18 +125,12 @@ def test_a_doctored_settlement_posting_is_reported(switch, admin):
     switch.stop()
 
     def change(ledger_state):
-        for t in ledger_state["transfers"]:
-            if t[0].startswith("settle:2:"):
-                t[3] += 1  # the amount of the first posting of window 2
-                break
+        transfers = ledger_state["transfers"]  # one list per field (snapshot version 3)
+        n = next(n for n, tid in enumerate(transfers["ids"]) if tid.startswith("settle:2:"))
+        transfers["amounts"][n] += 1  # the amount of the first posting of window 2
         # keep the balances consistent with the doctored transfer, so only the window differs
-        debit = next(t for t in ledger_state["transfers"] if t[0].startswith("settle:2:"))[1]
-        credit = next(t for t in ledger_state["transfers"] if t[0].startswith("settle:2:"))[2]
-        for account in ledger_state["accounts"]:
-            if account[0] == debit:
-                account[5] += 1
-            if account[0] == credit:
-                account[6] += 1
+        ledger_state["accounts"][transfers["debits"][n]][5] += 1
+        ledger_state["accounts"][transfers["credits"][n]][6] += 1
     doctor(switch.data_dir, change)
     code, out, _ = reconcile(switch.data_dir)
     assert code == 1
