@@ -48,6 +48,8 @@ class FrameDecoder:
         if pending:
             pending += data
             data = pending
+        elif self._is_one_frame(data):  # a read of one whole frame, as unpipelined peers send
+            return [bytes(data[HEADER_BYTES:])]
         bodies: list[bytes] = []
         with memoryview(data) as view:
             offset = self._split(view, bodies)
@@ -58,6 +60,12 @@ class FrameDecoder:
         else:
             pending += data[offset:]
         return bodies
+
+    def _is_one_frame(self, data) -> bool:
+        """Whether `data` is exactly one frame with a body, within the size limit."""
+        end = len(data)
+        return end > HEADER_BYTES and \
+            _unpack_header(data)[0] + HEADER_BYTES == end <= self.max_frame_bytes + HEADER_BYTES
 
     def _split(self, view: memoryview, bodies: list[bytes]) -> int:
         """Append complete bodies in `view` to `bodies`; return the bytes consumed."""

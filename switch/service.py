@@ -12,7 +12,8 @@ import time
 import structlog
 
 from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encode_frame,
-                      error_reply, ok_reply, parse_envelope, validate_args, JSON, MSGPACK)
+                      error_reply, ok_reply, parse_envelope, parse_transfer_request,
+                      validate_args, JSON, MSGPACK)
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
@@ -89,8 +90,14 @@ class Service:
         request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
         not_before_s = 0.0
         try:
-            request, codec = decode_body(body)
-            request_id, op, args = parse_envelope(request)
+            # Most traffic is plain transfers, decoded and validated in one step; anything
+            # else, and every fault, takes the general path.
+            common = parse_transfer_request(body)
+            if common is None:
+                request, codec = decode_body(body)
+                request_id, op, args = parse_envelope(request)
+            else:
+                request_id, op, args = common
             if self.shutting_down:
                 raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
             if len(connection.waiting) >= self.config.max_inflight_per_connection:
@@ -106,7 +113,8 @@ class Service:
             caller = connection.participant
             if caller is None and op not in NO_SESSION_OPS:
                 raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
-            args = validate_args(op, args)
+            if common is None:
+                args = validate_args(op, args)
             result = self._execute(connection, caller, op, spec.mutating, args)
             reply = ok_reply(request_id, result)
         except HelloRefused as error:

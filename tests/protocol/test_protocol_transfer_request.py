@@ -1,0 +1,69 @@
+import msgpack
+import pytest
+
+from protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
+                      parse_transfer_request, validate_args)
+
+PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
+
+
+def body_of(request: dict) -> bytes:
+    return msgpack.packb(request)
+
+
+def general_path(body: bytes) -> tuple:
+    request_id, op, args = parse_envelope(decode_body(body)[0])
+    return request_id, op, validate_args(op, args)
+
+
+@pytest.mark.parametrize("request_id", [7, -1, 2**64 - 1, "r-1", "x" * 256])
+@pytest.mark.parametrize("op, args", [
+    ("transfer", PLAIN),
+    ("create_transfers", {"transfers": [PLAIN, {**PLAIN, "id": "t-2", "amount": 2**63 - 1}]}),
+    ("create_transfers", {"transfers": [{**PLAIN, "id": f"{'i' * 60}.{n}"} for n in range(40)]}),
+])
+def test_plain_requests_parse_as_the_general_path_does(request_id, op, args):
+    body = encode_request(request_id, op, args, MSGPACK)[4:]
+    assert parse_transfer_request(body) == general_path(body)
+
+
+def test_key_order_does_not_matter():
+    args = dict(reversed(list(PLAIN.items())))
+    body = body_of({"args": args, "op": "transfer", "id": 1})
+    assert parse_transfer_request(body) == general_path(body)
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    encode_body({"id": 1, "op": "transfer", "args": PLAIN}, JSON),            # JSON
+    body_of({"id": 1, "op": "ping"}),                                        # another op
+    body_of({"id": 1, "op": "transfer", "args": PLAIN, "x": 1}),             # unknown envelope key
+    body_of({"id": 1.0, "op": "transfer", "args": PLAIN}),                   # bad id
+    body_of({"op": "transfer", "args": PLAIN}),                              # no id
+    body_of({"id": 1, "op": "transfer"}),                                    # no args
+    body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "linked": True}}),  # not plain
+    body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "amount": 0}}),     # invalid amount
+    body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "amount": {b"k": 1}}}),  # bin key
+    body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "id": "bad id"}}),
+    body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "debit_account": None}}),
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": []}}),
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": [PLAIN, 1]}}),
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": PLAIN}}),
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": [PLAIN], "x": 1}}),
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": [PLAIN] * 8191}}),
+    body_of({"id": 1, "op": "transfer", "args": PLAIN}) + b"\xc0",          # trailing bytes
+    body_of({"id": 1, "op": "transfer", "args": PLAIN})[:-1],               # truncated
+    body_of({"id": 1, "op": "transfer", "args": PLAIN, "op2": msgpack.ExtType(5, b"")}),
+    # a duplicate key: the decoded map has one key fewer than the body
+    b"\x84\xa2id\x01\xa2id\x02\xa2op\xa8transfer\xa4args" + body_of(PLAIN),
+    # a non-minimal encoding of the id (uint 64 for 1): not what packb writes
+    b"\x83\xa2id\xcf" + (1).to_bytes(8, "big") + b"\xa2op\xa8transfer\xa4args" + body_of(PLAIN),
+])
+def test_anything_else_is_left_to_the_general_path(body):
+    assert parse_transfer_request(body) is None
+
+
+def test_a_bin_key_is_left_to_the_general_path():
+    body = msgpack.packb({"id": 1, "op": "transfer", "args": {**PLAIN, b"id": "x"}},
+                         use_bin_type=True)
+    assert parse_transfer_request(body) is None
