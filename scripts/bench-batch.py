@@ -1,7 +1,8 @@
 """Measure a 1,000,000-row batch and its effect on real-time transfers; see scripts/bench-batch.
 
     .venv/bin/python scripts/bench-batch.py [--rows N] [--duration S] [--connections C]
-        [--pipeline P] [--batches K] [--chunk-items N] [--profile] [--results-dir DIR]
+        [--pipeline P] [--rate PER_S] [--batches K] [--config NAME=VALUE] [--breakdown]
+        [--profile] [--results-dir DIR]
 
 1. Starts a switch (durability fsync) on a temporary data directory.
 2. (a) `python -m loadtest` single transfers without any batch: p50/p99.
@@ -13,9 +14,12 @@
    polled every 0.1 s to time each batch (submit -> processing -> completed).
 5. Checks the first batch's counts and that the destination balances equal the created items.
 
-`--chunk-items N` starts the switch through `switch.cli.serve` with `batch_chunk_items = N`
-(the `serve` command has no flag for it); `--profile` records the switch with py-spy during the
-first batch. Results (JSON of both loadtests, the switch log, the summary) go to DIR.
+`--config NAME=VALUE` (repeatable) starts the switch through `switch.cli.serve` with that
+`Config` field set, for the settings the `serve` command has no flag for (`batch_chunk_items`,
+`batch_slice_s`, `batch_pause_s`, `batch_parse_nice`); `--profile` records the switch with
+py-spy during the first batch; `--rate PER_S` makes the loadtest and the probe open loop (give
+the loadtest room with `--pipeline`, e.g. 64). Results (JSON of both loadtests, the switch log,
+the summary) go to DIR.
 """
 import argparse
 import csv
@@ -47,9 +51,15 @@ def parse_args(argv=None):
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of each loadtest")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--pipeline", type=int, default=1)
+    parser.add_argument("--rate", type=int, metavar="PER_S",
+                        help="open loop: single transfers per second on a fixed schedule (the "
+                             "loadtest's --rate, and the probe's), latency from the intended "
+                             "send time; default: closed loop")
     parser.add_argument("--batches", type=int, default=3,
                         help="batches uploaded beforehand and run one after the other during (b)")
-    parser.add_argument("--chunk-items", type=int, help="batch_chunk_items of the switch")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Config field of the switch without a serve flag (repeatable), "
+                             "e.g. --config batch_slice_s=0.001")
     parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for `switch serve` (repeatable), e.g. "
                              "--serve-arg=--snapshot-every-bytes=1099511627776")
@@ -57,37 +67,29 @@ def parse_args(argv=None):
     parser.add_argument("--breakdown", action="store_true",
                         help="(c): latency of single transfers by batch phase, from a probe")
     parser.add_argument("--results-dir", type=Path)
-    parser.add_argument("--switch-interval", type=float, metavar="S",
-                        help="diagnostic: the switch process's sys.setswitchinterval (default "
-                             "0.005): how long a thread holding the GIL keeps others waiting")
-    parser.add_argument("--serve-with-chunk-items", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def serve_with_chunk_items(chunk_items: int, switch_interval: float, rest: list[str]) -> int:
-    """`python -m switch serve REST` with Config.batch_chunk_items set (no serve flag exists)
-    and, when not 0, the interpreter's GIL switch interval."""
+def serve_with_config(settings: list[str], rest: list[str]) -> int:
+    """`python -m switch serve REST` with the `Config` fields of SETTINGS (NAME=VALUE) set."""
     from switch import cli as switch_cli
-    if switch_interval:
-        sys.setswitchinterval(switch_interval)
+    from switch.config import Config
     args = switch_cli.build_parser().parse_args(["serve", *rest])
-    if chunk_items:
-        args.batch_chunk_items = chunk_items
+    for setting in settings:
+        name, value = setting.split("=", 1)
+        setattr(args, name, type(getattr(Config, name))(value))
     return switch_cli.serve(args)
 
 
 class Switch:
-    def __init__(self, work: Path, chunk_items: int | None, extra: list[str],
-                 switch_interval: float | None = None):
+    def __init__(self, work: Path, settings: list[str], extra: list[str]):
         self.data_dir = work / "data"
         self.log_path = work / "switch.log"
         serve = ["--data-dir", str(self.data_dir), "--port", "0", "--durability", "fsync",
                  "--log-format", "json", *extra]
-        if chunk_items is None and switch_interval is None:
-            command = [sys.executable, "-m", "switch", "serve", *serve]
-        else:
-            command = [sys.executable, __file__, "--serve-with-chunk-items", str(chunk_items or 0),
-                       str(switch_interval or 0), "--", *serve]
+        command = [sys.executable, "-m", "switch", "serve", *serve]
+        if settings:
+            command = [sys.executable, __file__, "--serve-with-config", *settings, "--", *serve]
         # Unbuffered, so that the log's snapshot lines can be read while the switch runs.
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=open(self.log_path, "wb"),
                                         stderr=subprocess.STDOUT,
@@ -165,6 +167,8 @@ def run_loadtest(switch: Switch, args, out: Path, reuse: str | None) -> dict:
                "--json", str(out)]
     if reuse:
         command += ["--reuse", reuse]
+    if args.rate:
+        command += ["--rate", str(args.rate)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if not out.exists():
         raise SystemExit(f"loadtest failed ({done.returncode}):\n{done.stderr}")
@@ -217,13 +221,17 @@ class BatchRunner(threading.Thread):
 
 
 class Probe(threading.Thread):
-    """A closed-loop probe like the loadtest's shape (C connections, pipeline 1, single
-    transfers between funded accounts), recording (send time, latency) of every request, so
-    latency can be split by what the batch was doing at the time."""
+    """A probe like the loadtest's shape (C connections, single transfers between funded
+    accounts), recording (send time, latency) of every request, so latency can be split by what
+    the batch was doing at the time. Closed loop (pipeline 1), or with `rate` open loop: each
+    connection sends on a fixed schedule, pipelined, and a request's latency counts from when
+    it was due, so a stall delays (and is charged to) every request due during it."""
 
-    def __init__(self, port: int, token: str, connections: int, stop: threading.Event):
+    def __init__(self, port: int, token: str, connections: int, stop: threading.Event,
+                 rate: int | None = None):
         super().__init__(daemon=True)
         self.port, self.token, self.connections = port, token, connections
+        self.interval_s = connections / rate if rate else 0.0
         self.stop_event = stop
         self.samples: list[tuple[float, float]] = []
 
@@ -232,17 +240,30 @@ class Probe(threading.Thread):
         import uvloop
         from client import AsyncClient
 
+        async def send(client, n: int, counter: int, started: float) -> None:
+            result = await client.transfer(f"probe-{n}-{counter}", f"probe-a{n}",
+                                           f"probe-b{n}", 1)
+            assert result.ok, result
+            self.samples.append((started, time.time() - started))
+
         async def worker(n: int) -> None:
             async with await AsyncClient.connect(port=self.port, participant="probe",
                                                  token=self.token, timeout_s=60) as client:
                 counter = 0
+                due = time.time()
+                in_flight: set[asyncio.Task] = set()
                 while not self.stop_event.is_set():
                     counter += 1
-                    started = time.time()
-                    result = await client.transfer(f"probe-{n}-{counter}", f"probe-a{n}",
-                                                   f"probe-b{n}", 1)
-                    assert result.ok, result
-                    self.samples.append((started, time.time() - started))
+                    if not self.interval_s:
+                        await send(client, n, counter, time.time())
+                        continue
+                    # Open loop: requests are pipelined, none waits for an earlier reply.
+                    due += self.interval_s
+                    await asyncio.sleep(max(0.0, due - time.time()))
+                    task = asyncio.create_task(send(client, n, counter, due))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                await asyncio.gather(*in_flight)
 
         async def main() -> None:
             await asyncio.gather(*(worker(n) for n in range(self.connections)))
@@ -297,7 +318,7 @@ def breakdown(switch: Switch, args, bulk_token: str, results: Path) -> dict:
     upload(bulk, "bench-c", content)
     del content
     stop = threading.Event()
-    probe = Probe(switch.port, probe_token, args.connections, stop)
+    probe = Probe(switch.port, probe_token, args.connections, stop, args.rate)
     probe.start()
     time.sleep(5.0)
     submitted = time.time()
@@ -318,7 +339,7 @@ def breakdown(switch: Switch, args, bulk_token: str, results: Path) -> dict:
     def in_snapshot(t: float) -> bool:
         return any(a <= t <= b for a, b in snapshots)
 
-    phases = {"no batch": [], "parse+validate (thread)": [], "apply (chunks)": [],
+    phases = {"no batch": [], "parse+validate": [], "apply (chunks)": [],
               "during a snapshot": []}
     warm = submitted - 4.0
     for started, latency in probe.samples:
@@ -327,7 +348,7 @@ def breakdown(switch: Switch, args, bulk_token: str, results: Path) -> dict:
         elif warm <= started < submitted:
             phases["no batch"].append(latency)
         elif submitted <= started < (processing or completed):
-            phases["parse+validate (thread)"].append(latency)
+            phases["parse+validate"].append(latency)
         elif processing and processing <= started < completed:
             phases["apply (chunks)"].append(latency)
     found = {name: {"requests": len(v), "p50_ms": round(percentile(v, 0.5) * 1000, 2),
@@ -364,21 +385,19 @@ def verify(admin: Client, batch_ids: list[str], rows: int) -> str:
 
 
 def main(argv=None) -> int:
-    if argv is None and "--serve-with-chunk-items" in sys.argv:
-        at = sys.argv.index("--serve-with-chunk-items")
-        return serve_with_chunk_items(int(sys.argv[at + 1]), float(sys.argv[at + 2]),
-                                      sys.argv[sys.argv.index("--") + 1:])
+    if argv is None and "--serve-with-config" in sys.argv:
+        at, end = sys.argv.index("--serve-with-config"), sys.argv.index("--")
+        return serve_with_config(sys.argv[at + 1:end], sys.argv[end + 1:])
     args = parse_args(argv)
     results = args.results_dir or Path(tempfile.mkdtemp(prefix="bench-batch."))
     results.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-batch-data."))
-    switch = Switch(work, args.chunk_items, args.serve_arg, args.switch_interval)
+    switch = Switch(work, args.config, args.serve_arg)
     summary: dict = {"machine": {"cpus": os.cpu_count(), "note": "switch, loadtest and batch "
                                  "client share these cores"},
-                     "rows": args.rows, "chunk_items": args.chunk_items or "default (500)",
-                     "serve_args": args.serve_arg, "switch_interval": args.switch_interval,
+                     "rows": args.rows, "config": args.config, "serve_args": args.serve_arg,
                      "loadtest": {"connections": args.connections, "pipeline": args.pipeline,
-                                  "duration_s": args.duration}}
+                                  "rate_per_s": args.rate, "duration_s": args.duration}}
     try:
         print(f"switch pid {switch.pid} on port {switch.port} (fsync), {os.cpu_count()} cores "
               f"shared by switch, loadtest and batch client; results in {results}", flush=True)

@@ -1,0 +1,68 @@
+"""Parses one batch in a process of its own:
+
+    python -m switch.batches.parse_worker FORMAT INPUT INPUT_FD ITEMS_FD OUTCOME_FD START NICE
+                                          PARENT_PID
+
+The switch serves real-time transfers from one interpreter; a parse thread there held the GIL
+for seconds and kept a million item dicts alive. Here the parse runs at a lower CPU priority
+(`NICE` is added to the niceness) and dies with the switch (`PARENT_PID`). It talks through
+memory files (memfd) that the switch passes it, not files on disk: a few hundred MB written to
+the data disk would be flushed by the kernel while the WAL fsyncs, and slow those down.
+
+    INPUT_FD    read: the batch content (INPUT "content"), or the msgpack of the items of a
+                `submit_batch` (INPUT "items")
+    ITEMS_FD    written: the normalized items from index START on (a resumed batch has applied
+                the ones before), one msgpack map after another
+    OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum"}
+
+Exit status 0 means both were written completely. The switch streams the items in chunks, so it
+never holds the whole batch.
+"""
+import ctypes
+import itertools
+import os
+import signal
+import sys
+
+import msgpack
+
+from switch.batches.formats import parse_batch
+
+WRITE_BUFFER_BYTES = 1 << 20
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def parse_into(fmt: str, data: bytes, data_is_items: bool, items_file, start: int) -> dict:
+    """Writes the items from `start` on to `items_file`; returns the outcome."""
+    if data_is_items:
+        parsed = parse_batch(fmt, None, msgpack.unpackb(data))
+    else:
+        parsed = parse_batch(fmt, data, None)
+    packer = msgpack.Packer(use_bin_type=True)
+    for item in itertools.islice(parsed.items, start, None):
+        items_file.write(packer.pack(item))
+    return {"problems": [list(p) for p in parsed.errors], **parsed.control}
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A switch killed with -9 leaves no parse behind to take CPU and memory from its restart."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        sys.exit(1)
+
+
+def main(argv: list[str]) -> int:
+    fmt, kind, input_fd, items_fd, outcome_fd, start, nice, parent_pid = argv
+    _die_with_parent(int(parent_pid))
+    os.nice(int(nice))
+    with open(int(input_fd), "rb") as source:
+        data = source.read()
+    with open(int(items_fd), "wb", buffering=WRITE_BUFFER_BYTES) as items_file:
+        outcome = parse_into(fmt, data, kind == "items", items_file, int(start))
+    with open(int(outcome_fd), "wb") as outcome_file:
+        outcome_file.write(msgpack.packb(outcome, use_bin_type=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
