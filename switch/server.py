@@ -103,7 +103,8 @@ class SwitchServer:
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token)
         service.open_first_window()
-        service.snapshotter = Snapshotter(config, loop, service, recovered.snapshot_seq)
+        service.snapshotter = Snapshotter(config, loop, service, recovered.snapshot_seq,
+                                          recovered.log_bytes_read)
         service.batch_engine.resume_unfinished()
         inbox = Inbox(service, config.data_dir)
         # A TLS handshake must finish within frame_timeout_s, like any frame.

@@ -7,6 +7,7 @@ Old snapshots beyond `snapshots_kept` and the WAL segments that only they needed
 """
 import os
 import signal
+import time
 
 import structlog
 
@@ -18,23 +19,31 @@ log = structlog.get_logger("switch.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, config, loop, service, last_snapshot_seq: int):
+    def __init__(self, config, loop, service, last_snapshot_seq: int, log_bytes_replayed: int):
         self.config = config
         self.loop = loop
         self.service = service  # its state (ledger and batches) is what a snapshot holds
         self.wal = service.wal
         self.last_snapshot_seq = last_snapshot_seq
-        self._bytes_at_last = self.wal.bytes_since_start
+        # The log replayed at start counts as written since the last snapshot: after a long
+        # recovery the next snapshot comes soon, not after another snapshot_every_bytes.
+        self._bytes_at_last = self.wal.bytes_since_start - log_bytes_replayed
         self._child: tuple[int, int, int] | None = None  # pid, pidfd, seq
         self._ready_seq: int | None = None
 
     def maybe_start(self) -> None:
-        due = self.wal.bytes_since_start - self._bytes_at_last >= self.config.snapshot_every_bytes
-        if due and self._child is None and self._ready_seq is None and self.wal.failure is None:
+        every_bytes = self.config.snapshot_every_bytes
+        backlog_bytes = self.wal.bytes_since_start - self._bytes_at_last
+        # The fork's pause and the copy-on-write faults after it land on the requests that
+        # share the event loop; while a batch runs, wait for its end (up to twice the interval).
+        deferred = self.service.batch_engine.tasks and backlog_bytes < 2 * every_bytes
+        if (backlog_bytes >= every_bytes and not deferred and self._child is None
+                and self._ready_seq is None and self.wal.failure is None):
             self._fork(self.wal.appended_seq)
 
     def _fork(self, seq: int) -> None:
         path = temporary_snapshot_path(self.config.snapshot_dir, seq)
+        forked_s = time.monotonic()
         pid = os.fork()
         if pid == 0:  # child: serialize, write, leave without running any parent cleanup
             code = 1
@@ -42,6 +51,10 @@ class Snapshotter:
                 # Inherited descriptors (the data-dir lock, client sockets) must not outlive
                 # the parent: a restart after a crash would find the directory still locked.
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+                # Serializing takes seconds of CPU; on a small machine a child at normal
+                # priority takes a core from the event loop and its WAL thread. Idle priority
+                # runs it only on CPU time nothing else wants.
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
                 write_snapshot_file(path, seq, self.service.state.snapshot_state())
                 code = 0
             finally:
@@ -50,7 +63,9 @@ class Snapshotter:
         self._child = (pid, pidfd, seq)
         self._bytes_at_last = self.wal.bytes_since_start
         self.loop.add_reader(pidfd, self._child_exited)
-        log.info("snapshot_started", seq=seq, pid=pid)
+        # fork copies the page tables while the event loop waits: this is that pause.
+        log.info("snapshot_started", seq=seq, pid=pid,
+                 fork_ms=round((time.monotonic() - forked_s) * 1000, 1))
 
     def _child_exited(self) -> None:
         pid, pidfd, seq = self._child

@@ -33,19 +33,24 @@ class Recovered:
     snapshot_seq: int
     records_replayed: int
     truncated_bytes: int
+    log_bytes_read: int  # of the segments replayed: log a snapshot would spare the next start
 
 
 def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, SwitchState]:
     """The newest intact snapshot, falling back to older ones; (0, empty state) when none."""
     snapshots = list_snapshots(snapshot_dir)
     for seq, path in reversed(snapshots):
+        started = time.monotonic()
         try:
             snapshot_seq, state = read_snapshot(path)
         except SnapshotDamaged as damage:
             log.warning("snapshot_damaged_falling_back", reason=str(damage))
             continue
-        log.info("snapshot_loaded", path=str(path), seq=snapshot_seq)
-        return snapshot_seq, SwitchState.from_snapshot_state(state)
+        switch_state = SwitchState.from_snapshot_state(state)
+        # Restart time grows with the history in the snapshot: say how much and how long
+        log.info("snapshot_loaded", path=str(path), seq=snapshot_seq, **switch_state.counts(),
+                 elapsed_s=round(time.monotonic() - started, 3))
+        return snapshot_seq, switch_state
     return 0, SwitchState()
 
 
@@ -154,4 +159,5 @@ def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
     log.info("recovery_complete", snapshot_seq=snapshot_seq, records=replayer.replayed,
              last_seq=replayer.last_seq, truncated_bytes=truncated,
              elapsed_s=round(time.monotonic() - started, 3))
-    return Recovered(state, replayer.last_seq + 1, snapshot_seq, replayer.replayed, truncated)
+    return Recovered(state, replayer.last_seq + 1, snapshot_seq, replayer.replayed, truncated,
+                     replayer.done_bytes)

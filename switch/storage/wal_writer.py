@@ -88,15 +88,18 @@ class WalWriter:
         return seq
 
     async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        """One batch at a time in the WAL thread. The next batch is handed over before the
+        replies of the one just made durable are released, so its fsync overlaps their writes."""
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                last_seq = self.appended_seq
-                first_seq = last_seq - len(batch) + 1
-                await loop.run_in_executor(self._thread, self._write_batch, batch, first_seq)
+            writing = self._write_pending()
+            while writing is not None:
+                future, last_seq = writing
+                await future
+                writing = self._write_pending() if self._pending else None
                 self.durable_seq = last_seq
                 self._on_durable(last_seq)
+                if writing is None and self._pending:  # appended by what on_durable woke
+                    writing = self._write_pending()
         except OSError as error:
             self.failure = error
             self._pending.clear()
@@ -104,6 +107,14 @@ class WalWriter:
         finally:
             self._flushing = False
             self._idle.set()
+
+    def _write_pending(self) -> tuple[asyncio.Future, int]:
+        """Starts writing everything appended so far; (its future, its last sequence number)."""
+        batch, self._pending = self._pending, []
+        last_seq = self.appended_seq
+        future = asyncio.get_running_loop().run_in_executor(
+            self._thread, self._write_batch, batch, last_seq - len(batch) + 1)
+        return future, last_seq
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
         """Runs in the WAL thread: rotate if due, write everything, fsync once."""

@@ -187,3 +187,26 @@ def test_sigterm_finishes_in_flight_work_writes_a_snapshot_and_exits_zero(tmp_pa
         assert admin.call("lookup_accounts", {"ids": ["b-1"]})["accounts"][0]["balance"] == \
             len(stored)
     switch.stop()
+
+
+def test_a_long_replay_at_start_is_followed_by_a_snapshot_without_new_writes(tmp_path):
+    switch = SwitchProcess(tmp_path / "data").start()
+    try:
+        with WireClient(switch.host, switch.port) as admin:
+            admin.hello("admin", switch.admin_token)
+            create_world(admin)
+            for n in range(400):
+                admin.call("transfer", {"id": f"r{n}", "debit_account": "a-1",
+                                        "credit_account": "b-1", "amount": 1,
+                                        "reference": "x" * 200})
+        switch.kill()
+        log_bytes = sum(p.stat().st_size for _, p in list_segments(switch.data_dir / "wal"))
+        assert log_bytes > 100_000 and not list_snapshots(switch.data_dir / "snapshots")
+        switch.extra_args = ("--snapshot-every-bytes", str(log_bytes // 2))
+        switch.start()
+        deadline = time.monotonic() + 10
+        while not list_snapshots(switch.data_dir / "snapshots"):
+            assert time.monotonic() < deadline, "no snapshot after replaying the whole log"
+            time.sleep(0.1)
+    finally:
+        switch.stop()
