@@ -73,7 +73,9 @@ class BatchEngine:
         batch = self.service.state.batches.batches[batch_id]
         started_s = time.monotonic()
         try:
-            outcome, items = await self._parse(batch)
+            kind = "content" if batch.content is not None else "items"
+            outcome, items = await self._parse(batch.format, kind, batch.content, batch.items,
+                                               batch.applied)
             with items:
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
@@ -89,19 +91,25 @@ class BatchEngine:
         except Exception:
             log.exception("batch_failed", batch_id=batch_id)
 
-    async def _parse(self, batch) -> tuple[dict, BinaryIO]:
-        """The parse outcome ({"problems", "count", "sum"}) and a file of the parsed items from
-        the first one not yet applied (a resumed batch has applied the ones before)."""
+    async def summarize(self, fmt: str, content: bytes) -> dict:
+        """The parse outcome of a file ({"problems", "count", "sum", "meta"}) from the same
+        lower-priority child process, without its items: what the drop folder submits with."""
+        outcome, items = await self._parse(fmt, "summary", content, None, 0)
+        items.close()
+        return outcome
+
+    async def _parse(self, fmt: str, kind: str, content: bytes | None, items: list | None,
+                     start: int) -> tuple[dict, BinaryIO]:
+        """The parse outcome ({"problems", "count", "sum", "meta"}) and a file of the parsed
+        items from `start` on (a resumed batch has applied the ones before)."""
         loop = asyncio.get_running_loop()
-        kind = "content" if batch.content is not None else "items"
-        source = await loop.run_in_executor(self._files, _input_file, batch.content,
-                                            batch.items)
+        source = await loop.run_in_executor(self._files, _input_file, content, items)
         items_fd = os.memfd_create("batch-items")
         outcome_fd = os.memfd_create("batch-outcome")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "switch.batches.parse_worker", batch.format, kind,
-                 str(source), str(items_fd), str(outcome_fd), str(batch.applied),
+                [sys.executable, "-m", "switch.batches.parse_worker", fmt, kind,
+                 str(source), str(items_fd), str(outcome_fd), str(start),
                  str(self.parse_nice), str(os.getpid())],
                 stdin=subprocess.DEVNULL, pass_fds=(source, items_fd, outcome_fd))
             os.close(source)

@@ -17,7 +17,7 @@ from pathlib import Path
 import structlog
 
 from switch.batches.book import COMPLETED, REJECTED
-from switch.batches.formats import pain002, parse_batch, results_csv
+from switch.batches.formats import pain002, results_csv
 
 log = structlog.get_logger("switch.inbox")
 FORMATS = {".csv": "csv", ".json": "json", ".xml": "pain.001"}
@@ -54,14 +54,15 @@ class Inbox:
         try:
             content = await loop.run_in_executor(self._files, path.read_bytes)
             fmt = FORMATS[path.suffix.lower()]
-            parsed = await loop.run_in_executor(self._files, parse_batch, fmt, content, None)
+            # Parsed by the batch engine's child process: in a thread here it would hold the
+            # GIL for seconds on a large file while real-time requests wait.
+            summary = await self.service.batch_engine.summarize(fmt, content)
             batch_id = "inbox-" + hashlib.sha256(content).hexdigest()[:40]
             batches = self.service.state.batches.batches
             if batch_id not in batches:  # else: dropped again, or a crash before archiving
                 mode = "atomic" if ".atomic." in path.name else "partial"
                 args = {"batch_id": batch_id, "format": fmt, "items": None, "mode": mode,
-                        "control_count": parsed.control["count"],
-                        "control_sum": parsed.control["sum"]}
+                        "control_count": summary["count"], "control_sum": summary["sum"]}
                 try:
                     self.service.submit_as(participant, args, content)
                 except ValueError as refused:
@@ -75,7 +76,7 @@ class Inbox:
                 # Looked up again: after a WAL failure the state is replaced by the durable one.
                 batch = self.service.state.batches.batches[batch_id]
             await loop.run_in_executor(self._files, self._write_outcome, participant, path,
-                                       batch, parsed.meta)
+                                       batch, summary["meta"])
             log.info("inbox_file_done", file=str(path), batch_id=batch_id, state=batch.state)
         except Exception as error:
             log.error("inbox_file_failed", file=str(path), reason=repr(error))

@@ -9,11 +9,12 @@ for seconds and kept a million item dicts alive. Here the parse runs at a lower 
 memory files (memfd) that the switch passes it, not files on disk: a few hundred MB written to
 the data disk would be flushed by the kernel while the WAL fsyncs, and slow those down.
 
-    INPUT_FD    read: the batch content (INPUT "content"), or the msgpack of the items of a
-                `submit_batch` (INPUT "items")
+    INPUT_FD    read: the batch content (INPUT "content" or "summary"), or the msgpack of the
+                items of a `submit_batch` (INPUT "items")
     ITEMS_FD    written: the normalized items from index START on (a resumed batch has applied
-                the ones before), one msgpack map after another
-    OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum"}
+                the ones before), one msgpack map after another; nothing for "summary" (the
+                drop folder only needs the outcome to submit a file)
+    OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum", "meta"}
 
 Exit status 0 means both were written completely. The switch streams the items in chunks, so it
 never holds the whole batch.
@@ -33,15 +34,16 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def parse_into(fmt: str, data: bytes, data_is_items: bool, items_file, start: int) -> dict:
-    """Writes the items from `start` on to `items_file`; returns the outcome."""
+    """Writes the items from `start` on to `items_file` (unless None); returns the outcome."""
     if data_is_items:
         parsed = parse_batch(fmt, None, msgpack.unpackb(data))
     else:
         parsed = parse_batch(fmt, data, None)
-    packer = msgpack.Packer(use_bin_type=True)
-    for item in itertools.islice(parsed.items, start, None):
-        items_file.write(packer.pack(item))
-    return {"problems": [list(p) for p in parsed.errors], **parsed.control}
+    if items_file is not None:
+        packer = msgpack.Packer(use_bin_type=True)
+        for item in itertools.islice(parsed.items, start, None):
+            items_file.write(packer.pack(item))
+    return {"problems": [list(p) for p in parsed.errors], **parsed.control, "meta": parsed.meta}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -58,7 +60,8 @@ def main(argv: list[str]) -> int:
     with open(int(input_fd), "rb") as source:
         data = source.read()
     with open(int(items_fd), "wb", buffering=WRITE_BUFFER_BYTES) as items_file:
-        outcome = parse_into(fmt, data, kind == "items", items_file, int(start))
+        outcome = parse_into(fmt, data, kind == "items",
+                             None if kind == "summary" else items_file, int(start))
     with open(int(outcome_fd), "wb") as outcome_file:
         outcome_file.write(msgpack.packb(outcome, use_bin_type=True))
     return 0
