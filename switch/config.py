@@ -16,6 +16,10 @@ class Config:
     # what is written to the operating system, which a power loss may take away.
     durability: str = "fsync"
     max_frame_bytes: int = 1 << 20
+    # Before a successful hello only small frames are decoded (a hello is a few hundred bytes):
+    # larger ones are refused `unauthenticated` unread, so no one without a token makes the
+    # switch decode megabytes (as Redis limits unauthenticated clients' requests).
+    max_unauthenticated_frame_bytes: int = 16 << 10
     max_connections: int = 10_000
     # Requests read from one connection whose replies are not yet sent; past it the rest are
     # answered `overloaded` (not executed) and we stop reading from that connection until half
@@ -90,7 +94,8 @@ class Config:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                      "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
-                     "snapshots_kept", "max_queued_replies", "resume_min_free_bytes"):
+                     "snapshots_kept", "max_queued_replies", "resume_min_free_bytes",
+                     "max_unauthenticated_frame_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",

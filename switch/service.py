@@ -90,6 +90,11 @@ class Service:
         request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
         not_before_s = 0.0
         try:
+            if connection.participant is None and \
+                    len(body) > self.config.max_unauthenticated_frame_bytes:
+                raise ProtocolError(codes.UNAUTHENTICATED, "send hello first; before it, frames "
+                                    f"may be at most {self.config.max_unauthenticated_frame_bytes}"
+                                    " bytes (this one was not read)")
             # Most traffic is plain transfers, decoded and validated in one step; anything
             # else, and every fault, takes the general path.
             common = parse_transfer_request(body)

@@ -266,3 +266,28 @@ def test_a_copy_of_a_foreign_transfer_is_forbidden_not_exists(switch, admin, cod
         assert reply["ok"] is False and reply["error"]["code"] == "forbidden", reply
         result = ok(bank_b, "create_transfers", {"transfers": [copy]}, codec)
         assert result["results"] == [{"status": "forbidden", "timestamp": None}]
+
+
+def padded_ping(request_id: str, body_bytes: int) -> bytes:
+    """A valid JSON ping frame whose body is exactly `body_bytes` long (trailing spaces)."""
+    body = f'{{"id":"{request_id}","op":"ping"}}'.encode()
+    return frame_header(body_bytes) + body + b" " * (body_bytes - len(body))
+
+
+def test_before_hello_large_frames_are_refused_unread_and_after_it_accepted(switch, codec):
+    limit = 16 << 10  # max_unauthenticated_frame_bytes, the default
+    with WireClient(switch.host, switch.port) as client:
+        client.send_raw(padded_ping("small", limit))
+        assert client.recv() == {"id": "small", "ok": True, "result": {}}
+        client.send_raw(padded_ping("large", limit + 1))
+        reply = client.recv()
+        assert (reply["id"], reply["error"]["code"]) == (None, "unauthenticated"), reply
+        assert str(limit) in reply["error"]["message"]
+        assert ok(client, "ping", {}, codec) == {}  # the connection stays usable
+        # a hello pipelined with a large frame: the frame is judged after the hello is handled
+        hello = {"id": "h", "op": "hello",
+                 "args": {"participant": "admin", "token": switch.admin_token}}
+        client.send(hello, codec)
+        client.send_raw(padded_ping("after-hello", 256 << 10))
+        assert client.recv()["ok"] is True
+        assert client.recv() == {"id": "after-hello", "ok": True, "result": {}}

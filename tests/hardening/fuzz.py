@@ -26,8 +26,10 @@ import msgpack
 
 from protocol import OPS, ProtocolError, codes, decode_body, parse_envelope, validate_args
 from support.wire import WireClient
+from switch.config import Config
 
 SEND_NOTHING = object()
+UNAUTHENTICATED_FRAME_BYTES = Config().max_unauthenticated_frame_bytes  # the switch's default
 
 # --- a tiny encoder that can also write what encoders refuse to ---------------------------
 
@@ -498,6 +500,8 @@ def predict(body: bytes, authenticated: bool):
     """The reply the switch must give, or SEND_NOTHING for a frame that could change state or
     that would be a (deliberately slowed) failed hello."""
     codec = "json" if body[:1] == b"{" else "msgpack"
+    if not authenticated and len(body) > UNAUTHENTICATED_FRAME_BYTES:
+        return Prediction(codec, None, codes.UNAUTHENTICATED)  # refused unread
     try:
         request, codec = decode_body(body)
     except ProtocolError as error:
