@@ -91,26 +91,30 @@ class BatchBook:
 
     def _submit(self, caller, args, now_ns):
         batch_id, items = args["batch_id"], args["items"]
-        content = args["content"]
+        content, batch = args["content"], self.batches.get(batch_id)
         if content is None and items is None and batch_id in self.uploads:
-            content = self._joined_upload(caller, batch_id)
+            content = self._uploaded_parts(caller, batch_id)
+        # A new upload's digest is left to the parse worker (batch_validated): joining and
+        # hashing tens of MB here would stop the event loop for tens of ms.
+        deferred = batch is None and type(content) is list
         signature = (args["format"], args["mode"], args["control_count"], args["control_sum"],
-                     _digest(content, items))
-        batch = self.batches.get(batch_id)
+                     None if deferred else _digest(content, items))
         if batch is not None:
             # A resubmission without content (its parts were consumed) compares the rest.
-            same = batch.signature()[:4] == signature[:4] and signature[4] in (None, batch.digest)
+            same = batch.signature()[:4] == signature[:4] and \
+                signature[4] in (None, self._digest_of(batch))
             if not same or caller not in (batch.owner, ADMIN):
                 raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS,
                                   "batch id used for a different submission")
             return {"batch_id": batch_id, "state": batch.state}, False
-        if signature[4] is None:
+        if content is None and items is None:
             raise LedgerError(codes.BAD_REQUEST, "no content, items or uploaded parts")
         self.uploads.pop(batch_id, None)
         self.batches[batch_id] = Batch(batch_id, caller, *signature, content, items, now_ns)
         return {"batch_id": batch_id, "state": RECEIVED}, True
 
-    def _joined_upload(self, caller, batch_id) -> bytes:
+    def _uploaded_parts(self, caller, batch_id) -> list[bytes]:
+        """The uploaded parts in order: the batch's content, kept in parts (see content_bytes)."""
         owner, parts = self.uploads[batch_id]
         if owner != caller:
             raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch id in use")
@@ -118,13 +122,24 @@ class BatchBook:
         if missing:
             raise LedgerError(codes.BAD_REQUEST, f"uploaded parts must count from 0 without "
                                                  f"gaps; part {missing[0]} is missing")
-        return b"".join(parts[seq] for seq in range(len(parts)))
+        return [parts[seq] for seq in range(len(parts))]
+
+    @staticmethod
+    def _digest_of(batch: Batch) -> str | None:
+        """The batch's digest; one not yet reported by its parse is computed now (a resubmission
+        while the first is parsed, or the replay of a log written before digests were deferred)."""
+        if batch.digest is None and batch.content is not None:
+            batch.digest = _digest(content_bytes(batch.content), None)
+        return batch.digest
 
     # processing (internal ops, written by the batch engine)
 
     def _validated(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
         assert batch.state == RECEIVED, batch.state
+        if batch.digest is None:
+            batch.digest = args.get("digest")
+            self._digest_of(batch)  # the record predates reported digests: compute it
         if args["problems"]:
             batch.state, batch.problems = REJECTED, [list(p) for p in args["problems"]]
             batch.content = batch.items = None
@@ -198,10 +213,15 @@ class BatchBook:
             self.batches[batch.batch_id] = batch
 
 
-def _digest(content: bytes | None, items: list | None) -> str | None:
+def content_bytes(content: bytes | list[bytes]) -> bytes:
+    """A batch's content: uploads keep their parts (see _submit), inline content is bytes."""
+    return content if type(content) is not list else b"".join(content)
+
+
+def _digest(content: bytes | list[bytes] | None, items: list | None) -> str | None:
     """What makes two submissions of one batch id the same content."""
     if content is not None:
-        return hashlib.sha256(content).hexdigest()
+        return hashlib.sha256(content_bytes(content)).hexdigest()
     if items is not None:
         return hashlib.sha256(msgpack.packb(items, use_bin_type=True)).hexdigest()
     return None

@@ -80,7 +80,8 @@ class BatchEngine:
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
                     self.service.execute_internal("batch_validated", {
-                        "batch_id": batch_id, "problems": problems, "total": outcome["count"]})
+                        "batch_id": batch_id, "problems": problems, "total": outcome["count"],
+                        "digest": outcome["digest"]})
                     if problems:
                         log.info("batch_rejected", batch_id=batch_id, problems=len(problems))
                         return
@@ -206,10 +207,14 @@ class BatchEngine:
             await asyncio.wait_for(self.service.wal.drain(), self.pause_s)
 
 
-def _input_file(content: bytes | None, items: list | None) -> int:
-    """A memory file holding what the parse worker reads, at offset 0."""
+def _input_file(content: bytes | list[bytes] | None, items: list | None) -> int:
+    """A memory file holding what the parse worker reads, at offset 0 (content uploaded in
+    parts is written part by part: never joined in the switch)."""
     fd = os.memfd_create("batch-input")
     with open(fd, "wb", closefd=False) as file:
-        file.write(content if content is not None else msgpack.packb(items, use_bin_type=True))
+        if content is None:
+            file.write(msgpack.packb(items, use_bin_type=True))
+        else:
+            file.writelines(content if type(content) is list else [content])
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

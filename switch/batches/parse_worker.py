@@ -14,12 +14,14 @@ the data disk would be flushed by the kernel while the WAL fsyncs, and slow thos
     ITEMS_FD    written: the normalized items from index START on (a resumed batch has applied
                 the ones before), one msgpack map after another; nothing for "summary" (the
                 drop folder only needs the outcome to submit a file)
-    OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum", "meta"}
+    OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum", "meta",
+                "digest"} (digest: SHA-256 of the content, hex; None for INPUT "items")
 
 Exit status 0 means both were written completely. The switch streams the items in chunks, so it
 never holds the whole batch.
 """
 import ctypes
+import hashlib
 import itertools
 import os
 import signal
@@ -62,6 +64,7 @@ def main(argv: list[str]) -> int:
     with open(int(items_fd), "wb", buffering=WRITE_BUFFER_BYTES) as items_file:
         outcome = parse_into(fmt, data, kind == "items",
                              None if kind == "summary" else items_file, int(start))
+    outcome["digest"] = None if kind == "items" else hashlib.sha256(data).hexdigest()
     with open(int(outcome_fd), "wb") as outcome_file:
         outcome_file.write(msgpack.packb(outcome, use_bin_type=True))
     return 0

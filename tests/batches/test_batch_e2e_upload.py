@@ -90,6 +90,23 @@ def test_parts_arrive_in_any_order_and_join_by_seq(sessions):
     assert [r["id"] for r in bank_a.results("shuffled")] == [f"m{n:05d}" for n in range(300)]
 
 
+def test_an_uploaded_batch_resent_inline_is_the_same_batch_and_other_content_is_refused(
+        sessions):
+    """An upload's digest is reported by the parse worker; a resubmission compares with it,
+    both right after the first submission (possibly still parsed) and after it completed."""
+    _, bank_a = sessions
+    content, total = big_csv(40)
+    other = content.replace(b"m00001,", b"x00001,")
+    assert bank_a.upload("resent", content, PART // 4) >= 3
+    assert bank_a.submit("resent", "csv", count=40, total=total)["ok"]
+    for _ in range(2):
+        reply = bank_a.submit("resent", "csv", content=content, count=40, total=total)
+        assert reply["ok"] and reply["result"]["batch_id"] == "resent", reply
+        assert bank_a.wait("resent")["created"] == 40
+    error = bank_a.submit("resent", "csv", content=other, count=40, total=total)["error"]
+    assert error["code"] == "exists_with_different_fields"
+
+
 def test_a_missing_part_is_refused_until_it_arrives(world, sessions):
     switch, tokens = world
     admin, bank_a = sessions

@@ -1,4 +1,5 @@
 """The parse worker process: memory files in, items from START and the outcome out."""
+import hashlib
 import os
 import subprocess
 import sys
@@ -29,19 +30,21 @@ def run_worker(fmt: str, kind: str, data: bytes, start: int = 0) -> tuple[int, l
 
 
 def test_items_are_written_from_start_and_the_outcome_covers_all_of_them():
-    rows = "".join(f"t-{n},acc-a,acc-b,{n + 1},,\n" for n in range(5))
-    status, items, outcome = run_worker("csv", "content", (HEADER + rows).encode(), start=3)
+    data = (HEADER + "".join(f"t-{n},acc-a,acc-b,{n + 1},,\n" for n in range(5))).encode()
+    status, items, outcome = run_worker("csv", "content", data, start=3)
     assert status == 0
     assert [item["id"] for item in items] == ["t-3", "t-4"]
     assert items[0]["amount"] == 4 and items[0]["linked"] is False
-    assert outcome == {"problems": [], "count": 5, "sum": 15, "meta": {}}
+    assert outcome == {"problems": [], "count": 5, "sum": 15, "meta": {},
+                       "digest": hashlib.sha256(data).hexdigest()}
 
 
 def test_a_summary_writes_no_items_but_the_whole_outcome():
-    rows = "".join(f"t-{n},acc-a,acc-b,{n + 1},,\n" for n in range(5))
-    status, items, outcome = run_worker("csv", "summary", (HEADER + rows).encode())
+    data = (HEADER + "".join(f"t-{n},acc-a,acc-b,{n + 1},,\n" for n in range(5))).encode()
+    status, items, outcome = run_worker("csv", "summary", data)
     assert status == 0 and items == []
-    assert outcome == {"problems": [], "count": 5, "sum": 15, "meta": {}}
+    assert outcome == {"problems": [], "count": 5, "sum": 15, "meta": {},
+                       "digest": hashlib.sha256(data).hexdigest()}
 
 
 def test_problems_reach_the_outcome():
@@ -58,7 +61,7 @@ def test_submitted_item_lists_are_parsed_as_json_items():
     status, items, outcome = run_worker("json", "items", msgpack.packb(submitted))
     assert status == 0
     assert [(item["id"], item["amount"]) for item in items] == [("j-1", 7)]
-    assert outcome == {"problems": [], "count": 1, "sum": 7, "meta": {}}
+    assert outcome == {"problems": [], "count": 1, "sum": 7, "meta": {}, "digest": None}
 
 
 def test_a_worker_whose_parent_is_gone_does_not_parse():
