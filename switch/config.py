@@ -55,12 +55,14 @@ class Config:
     # Batches: partial batches are applied in chunks of this many items (one WAL record each);
     # an atomic batch is one ledger step (one WAL record), so its size bounds how long it pauses
     # other traffic.
-    batch_chunk_items: int = 200
+    batch_chunk_items: int = 100
+    # A chunk of 100 takes about 0.5-0.8 ms, so a slice is about one chunk: a request waits
+    # behind at most that, and shares its fsync with about one chunk's record (~15 KB).
     # A partial batch runs chunks for at most batch_slice_s, then leaves the event loop to
     # real-time requests until the WAL has made them durable, for at most batch_pause_s: a
     # request waits behind at most about one slice, and under heavy real-time load the batch
     # still gets slice / (slice + pause) of the loop.
-    batch_slice_s: float = 0.001
+    batch_slice_s: float = 0.0005
     batch_pause_s: float = 0.002
     # Batches are parsed in a child process this much nicer than the switch, so that on a busy
     # machine the parse takes what the real-time path leaves.
