@@ -46,7 +46,7 @@ class Config:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     wal_segment_bytes: int = 64 << 20
-    # A snapshot is taken (in a forked child) after this many WAL bytes since the last one.
+    # A snapshot is built (by a separate process) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
     snapshots_kept: int = 2
     # After a write refused for want of space (fail-stop), writes resume by themselves once the

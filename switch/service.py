@@ -17,7 +17,7 @@ from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encod
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.ledger import LedgerError
-from switch.storage.recovery import RecoveryError, recover
+from switch.storage.recovery import recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 
 log = structlog.get_logger("switch.service")
@@ -280,8 +280,6 @@ class Service:
     def on_durable(self, durable_seq: int) -> None:
         still_waiting = {c for c in self.waiting_connections if c.release(durable_seq)}
         self.waiting_connections = still_waiting
-        if self.snapshotter is not None:
-            self.snapshotter.on_durable(durable_seq)
 
     def on_wal_failure(self, error: OSError) -> None:
         self.stop_writes(f"WAL write or fsync failed: {error!r}")
@@ -300,8 +298,6 @@ class Service:
             connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}",
                                     wal.durable_seq)
         self.waiting_connections = set()
-        if self.snapshotter is not None:
-            self.snapshotter.discard_beyond(wal.durable_seq)
         if not self.reloading_durable_state:
             self.reloading_durable_state = True
             self.loop.create_task(self._reload_durable_state())
@@ -312,7 +308,8 @@ class Service:
         durable_seq = self.wal.durable_seq
         await self.batch_engine.cancel_running()
         try:
-            state = await self.loop.run_in_executor(None, self._durable_state, durable_seq)
+            state = await self.loop.run_in_executor(None, recover_up_to, self.config.wal_dir,
+                                                    self.config.snapshot_dir, durable_seq)
         except Exception:
             log.exception("durable_state_reload_failed", durable_seq=durable_seq,
                           action="reads stay refused; restart the switch")
@@ -320,15 +317,6 @@ class Service:
         self.state = state
         self.reloading_durable_state = False
         log.warning("serving_durable_state", durable_seq=durable_seq)
-
-    def _durable_state(self, durable_seq: int):
-        recovered = recover(self.config.wal_dir, self.config.snapshot_dir, read_only=True,
-                            up_to_seq=durable_seq)
-        if recovered.next_seq - 1 != durable_seq:
-            raise RecoveryError(f"the log on disk ends at record {recovered.next_seq - 1}, "
-                                f"not at the durable record {durable_seq}")
-        recovered.state.check_invariants()
-        return recovered.state
 
     def try_resume_writes(self) -> None:
         """After a write refused for want of space: once the durable state serves and the disk

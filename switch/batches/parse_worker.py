@@ -20,19 +20,17 @@ the data disk would be flushed by the kernel while the WAL fsyncs, and slow thos
 Exit status 0 means both were written completely. The switch streams the items in chunks, so it
 never holds the whole batch.
 """
-import ctypes
 import hashlib
 import itertools
 import os
-import signal
 import sys
 
 import msgpack
 
 from switch.batches.formats import parse_batch
+from switch.child_process import die_with_parent
 
 WRITE_BUFFER_BYTES = 1 << 20
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def parse_into(fmt: str, data: bytes, data_is_items: bool, items_file, start: int) -> dict:
@@ -48,16 +46,9 @@ def parse_into(fmt: str, data: bytes, data_is_items: bool, items_file, start: in
     return {"problems": [list(p) for p in parsed.errors], **parsed.control, "meta": parsed.meta}
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """A switch killed with -9 leaves no parse behind to take CPU and memory from its restart."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # it died before prctl took effect
-        sys.exit(1)
-
-
 def main(argv: list[str]) -> int:
     fmt, kind, input_fd, items_fd, outcome_fd, start, nice, parent_pid = argv
-    _die_with_parent(int(parent_pid))
+    die_with_parent(int(parent_pid))
     os.nice(int(nice))
     with open(int(input_fd), "rb") as source:
         data = source.read()

@@ -161,3 +161,14 @@ def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
              elapsed_s=round(time.monotonic() - started, 3))
     return Recovered(state, replayer.last_seq + 1, snapshot_seq, replayer.replayed, truncated,
                      replayer.done_bytes)
+
+
+def recover_up_to(wal_dir: Path, snapshot_dir: Path, seq: int) -> SwitchState:
+    """The state after record `seq`, read-only, invariants checked: what a restart would hold
+    if the log ended there (a running switch's durable state, or what a snapshot at `seq` holds)."""
+    recovered = recover(wal_dir, snapshot_dir, read_only=True, up_to_seq=seq)
+    if recovered.next_seq - 1 != seq:
+        raise RecoveryError(f"the log on disk ends at record {recovered.next_seq - 1}, "
+                            f"not at record {seq}")
+    recovered.state.check_invariants()
+    return recovered.state
