@@ -364,6 +364,8 @@ def crash_loop(tmp_path, rounds: int, seed: int, epoch_rounds: int | None = None
     switch, acked = None, None
     for round_number in range(rounds):
         if acked is None or (epoch_rounds and round_number % epoch_rounds == 0):
+            if switch is not None:  # the previous epoch's switch; a new data directory follows
+                assert switch.stop() == 0
             switch = SwitchProcess(tmp_path / f"data-{round_number}", extra_args=SERVE_ARGS)
             switch.start()
             with WireClient(switch.host, switch.port) as admin:
