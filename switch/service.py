@@ -90,37 +90,11 @@ class Service:
         request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
         not_before_s = 0.0
         try:
-            if connection.participant is None and \
-                    len(body) > self.config.max_unauthenticated_frame_bytes:
-                raise ProtocolError(codes.UNAUTHENTICATED, "send hello first; before it, frames "
-                                    f"may be at most {self.config.max_unauthenticated_frame_bytes}"
-                                    " bytes (this one was not read)")
-            # Most traffic is plain transfers, decoded and validated in one step; anything
-            # else, and every fault, takes the general path.
-            common = parse_transfer_request(body)
-            if common is None:
-                request, codec = decode_body(body)
-                request_id, op, args = parse_envelope(request)
-            else:
-                request_id, op, args = common
-            if self.shutting_down:
-                raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
-            if len(connection.waiting) >= self.config.max_inflight_per_connection:
-                self.shed["requests_overloaded"] += 1
-                raise ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
-                                    "connection; wait for replies before sending more")
-            if self.queued_replies >= self.config.max_queued_replies:
-                self.shed["requests_overloaded"] += 1
-                raise ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
-            spec = OPS.get(op)
-            if spec is None:
-                raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
-            caller = connection.participant
-            if caller is None and op not in NO_SESSION_OPS:
-                raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
-            if common is None:
+            request_id, op, args, codec, validated = self._decode(connection, body, codec)
+            spec = self._admit(connection, op)
+            if not validated:
                 args = validate_args(op, args)
-            result = self._execute(connection, caller, op, spec.mutating, args)
+            result = self._execute(connection, connection.participant, op, spec.mutating, args)
             reply = ok_reply(request_id, result)
         except HelloRefused as error:
             reply = error_reply(request_id, error.code, error.message)
@@ -139,6 +113,39 @@ class Service:
         seq = wal.durable_seq if wal.failure else wal.appended_seq
         connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
                                wal.durable_seq, not_before_s)
+
+    def _decode(self, connection, body: bytes, codec: str) -> tuple:
+        """(request_id, op, args, codec, whether args are already validated)."""
+        limit = self.config.max_unauthenticated_frame_bytes
+        if connection.participant is None and len(body) > limit:
+            raise ProtocolError(codes.UNAUTHENTICATED, f"send hello first; before it, frames "
+                                f"may be at most {limit} bytes (this one was not read)")
+        # Most traffic is plain transfers, decoded and validated in one step; anything else,
+        # and every fault, takes the general path.
+        common = parse_transfer_request(body)
+        if common is not None:
+            return (*common, codec, True)
+        request, codec = decode_body(body)
+        return (*parse_envelope(request), codec, False)
+
+    def _admit(self, connection, op: str):
+        """The op's spec, once the switch may take the request at all; in the contract's
+        order of checks (see docs/protocol.md)."""
+        if self.shutting_down:
+            raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
+        if len(connection.waiting) >= self.config.max_inflight_per_connection:
+            self.shed["requests_overloaded"] += 1
+            raise ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
+                                "connection; wait for replies before sending more")
+        if self.queued_replies >= self.config.max_queued_replies:
+            self.shed["requests_overloaded"] += 1
+            raise ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
+        spec = OPS.get(op)
+        if spec is None:
+            raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
+        if connection.participant is None and op not in NO_SESSION_OPS:
+            raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
+        return spec
 
     def _execute(self, connection, caller, op: str, mutating: bool, args):
         local = self.local_ops.get(op)
