@@ -8,21 +8,13 @@ import time
 from support.load import TransferSender
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
-from support.world import FUNDS, assert_debits_equal_credits, create_world
+from support.world import FUNDS, assert_debits_equal_credits, create_world, lookup_all
 from switch.storage.recovery import recover
 from switch.storage.segments import list_segments, list_snapshots
 
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
 TRANSFER_FIELDS = ("debit_account", "credit_account", "amount", "reference")
 sender_names = itertools.count()
-
-
-def lookup_all(client: WireClient, ids) -> dict[str, dict]:
-    ids, found = sorted(ids), {}
-    for start in range(0, len(ids), 8190):
-        chunk = client.call("lookup_transfers", {"ids": ids[start:start + 8190]}, "msgpack")
-        found.update({t["id"]: t for t in chunk["transfers"]})
-    return found
 
 
 def load_then_kill(switch: SwitchProcess, senders: int, run_s: float) -> list[TransferSender]:

@@ -66,14 +66,6 @@ def send_transfers(admin: WireClient, prefix: str, count: int, amount: int = 3,
     return acked
 
 
-def lookup_all(client: WireClient, ids) -> dict[str, dict]:
-    ids, found = sorted(ids), {}
-    for start in range(0, len(ids), 8190):
-        chunk = client.call("lookup_transfers", {"ids": ids[start:start + 8190]}, "msgpack")
-        found.update({t["id"]: t for t in chunk["transfers"]})
-    return found
-
-
 def wait_for_durable_reads(client: WireClient, timeout_s: float = 20.0) -> None:
     """After writes stop, reads answer `overloaded` until the durable state is reloaded."""
     deadline = time.monotonic() + timeout_s

@@ -29,9 +29,9 @@ import pytest
 
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
-from support.world import create_world
+from support.world import create_world, lookup_all
 
-from hardening.fault_support import ACCOUNTS, lookup_all
+from hardening.fault_support import ACCOUNTS
 from switch.storage.verify import format_report, verify as verify_data_dir
 
 CRASH_ROUNDS_DEFAULT = 3

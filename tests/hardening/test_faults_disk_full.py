@@ -2,21 +2,15 @@
 `wal verify` sees at most a torn tail, a restart while the disk is still full serves reads and
 stops writes again, and once space returns a restart recovers every acknowledged transfer and
 takes writes again. (Resuming without a restart is tested in tests/e2e/test_disk_full.py.)"""
-import json
 import threading
 
 from support.filesystem import resize_tmpfs, small_tmpfs
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
-from support.world import FUNDS, create_world
+from support.world import FUNDS, create_world, lookup_all
 
-from hardening.fault_support import (RecordingSender, assert_books_balance, lookup_all,
-                                     run_switch_cli, wait_for_durable_reads)
-
-
-def writes_stopped(switch: SwitchProcess) -> list[dict]:
-    lines = [json.loads(line) for line in switch.log().splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == "writes_stopped"]
+from hardening.fault_support import (RecordingSender, assert_books_balance, run_switch_cli,
+                                     wait_for_durable_reads)
 
 
 def test_disk_full_under_concurrent_load_then_restart_full_then_restart_with_space(tmp_path):
@@ -42,7 +36,7 @@ def test_disk_full_under_concurrent_load_then_restart_full_then_restart_with_spa
             sent = {k: v for s in senders for k, v in s.sent.items()}
             assert all("No space left on device" in m for s in senders
                        for m in s.internal.values())
-            assert len(writes_stopped(switch)) == 1
+            assert len(switch.log_events("writes_stopped")) == 1
             assert switch.stop() == 0
 
             code, output = run_switch_cli("wal", "verify", "--data-dir", switch.data_dir)

@@ -2,7 +2,6 @@
 process): fail-stop for writes, reads keep working (from the durable state only), a clear log
 line, nothing acknowledged lost, and a restart once the disk is healthy recovers; unlike a full
 disk, a failed fsync never resumes in-process (the kernel may have dropped the dirty pages)."""
-import json
 import threading
 import time
 
@@ -10,10 +9,10 @@ import pytest
 
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
-from support.world import FUNDS, create_world
+from support.world import FUNDS, create_world, lookup_all
 
 from hardening.fault_support import (RecordingSender, assert_books_balance, build_fault_shim,
-                                     lookup_all, wait_for_durable_reads)
+                                     wait_for_durable_reads)
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +28,6 @@ def fault_env(shim, tmp_path, path_contains: str) -> dict:
 def injected(tmp_path) -> list[str]:
     log = tmp_path / "faults.log"
     return log.read_text().splitlines() if log.exists() else []
-
-
-def log_events(switch: SwitchProcess, event: str) -> list[dict]:
-    found = []
-    for line in switch.log().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == event:
-            found.append(entry)
-    return found
 
 
 def test_fsync_eio_stops_writes_keeps_reads_and_loses_nothing_acknowledged(tmp_path, shim):
@@ -93,7 +80,7 @@ def test_fsync_eio_stops_writes_keeps_reads_and_loses_nothing_acknowledged(tmp_p
             assert admin.call("get_account_transfers", {"account": "b-1", "limit": 10})
             stats = admin.call("stats")
             assert "Input/output error" in stats["wal"]["failed"]
-        stopped = log_events(switch, "writes_stopped")
+        stopped = switch.log_events("writes_stopped")
         assert len(stopped) == 1 and "Input/output error" in stopped[0]["reason"], stopped
         assert stopped[0]["level"] == "critical" and "restart" in stopped[0]["action"]
         assert len(injected(tmp_path)) == 1, "after a failed fsync the log must not be " \

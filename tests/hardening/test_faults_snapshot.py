@@ -1,30 +1,17 @@
 """A damaged snapshot: recovery falls back to the previous snapshot plus the log (or to the log
 alone when it still starts at record 1) with a `snapshot_damaged_falling_back` warning, and every
 acknowledged transfer is there; when nothing can replace it, the switch refuses to start."""
-import json
 
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
-from support.world import FUNDS, create_world
+from support.world import FUNDS, create_world, lookup_all
 from switch.storage.segments import list_segments
 from switch.storage.snapshots import HEADER
 
-from hardening.fault_support import (assert_books_balance, flip_byte, lookup_all,
-                                     run_switch_cli, send_transfers, snapshots)
+from hardening.fault_support import (assert_books_balance, flip_byte, run_switch_cli,
+                                     send_transfers, snapshots)
 
 NO_BACKGROUND_SNAPSHOTS = ("--snapshot-every-bytes", "1000000000")
-
-
-def events(switch: SwitchProcess, name: str) -> list[dict]:
-    found = []
-    for line in switch.log().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == name:
-            found.append(entry)
-    return found
 
 
 def run_and_stop(switch: SwitchProcess, prefix: str, count: int, world: bool = False) -> dict:
@@ -65,12 +52,12 @@ def test_damaged_newest_snapshot_falls_back_to_the_previous_one_plus_the_log(tmp
 
     switch.start()
     try:
-        warnings = events(switch, "snapshot_damaged_falling_back")
+        warnings = switch.log_events("snapshot_damaged_falling_back")
         assert len(warnings) == 1 and str(newest) in warnings[0]["reason"], warnings
         assert warnings[0]["level"] == "warning"
-        loaded = events(switch, "snapshot_loaded")
+        loaded = switch.log_events("snapshot_loaded")
         assert loaded[-1]["seq"] == older_seq, loaded
-        assert events(switch, "recovery_complete")[-1]["records"] >= newest_seq - older_seq
+        assert switch.log_events("recovery_complete")[-1]["records"] >= newest_seq - older_seq
         check_all_present(switch, acked)
     finally:
         assert switch.stop() == 0
@@ -88,9 +75,9 @@ def test_the_only_snapshot_damaged_recovers_from_the_log_when_it_starts_at_recor
     flip_byte(snapshot, 3)  # the magic
     switch.start()
     try:
-        assert len(events(switch, "snapshot_damaged_falling_back")) == 1
-        assert not events(switch, "snapshot_loaded")
-        assert events(switch, "recovery_complete")[-1]["snapshot_seq"] == 0
+        assert len(switch.log_events("snapshot_damaged_falling_back")) == 1
+        assert not switch.log_events("snapshot_loaded")
+        assert switch.log_events("recovery_complete")[-1]["snapshot_seq"] == 0
         check_all_present(switch, acked)
     finally:
         switch.stop()

@@ -1,11 +1,8 @@
 """Security against a real switch process: failed hellos slowed per peer address and logged
 (never the token), no token in any log or data file, and every op tried as the wrong
 participant."""
-import json
 import threading
 import time
-
-import pytest
 
 from protocol import OPS
 from support.switch_process import SwitchProcess
@@ -14,20 +11,6 @@ from support.world import FUNDS, create_world
 
 from hardening.net_support import (QUIET_FLOOR_MS, LatencyProbe, assert_within_2x,
                                    measure_latency)
-
-
-@pytest.fixture
-def stopper():
-    started = []
-    yield started.append
-    for process in started:
-        process.stop()
-
-
-def log_events(switch, event: str) -> list[dict]:
-    return [record for record in (json.loads(line) for line in switch.log().splitlines()
-                                  if line.startswith("{"))
-            if record.get("event") == event]
 
 
 def timed(client: WireClient, op: str, args: dict) -> tuple[dict, float]:
@@ -95,7 +78,7 @@ def test_failed_hellos_are_slowed_per_address_and_logged_without_blocking_anyone
         assert reply["error"]["code"] == "unauthenticated" and took < BASE_S + 0.1, took
     print("\nfailed hellos:", {"latency_baseline": baseline, "latency_during": under_attack})
     assert_within_2x(baseline, under_attack, QUIET_FLOOR_MS)
-    failures = log_events(switch, "hello_failed")
+    failures = switch.log_events("hello_failed")
     assert [f["failures"] for f in failures[:10]] == list(range(1, 11)), failures
     assert failures[-1]["failures"] == 1  # after the reset
     for line in failures:
@@ -126,7 +109,7 @@ def test_no_token_is_ever_written_to_a_log_or_to_disk(tmp_path, stopper):
     assert switch.stop() == 0  # a clean stop also writes a snapshot
     secrets = [*tokens.values(), *guesses, switch.admin_token]
     log = switch.log()
-    assert len(log_events(switch, "hello_failed")) == 5
+    assert len(switch.log_events("hello_failed")) == 5
     for secret in secrets:
         assert secret not in log
     data_files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()

@@ -4,8 +4,6 @@ change nothing; a client that respects the limit never sees it; memory stays bou
 import socket
 import threading
 
-import pytest
-
 from protocol import decode_body, encode_body, encode_frame
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
@@ -18,14 +16,6 @@ from hardening.net_support import (BUSY_FLOOR_MS, LatencyProbe, assert_within_2x
 def transfer_frame(tid: str, request_id, codec: str = "msgpack") -> bytes:
     return encode_frame(encode_body({"id": request_id, "op": "transfer", "args": {
         "id": tid, "debit_account": "a-1", "credit_account": "b-1", "amount": 1}}, codec))
-
-
-@pytest.fixture
-def stopper():
-    started = []
-    yield started.append
-    for process in started:
-        process.stop()
 
 
 def start(tmp_path, stopper, *args) -> tuple[SwitchProcess, WireClient]:

@@ -1,7 +1,6 @@
 """Slow and idle clients against a real switch process: slowloris (a frame trickled a byte at a
 time), clients that never read their replies, idle connections, too many connections, and a
 thousand such connections at once while a well-behaved client keeps its latency."""
-import json
 import random
 import resource
 import socket
@@ -25,14 +24,6 @@ def start(tmp_path, *args) -> SwitchProcess:
     return SwitchProcess(tmp_path / "data", extra_args=tuple(args)).start()
 
 
-@pytest.fixture
-def stopper():
-    started = []
-    yield started.append
-    for process in started:
-        process.stop()
-
-
 def admin_client(switch) -> WireClient:
     client = WireClient(switch.host, switch.port)
     client.hello("admin", switch.admin_token)
@@ -53,16 +44,6 @@ def wait_closed(sock: socket.socket, timeout_s: float) -> tuple[bytes, float]:
     except (ConnectionResetError, BrokenPipeError):
         pass
     return bytes(data), time.monotonic() - started
-
-
-def log_events(switch, event: str) -> list[dict]:
-    lines = []
-    for line in switch.log().splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("event") == event:
-                lines.append(record)
-    return lines
 
 
 # --- slowloris ---------------------------------------------------------------------------
@@ -105,7 +86,7 @@ def test_a_frame_trickled_a_byte_at_a_time_is_cut_off_at_frame_timeout(tmp_path,
         assert decode_body(quiet.recv(100)[4:])[0]["ok"] is True
         stats = admin.call("stats")
         assert stats["connections_closed"]["frame_timeout"] == 1
-    assert log_events(switch, "connections_dropped")[0]["frame_timeout"] == 1
+    assert switch.log_events("connections_dropped")[0]["frame_timeout"] == 1
 
 
 def test_a_slow_frame_completed_within_the_timeout_is_served(tmp_path, stopper):
@@ -168,7 +149,7 @@ def test_a_client_that_never_reads_is_paused_then_dropped(tmp_path, stopper):
         assert sent // len(request) >= 50 and handled <= 5, (sent // len(request), handled)
         assert stats["connections_closed"]["write_stall"] == 1, stats
         assert stats["connections"] == 1
-    assert log_events(switch, "connections_dropped")[0]["write_stall"] == 1
+    assert switch.log_events("connections_dropped")[0]["write_stall"] == 1
 
 
 # --- idle connections and the connection limit -------------------------------------------
@@ -222,9 +203,9 @@ def test_past_max_connections_a_clear_refusal(tmp_path, stopper):
         for client in others:
             client.close()
     deadline = time.monotonic() + 3
-    while not log_events(switch, "load_shed") and time.monotonic() < deadline:
+    while not switch.log_events("load_shed") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert log_events(switch, "load_shed")[0]["connections_refused"] == 1
+    assert switch.log_events("load_shed")[0]["connections_refused"] == 1
 
 
 # --- a thousand of them at once ----------------------------------------------------------
@@ -286,7 +267,7 @@ def test_a_thousand_slow_idle_and_deaf_connections_do_not_slow_a_good_client(tmp
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     stopper(switch)
-    assert log_events(switch, "listening")[0]["fd_limit"] == hard
+    assert switch.log_events("listening")[0]["fd_limit"] == hard
     with admin_client(switch) as admin:
         create_world(admin)
         baseline = measure_latency(switch.host, switch.port, switch.admin_token)

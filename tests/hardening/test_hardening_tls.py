@@ -24,14 +24,6 @@ def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-def stopper():
-    started = []
-    yield started.append
-    for process in started:
-        process.stop()
-
-
 def tls_switch(tmp_path, stopper, pki, client_ca: bool) -> SwitchProcess:
     args = ["--tls-cert", str(pki["server.pem"]), "--tls-key", str(pki["server.key"])]
     if client_ca:
@@ -87,8 +79,7 @@ def test_tls_end_to_end_with_the_sdk_and_the_cli(tmp_path, stopper, pki):
     with TlsWireClient(switch.host, switch.port, context) as raw:
         assert raw.call("ping") == {}
         assert raw.sock.version() in ("TLSv1.2", "TLSv1.3")
-    listening = [json.loads(line) for line in switch.log().splitlines()
-                 if '"listening"' in line][0]
+    listening = switch.log_events("listening")[0]
     assert listening["tls"] == "server"
 
 
@@ -130,8 +121,7 @@ def test_a_certificate_for_bank_a_cannot_hello_as_bank_b(tmp_path, stopper, pki)
         Client(switch.host, switch.port, participant="bank-b", token=tokens["bank-b"],
                ssl=context, retries=0)
     assert getattr(refused.value, "code", None) == "unauthenticated"
-    failures = [json.loads(line) for line in switch.log().splitlines()
-                if '"hello_failed"' in line]
+    failures = switch.log_events("hello_failed")
     assert [(f["participant"], f["reason"], f["certificate_cn"]) for f in failures] == [
         ("bank-b", "certificate", "bank-a"), ("admin", "certificate", "bank-a"),
         ("bank-b", "certificate", "bank-a")]

@@ -55,6 +55,18 @@ class SwitchProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_events(self, event: str) -> list[dict]:
+        """The JSON log lines of one event, oldest first (other output, a traceback, skipped)."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == event:
+                found.append(entry)
+        return found
+
     def stop(self, signum=signal.SIGTERM, timeout_s: float = 30.0) -> int:
         """Sends `signum` and waits; returns the exit code."""
         if self.process is None or self.process.poll() is not None:

@@ -35,3 +35,12 @@ def assert_debits_equal_credits(admin: WireClient, ids) -> None:
     accounts = admin.call("lookup_accounts", {"ids": list(ids)})["accounts"]
     assert sum(a["debits_posted"] for a in accounts) == sum(a["credits_posted"] for a in accounts)
     assert sum(a["debits_pending"] for a in accounts) == sum(a["credits_pending"] for a in accounts)
+
+
+def lookup_all(client: WireClient, ids) -> dict[str, dict]:
+    """The stored transfers among `ids`, by id (lookups of at most 8,190 ids each)."""
+    ids, found = sorted(ids), {}
+    for start in range(0, len(ids), 8190):
+        chunk = client.call("lookup_transfers", {"ids": ids[start:start + 8190]}, "msgpack")
+        found.update({t["id"]: t for t in chunk["transfers"]})
+    return found
