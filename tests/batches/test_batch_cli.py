@@ -28,12 +28,6 @@ ROWS_SUM = sum(row[3] for row in ROWS)
 
 
 @pytest.fixture
-def world(tmp_path):
-    with running_switch(tmp_path) as (switch, tokens):
-        yield switch, tokens
-
-
-@pytest.fixture
 def small_frames(tmp_path):
     with running_switch(tmp_path, "--max-frame-bytes", "4096", name="small") as (switch, tokens):
         yield switch, tokens

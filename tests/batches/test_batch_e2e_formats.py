@@ -7,21 +7,10 @@ import pytest
 from batches.batch_e2e_support import (
     ACCOUNTS, IBAN_ACCOUNTS, IBAN_BHD_CREDITOR, IBAN_BHD_DEBTOR, IBAN_CREDITOR, IBAN_CREDITOR_2,
     IBAN_DEBTOR, IBAN_FUNDS, IBAN_JPY_CREDITOR, IBAN_JPY_DEBTOR, Session, create_iban_accounts,
-    csv_file, running_switch,
+    csv_file,
 )
 from batches.batch_formats_support import Block, Tx, pain001
 from support.world import FUNDS
-
-
-@pytest.fixture(params=["json", "msgpack"])
-def codec(request):
-    return request.param
-
-
-@pytest.fixture
-def world(tmp_path):
-    with running_switch(tmp_path) as (switch, tokens):
-        yield switch, tokens
 
 
 def sessions(world, codec):

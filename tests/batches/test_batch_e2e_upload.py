@@ -14,11 +14,6 @@ MAX_FRAME = 4096
 PART = 2048  # base64 in JSON makes 2732 bytes of it, within one 4 KiB frame
 
 
-@pytest.fixture(params=["json", "msgpack"])
-def codec(request):
-    return request.param
-
-
 @pytest.fixture
 def world(tmp_path):
     with running_switch(tmp_path, "--max-frame-bytes", str(MAX_FRAME)) as (switch, tokens):

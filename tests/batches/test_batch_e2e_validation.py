@@ -5,23 +5,11 @@ import pytest
 
 from batches.batch_e2e_support import (
     ACCOUNTS, IBAN_ACCOUNTS, IBAN_CREDITOR, IBAN_DEBTOR, Session, create_iban_accounts, csv_file,
-    running_switch,
 )
 from batches.batch_formats_support import Block, Tx, pain001
 from support.world import FUNDS
 
 START = {"a-funding": -FUNDS, "a-1": FUNDS, "a-2": 0, "b-1": 0, "b-eur": 0}
-
-
-@pytest.fixture(params=["json", "msgpack"])
-def codec(request):
-    return request.param
-
-
-@pytest.fixture
-def world(tmp_path):
-    with running_switch(tmp_path) as (switch, tokens):
-        yield switch, tokens
 
 
 @pytest.fixture
