@@ -141,20 +141,15 @@ class Book:
     # -- effects on balances; a negative amount undoes ---------------------------------
 
     def _move(self, t, amount):
-        """Post `amount` from t's debit to its credit account."""
-        dr = t.debit
-        cr = t.credit
-        dr.debits_posted += amount
-        cr.credits_posted += amount
-        totals = dr.totals
-        totals.debits_posted += amount
-        totals.credits_posted += amount
-        assert totals.debits_posted == totals.credits_posted
+        """Post `amount` from t's debit to its credit account, and between the two owners'
+        positions when they differ."""
+        self._post(t, amount)
+        dr, cr = t.debit, t.credit
         if dr.owner is not cr.owner:
             self.clearing.move(dr.position, cr.position, amount)
 
     def _post(self, t, amount):
-        """Post a settlement posting: balances only, never a position."""
+        """Post `amount` on balances only, never a position (settlement postings use it alone)."""
         dr = t.debit
         cr = t.credit
         dr.debits_posted += amount
