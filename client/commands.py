@@ -241,25 +241,23 @@ def _export(data: Any, text: str, output: str | None) -> Output:
     return Output(data, f"wrote {output}")
 
 
-async def window_report(client: AsyncClient, args: argparse.Namespace) -> Output:
-    raw = await client.request("get_window", {"window_id": args.window_id}, retry=True)
-    window = Window.from_wire(raw)
+async def _window_export(client: AsyncClient, args: argparse.Namespace, op: str, from_wire,
+                         as_csv, as_text) -> Output:
+    """One window's `op` reply as JSON, CSV or text, printed or written to --output."""
+    raw = await client.request(op, {"window_id": args.window_id}, retry=True)
+    parsed = from_wire(raw)
     if args.format == "json":
         text = json.dumps(raw, indent=2)
-    elif args.format == "csv":
-        text = report_csv(window)
     else:
-        text = _window_report(window)
+        text = (as_csv if args.format == "csv" else as_text)(parsed)
     return _export(raw, text, args.output)
+
+
+async def window_report(client: AsyncClient, args: argparse.Namespace) -> Output:
+    return await _window_export(client, args, "get_window", Window.from_wire, report_csv,
+                                _window_report)
 
 
 async def window_matrix(client: AsyncClient, args: argparse.Namespace) -> Output:
-    raw = await client.request("get_window_matrix", {"window_id": args.window_id}, retry=True)
-    matrix = WindowMatrix.from_wire(raw)
-    if args.format == "json":
-        text = json.dumps(raw, indent=2)
-    elif args.format == "csv":
-        text = matrix_csv(matrix)
-    else:
-        text = matrix_tables(matrix)
-    return _export(raw, text, args.output)
+    return await _window_export(client, args, "get_window_matrix", WindowMatrix.from_wire,
+                                matrix_csv, matrix_tables)
