@@ -55,8 +55,7 @@ class Service:
         self.started_s = time.monotonic()
         self.requests_total = 0
         self.snapshotter = None  # set by the server once it exists
-        self.batch_engine = BatchEngine(self, config.batch_chunk_items,
-                                        config.max_atomic_batch_items)
+        self.batch_engine = BatchEngine(self)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
 
     # connections

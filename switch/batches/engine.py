@@ -35,11 +35,11 @@ class ParseFailed(Exception):
 
 
 class BatchEngine:
-    def __init__(self, service, chunk_items: int, max_atomic_items: int):
+    def __init__(self, service):
         config = service.config
         self.service = service
-        self.chunk_items = chunk_items
-        self.max_atomic_items = max_atomic_items
+        self.chunk_items = config.batch_chunk_items
+        self.max_atomic_items = config.max_atomic_batch_items
         self.slice_s, self.pause_s = config.batch_slice_s, config.batch_pause_s
         self.parse_nice = config.batch_parse_nice
         self.tasks: dict[str, asyncio.Task] = {}
