@@ -4,10 +4,11 @@ Nothing here touches sockets, event loops or clocks: bytes in, values out.
 """
 
 from . import codes
-from .codec import JSON, MSGPACK, decode_body, encode_body
+from .codec import JSON, MSGPACK, decode_body, encode_body, encode_body_in_steps
 from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame
+from .request import decode_request
 from .transfer_request import parse_transfer_request
 from .validate import (
     OPS, OpSpec, is_known_op, is_money, is_valid_currency, is_valid_id, normalize_transfer,
@@ -16,8 +17,9 @@ from .validate import (
 
 __all__ = [
     "FrameDecoder", "encode_frame",
-    "decode_body", "encode_body", "JSON", "MSGPACK",
+    "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
+    "decode_request",
     "validate_args", "is_known_op", "OPS", "OpSpec", "normalize_transfer",
     "is_valid_id", "is_valid_currency", "is_money",
     "ProtocolError", "codes",

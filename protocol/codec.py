@@ -11,7 +11,7 @@ from .codes import BAD_FRAME
 from .errors import ProtocolError
 from .values import MAX_ITEMS
 
-__all__ = ["JSON", "MSGPACK", "decode_body", "encode_body"]
+__all__ = ["JSON", "MSGPACK", "decode_body", "encode_body", "encode_body_in_steps", "STEP_ITEMS"]
 
 JSON = "json"
 MSGPACK = "msgpack"
@@ -19,7 +19,8 @@ MSGPACK = "msgpack"
 _JSON_FIRST_BYTE = 0x7B  # "{"
 # A \u escape into the surrogate range D800-DFFF; only then can a lone one hide.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_JSON_WHITESPACE = " \t\n\r"
+# What may follow the object; a regex, since str.strip with a character set takes ~8 ms a MiB.
+_JSON_TRAILING_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODE_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, msgpack.UnpackException)
 
 
@@ -74,7 +75,7 @@ def decode_strict_json(body: bytes):
     try:
         text = body.decode("utf-8")
         obj, end = _json_decoder.raw_decode(text)
-        if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        if end != len(text) and not _JSON_TRAILING_WHITESPACE.fullmatch(text, end):
             raise _bad_frame("trailing bytes after the JSON object")
         if b"\\u" in body and _SURROGATE_ESCAPE.search(body):
             _utf8_checker.encode(obj).encode("utf-8")
@@ -131,3 +132,69 @@ def encode_body(obj: dict, codec: str) -> bytes:
     if codec == MSGPACK:
         return msgpack.packb(obj, use_bin_type=True)
     raise ValueError(f"unknown codec {codec!r}")
+
+
+# A reply whose result holds a list longer than this is encoded in steps of this many items.
+STEP_ITEMS = 128
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode_body_in_steps(reply: dict, codec: str, step_items: int = STEP_ITEMS):
+    """None, or pieces (a generator of bytes) whose concatenation is encode_body(reply, codec)
+    when reply["result"] holds a list of more than `step_items` items: that list is encoded
+    `step_items` items per piece, so that a server can encode a large reply (8,190 accounts take
+    ~15 ms in JSON) a step at a time, between other work."""
+    if not 0 < step_items < 1 << 16:
+        raise ValueError("step_items must be 1..65535")
+    result = reply.get("result")
+    if type(result) is not dict:
+        return None
+    key = next((k for k, v in result.items() if type(v) is list and len(v) > step_items), None)
+    if key is None:
+        return None
+    if codec == JSON:
+        items = _json_list_steps(result[key], step_items)
+        return _json_map_steps(reply, "result", _json_map_steps(result, key, items))
+    items = _msgpack_list_steps(result[key], step_items)
+    return _msgpack_map_steps(reply, "result", _msgpack_map_steps(result, key, items))
+
+
+def _json_map_steps(obj: dict, hole: str, hole_steps):
+    encode = _json_encoder.encode
+    yield b"{"
+    for index, (key, value) in enumerate(obj.items()):
+        head = ("," if index else "") + encode(key) + ":"
+        if key == hole:
+            yield head.encode("utf-8")
+            yield from hole_steps
+        else:
+            yield (head + encode(value)).encode("utf-8")
+    yield b"}"
+
+
+def _json_list_steps(items: list, step_items: int):
+    encode = _json_encoder.encode
+    yield b"["
+    for start in range(0, len(items), step_items):
+        part = encode(items[start:start + step_items])[1:-1]  # without its brackets
+        yield ("," + part if start else part).encode("utf-8")
+    yield b"]"
+
+
+def _msgpack_map_steps(obj: dict, hole: str, hole_steps):
+    pack = _packer.pack
+    yield _packer.pack_map_header(len(obj))
+    for key, value in obj.items():
+        if key == hole:
+            yield pack(key)
+            yield from hole_steps
+        else:
+            yield pack(key) + pack(value)
+
+
+def _msgpack_list_steps(items: list, step_items: int):
+    yield _packer.pack_array_header(len(items))
+    for start in range(0, len(items), step_items):
+        part = items[start:start + step_items]
+        header_bytes = 1 if len(part) < 16 else 3  # fixarray, array 16 (step_items < 2^16)
+        yield _packer.pack(part)[header_bytes:]
