@@ -20,6 +20,16 @@ class Config:
     # larger ones are refused `unauthenticated` unread, so no one without a token makes the
     # switch decode megabytes (as Redis limits unauthenticated clients' requests).
     max_unauthenticated_frame_bytes: int = 16 << 10
+    # Larger frames are decoded and validated in the decode worker process, off the event loop
+    # (a 1 MiB body takes 5-10 ms to decode); the connection waits for that frame alone.
+    # Frames before hello are never this large (see above).
+    max_inline_decode_bytes: int = 16 << 10
+    # The decode worker runs this much nicer than the switch: on a busy machine, decoding large
+    # frames takes what the real-time path leaves.
+    decode_worker_nice: int = 10
+    # Fairness: a connection's frames are handled in turns of at most this long, least-used
+    # connection first (switch/turns.py); a request waits behind about one turn.
+    turn_s: float = 0.00025
     max_connections: int = 10_000
     # Requests read from one connection whose replies are not yet sent; past it the rest are
     # answered `overloaded` (not executed) and we stop reading from that connection until half
@@ -97,13 +107,15 @@ class Config:
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                      "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                      "snapshots_kept", "max_queued_replies", "resume_min_free_bytes",
-                     "max_unauthenticated_frame_bytes"):
+                     "max_unauthenticated_frame_bytes", "max_inline_decode_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
-                     "batch_slice_s"):
+                     "batch_slice_s", "turn_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.decode_worker_nice <= 19:
+            raise ValueError("decode_worker_nice must be 0..19")
         if not self.batch_pause_s >= 0:
             raise ValueError("batch_pause_s must not be negative")
         if not 0 <= self.hello_failure_delay_s <= self.hello_failure_max_delay_s:

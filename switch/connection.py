@@ -4,9 +4,12 @@ Backpressure: we stop reading from a connection while its transport's write buff
 limit (a client that does not read its replies) or while it has too many requests unanswered,
 so neither a slow reader nor a fast pipeliner can make the server buffer without bound.
 
-Fairness: the frames of one read are handled for at most TURN_S before the connection yields to
-the event loop (the rest wait in `backlog`, reading paused), so a client that sends thousands of
-frames, or expensive ones, at once delays the others by one turn, not by all of its work.
+Fairness: the frames of one read are handled in turns of at most `turn_s`, and the connection that
+has used the least handling time goes first (see switch/turns.py); the rest wait in `backlog`,
+reading paused. So a client that sends thousands of frames, or expensive ones, at once delays the
+others by one turn, not by all of its work. A frame larger than `max_inline_decode_bytes` is
+decoded in the decode worker process (switch/decode_worker.py); the connection waits for its
+verdict, reading paused, while the others are served.
 
 Timers (checked by the server's housekeeping sweep, once a second, see `sweep`): a frame must be
 complete within `frame_timeout_s` of its first byte (slowloris); a connection that keeps its
@@ -24,11 +27,10 @@ from collections import deque
 from protocol import FrameDecoder, encode_body, encode_frame, error_reply, JSON, codes
 
 PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE, PAUSED_FOR_DELAY = 1, 2, 4, 8
-PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST = 16, 32
+PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST, PAUSED_FOR_DECODE = 16, 32, 64
+# While one of these holds, the backlog waits: for the client to read, or for a verdict.
+HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
-# Fairness: one connection handles frames for at most this long before the event loop serves
-# the others; the rest of what it read waits for its next turn (and reading pauses meanwhile).
-TURN_S = 0.001
 
 # Why the sweep closed a connection (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
@@ -49,8 +51,11 @@ class Connection(asyncio.Protocol):
         self.waiting: deque = deque()
         self.delayed = 0  # entries of `waiting` with a not_before_s
         self.ready: list[bytes] = []
-        self.backlog: deque = deque()  # bodies read but not yet handled (see TURN_S)
-        self._turn_scheduled = False
+        self.backlog: deque = deque()  # bodies read but not yet handled (see switch/turns.py)
+        self.verdict = None  # the decode worker's verdict on the frame before the backlog
+        self.reply_being_encoded = None  # a ReplyInSteps, before the backlog
+        self.in_line = False  # waiting for a turn
+        self.used_s = 0.0  # handling time used, for fair turns
         self.framing_lost = False  # an oversized length: answer what came before, then close
         self.eof = False  # the peer half-closed: answer what came before, then close
         self.paused = 0
@@ -100,49 +105,88 @@ class Connection(asyncio.Protocol):
                 decoder.buffered_bytes < buffered_before + len(data):
             self.partial_since_s = now_s  # a frame (or keep-alive) ended: a new one began now
         self.backlog.extend(bodies)
-        if not self._turn_scheduled:
-            self._take_turn()
+        if (bodies or self.framing_lost) and not self.paused & HOLDS_BACKLOG:
+            self.service.turns.ready(self)
 
-    def _take_turn(self) -> None:
-        """Handles backlog frames for up to TURN_S, then yields to the event loop. While the
-        client does not read its replies (write buffer full), no more replies are made: the
-        backlog waits for resume_writing. Reading is paused while anything is in the backlog."""
-        self._turn_scheduled = False
+    def take_turn(self, deadline_s: float) -> bool:
+        """Handles what waits, in order (the decode worker's verdict, a long reply being
+        encoded, backlog frames), until `deadline_s` (perf_counter); returns whether work is
+        left for another turn. Reading is paused while anything is in the backlog. While the
+        client does not read its replies (write buffer full) no frame is handled until
+        resume_writing; while a frame is in the decode worker, until its verdict."""
         backlog = self.backlog
         if self.closing:
             backlog.clear()
-            return
+            return False
+        if self.verdict is not None:
+            verdict, self.verdict = self.verdict, None
+            self.service.handle_decoded(self, verdict)
         handle = self.service.handle_frame
-        deadline = time.perf_counter() + TURN_S
-        while backlog:
-            if self.paused & PAUSED_FOR_WRITES or time.perf_counter() > deadline:
+        while not self.closing:
+            if self.reply_being_encoded is not None:
+                if self.reply_being_encoded.run_until(self, deadline_s):
+                    self._pause(PAUSED_FOR_BACKLOG)
+                    self.flush()
+                    return True
+                self.reply_being_encoded = None
+            if not backlog:
+                break
+            if self.paused & HOLDS_BACKLOG or time.perf_counter() > deadline_s:
                 self._pause(PAUSED_FOR_BACKLOG)
-                if not self.paused & PAUSED_FOR_WRITES:
-                    self._turn_scheduled = True
-                    self.service.loop.call_soon(self._take_turn)
                 self.flush()
-                return
+                return not self.paused & HOLDS_BACKLOG
             handle(self, backlog.popleft())
-            if self.closing:
-                backlog.clear()
-                return
+        if self.closing:
+            backlog.clear()
+            return False
+        if self.paused & PAUSED_FOR_DECODE:  # the last frame went to the decode worker
+            self.flush()
+            return False
         if self.paused & PAUSED_FOR_BACKLOG:
             self._resume(PAUSED_FOR_BACKLOG)
         if self.eof:
             self._half_close()
-            return
+            return False
         if self.framing_lost:
             self.send_error_and_close(
                 codes.FRAME_TOO_LARGE,
                 f"frame of {self.decoder.too_large_length} bytes exceeds max_frame_bytes "
                 f"{self.config.max_frame_bytes}")
-            return
+            return False
         self.flush()
+        return False
+
+    def wait_for_verdict(self) -> None:
+        """The frame just taken went to the decode worker: nothing more until its verdict."""
+        self._pause(PAUSED_FOR_DECODE)
+
+    def reply_in_steps(self, reply) -> None:
+        """The request just handled has a long reply: it is encoded, in steps, before anything
+        else of this connection is handled (see switch/reply_steps.py)."""
+        self.reply_being_encoded = reply
+
+    def take_verdict(self, verdict) -> None:
+        if self.closing:
+            return
+        self.verdict = verdict
+        self._resume(PAUSED_FOR_DECODE)
+        self.service.turns.enqueue(self)
+
+    @property
+    def handling(self) -> bool:
+        """Whether requests read from this connection are still to be handled."""
+        return bool(self.backlog or self.reply_being_encoded is not None
+                    or self.verdict is not None or self.paused & PAUSED_FOR_DECODE)
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests of this connection are still to be answered."""
+        return bool(self.waiting) or self.handling
 
     def eof_received(self) -> bool:
         """A half-close: answer everything already received, then close."""
         self.eof = True
-        if not self.backlog:
+        if not self.handling:
             self._half_close()
         return True  # keep the transport open for the replies still waiting for the WAL
 
@@ -158,9 +202,8 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_stalled_since_s = None
         self._resume(PAUSED_FOR_WRITES)
-        if self.backlog and not self._turn_scheduled:
-            self._turn_scheduled = True
-            self.service.loop.call_soon(self._take_turn)
+        if self.backlog and not self.paused & HOLDS_BACKLOG:
+            self.service.turns.enqueue(self)
 
     # replies
 

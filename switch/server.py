@@ -103,6 +103,7 @@ class SwitchServer:
                              config.durability == "fsync", on_durable, on_failure)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token)
+        await service.decode_worker.start()
         service.open_first_window()
         service.snapshotter = Snapshotter(config, loop, service, recovered.snapshot_seq,
                                           recovered.log_bytes_read)
@@ -187,9 +188,10 @@ class SwitchServer:
         await service.batch_engine.stop()
         deadline_s = service.loop.time() + self.config.shutdown_timeout_s
         await service.wal.drain()
-        while (any(c.waiting or c.transport.get_write_buffer_size()
+        while (any(c.busy or c.transport.get_write_buffer_size()
                    for c in service.connections) and service.loop.time() < deadline_s):
             await asyncio.sleep(0.01)
+        service.decode_worker.close()
         service.snapshotter.abandon()
         try:
             service.snapshotter.save_now()

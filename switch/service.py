@@ -11,14 +11,17 @@ import time
 
 import structlog
 
-from protocol import (OPS, ProtocolError, codes, decode_body, encode_body, encode_frame,
-                      error_reply, ok_reply, parse_envelope, parse_transfer_request,
-                      validate_args, JSON, MSGPACK)
+from protocol import (OPS, ProtocolError, codes, decode_request, encode_body,
+                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
+                      JSON, MSGPACK)
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
+from switch.decode_worker import DecodeWorker
 from switch.ledger import LedgerError
+from switch.reply_steps import ReplyInSteps
 from switch.storage.recovery import recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
+from switch.turns import Turns
 
 log = structlog.get_logger("switch.service")
 SERVER_NAME = "payswitch/0.1.0"
@@ -56,6 +59,8 @@ class Service:
         self.requests_total = 0
         self.snapshotter = None  # set by the server once it exists
         self.batch_engine = BatchEngine(self)
+        self.turns = Turns(loop, config.turn_s)
+        self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
 
     # connections
@@ -85,13 +90,31 @@ class Service:
     # requests
 
     def handle_frame(self, connection, body: bytes) -> None:
+        """Answers one frame, or hands a large one to the decode worker: the connection then
+        waits for its verdict (see handle_decoded)."""
         self.requests_total += 1
-        request_id, codec = None, JSON if body[:1] == b"{" else MSGPACK
+        if len(body) > self.config.max_inline_decode_bytes and connection.participant is not None:
+            connection.wait_for_verdict()
+            self.decode_worker.submit(connection, body)
+            return
+        self._answer(connection, body, JSON if body[:1] == b"{" else MSGPACK, self._decode)
+
+    def handle_decoded(self, connection, verdict: list) -> None:
+        """Answers a frame that the decode worker decoded (see switch/decode_worker.py)."""
+        self._answer(connection, verdict, verdict[0], _from_verdict)
+
+    def _answer(self, connection, frame, codec: str, decode) -> None:
+        """decode(connection, frame, codec) -> (request_id, op, args, codec, validated), where
+        validated is a bool or the decode worker's ProtocolError for the args; then the
+        contract's order of checks, execution, and the reply, held for the WAL."""
+        request_id = None
         not_before_s = 0.0
         try:
-            request_id, op, args, codec, validated = self._decode(connection, body, codec)
+            request_id, op, args, codec, validated = decode(connection, frame, codec)
             spec = self._admit(connection, op)
-            if not validated:
+            if validated is not True:
+                if validated is not False:
+                    raise validated  # the decode worker's verdict on the args
                 args = validate_args(op, args)
             result = self._execute(connection, connection.participant, op, spec.mutating, args)
             reply = ok_reply(request_id, result)
@@ -110,22 +133,19 @@ class Service:
             reply = error_reply(request_id, codes.INTERNAL, "internal error")
         wal = self.wal
         seq = wal.durable_seq if wal.failure else wal.appended_seq
+        pieces = encode_body_in_steps(reply, codec)
+        if pieces is not None:  # a long result: encoded in the connection's next turns
+            connection.reply_in_steps(ReplyInSteps(pieces, seq, request_id, codec))
+            return
         connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
                                wal.durable_seq, not_before_s)
 
     def _decode(self, connection, body: bytes, codec: str) -> tuple:
-        """(request_id, op, args, codec, whether args are already validated)."""
         limit = self.config.max_unauthenticated_frame_bytes
         if connection.participant is None and len(body) > limit:
             raise ProtocolError(codes.UNAUTHENTICATED, f"send hello first; before it, frames "
                                 f"may be at most {limit} bytes (this one was not read)")
-        # Most traffic is plain transfers, decoded and validated in one step; anything else,
-        # and every fault, takes the general path.
-        common = parse_transfer_request(body)
-        if common is not None:
-            return (*common, codec, True)
-        request, codec = decode_body(body)
-        return (*parse_envelope(request), codec, False)
+        return decode_request(body)
 
     def _admit(self, connection, op: str):
         """The op's spec, once the switch may take the request at all; in the contract's
@@ -279,6 +299,9 @@ class Service:
                     "fsyncs": wal.fsync_count, "bytes_written": wal.bytes_since_start,
                     "failed": None if wal.failure is None else str(wal.failure)},
             "ledger": self.state.counts(),
+            "decode_worker": {"frames": self.decode_worker.frames,
+                              "pending": self.decode_worker.pending,
+                              "restarts": self.decode_worker.restarts},
         }
 
     # durability events from the WAL
@@ -344,6 +367,16 @@ class Service:
         self._resume_refusal = None
         log.warning("writes_resumed", durable_seq=wal.durable_seq, free_bytes=free_bytes)
         self.batch_engine.resume_unfinished()
+
+
+def _from_verdict(connection, verdict: list, codec: str) -> tuple:
+    codec, request_id, op, args, problem = verdict
+    if problem is None:
+        return request_id, op, args, codec, True
+    error = ProtocolError(problem[0], problem[1], request_id)
+    if op is None:  # not a request at all: the contract's first checks
+        raise error
+    return request_id, op, None, codec, error
 
 
 def _peer(connection):

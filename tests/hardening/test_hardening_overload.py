@@ -1,30 +1,20 @@
 """Overload against a real switch process: past the per-connection in-flight limit or the global
 limit on replies waiting for the WAL, requests are answered `overloaded` at once, in order, and
 change nothing; a client that respects the limit never sees it; memory stays bounded."""
-import socket
 import threading
 
 from protocol import decode_body, encode_body, encode_frame
-from support.switch_process import SwitchProcess
 from support.wire import WireClient
-from support.world import FUNDS, create_world
+from support.world import FUNDS
 
-from hardening.net_support import (BUSY_FLOOR_MS, LatencyProbe, assert_within_2x,
-                                   measure_latency, rss_bytes, run_niced)
+from hardening.net_support import (TINY_FRAME_FLOOD_FLOOR_MS, LatencyProbe,
+                                   assert_within_2x, measure_latency, rss_bytes, run_niced,
+                                   start_with_world)
 
 
 def transfer_frame(tid: str, request_id, codec: str = "msgpack") -> bytes:
     return encode_frame(encode_body({"id": request_id, "op": "transfer", "args": {
         "id": tid, "debit_account": "a-1", "credit_account": "b-1", "amount": 1}}, codec))
-
-
-def start(tmp_path, stopper, *args) -> tuple[SwitchProcess, WireClient]:
-    switch = SwitchProcess(tmp_path / "data", extra_args=tuple(args)).start()
-    stopper(switch)
-    admin = WireClient(switch.host, switch.port)
-    admin.hello("admin", switch.admin_token)
-    create_world(admin)
-    return switch, admin
 
 
 def flood(switch, prefix: str, count: int, client: WireClient | None = None) -> dict[str, str]:
@@ -65,7 +55,7 @@ def snapshot(admin: WireClient, debited: int = 0) -> dict:
 
 def test_past_the_per_connection_limit_requests_are_overloaded_and_change_nothing(tmp_path,
                                                                                   stopper):
-    switch, admin = start(tmp_path, stopper, "--max-inflight-per-connection", "8")
+    switch, admin = start_with_world(tmp_path, stopper, "--max-inflight-per-connection", "8")
     with admin:
         before = snapshot(admin)
         outcomes = flood(switch, "pc", 400)
@@ -83,7 +73,7 @@ def test_past_the_per_connection_limit_requests_are_overloaded_and_change_nothin
 
 def test_a_client_that_respects_the_limit_never_sees_overloaded(tmp_path, stopper):
     limit = 8
-    switch, admin = start(tmp_path, stopper, "--max-inflight-per-connection", str(limit))
+    switch, admin = start_with_world(tmp_path, stopper, "--max-inflight-per-connection", str(limit))
     with admin, WireClient(switch.host, switch.port) as client:
         client.hello("admin", switch.admin_token)
         before = snapshot(admin)
@@ -105,7 +95,7 @@ def test_a_client_that_respects_the_limit_never_sees_overloaded(tmp_path, stoppe
 
 def test_past_the_global_queue_limit_requests_are_overloaded_and_change_nothing(tmp_path,
                                                                                 stopper):
-    switch, admin = start(tmp_path, stopper, "--max-queued-replies", "16")
+    switch, admin = start_with_world(tmp_path, stopper, "--max-queued-replies", "16")
     with admin:
         before = snapshot(admin)
         results: dict[str, dict] = {}
@@ -139,7 +129,7 @@ def test_memory_stays_bounded_under_a_sustained_pipelined_flood(tmp_path, stoppe
     """Eight connections each pipeline 20,000 requests (a write every 50, pings and reads held
     behind it for the WAL) and read the replies only as they come: with small limits the switch
     sheds what it cannot queue instead of buffering it."""
-    switch, admin = start(tmp_path, stopper, "--max-queued-replies", "64",
+    switch, admin = start_with_world(tmp_path, stopper, "--max-queued-replies", "64",
                           "--max-inflight-per-connection", "32")
     with admin:
         rss_before = rss_bytes(switch.process.pid)
@@ -198,7 +188,7 @@ def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_
     """One read can hold tens of thousands of 5-byte frames (each a `bad_frame` to answer); the
     switch handles a connection's frames for at most a short turn (TURN_S) before serving the
     others. Without the turns a good client waited seconds here."""
-    switch, admin = start(tmp_path, stopper)
+    switch, admin = start_with_world(tmp_path, stopper)
     admin.close()
     baseline = measure_latency(switch.host, switch.port, switch.admin_token, count=300)
     probe = LatencyProbe(switch.host, switch.port, switch.admin_token)
@@ -207,4 +197,4 @@ def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_
     print("\ntiny-frame flood:", {"latency_baseline": baseline, "latency_during": under_attack})
     assert answered == 400_000
     assert under_attack["samples"] >= 50
-    assert_within_2x(baseline, under_attack, BUSY_FLOOR_MS)
+    assert_within_2x(baseline, under_attack, TINY_FRAME_FLOOD_FLOOR_MS)
