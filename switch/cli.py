@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "decode_worker_nice"):
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
-                 "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s"):
+                 "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
+                 "first_turn_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float,
                            default=getattr(defaults, name))
     serve.add_argument("--tls-cert", type=Path, metavar="FILE",

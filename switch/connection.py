@@ -4,12 +4,12 @@ Backpressure: we stop reading from a connection while its transport's write buff
 limit (a client that does not read its replies) or while it has too many requests unanswered,
 so neither a slow reader nor a fast pipeliner can make the server buffer without bound.
 
-Fairness: the frames of one read are handled in turns of at most `turn_s`, and the connection that
-has used the least handling time goes first (see switch/turns.py); the rest wait in `backlog`,
-reading paused. So a client that sends thousands of frames, or expensive ones, at once delays the
-others by one turn, not by all of its work. A frame larger than `max_inline_decode_bytes` is
-decoded in the decode worker process (switch/decode_worker.py); the connection waits for its
-verdict, reading paused, while the others are served.
+Fairness: the frames of one read are handled in turns (see switch/turns.py): a first turn of at
+most `first_turn_s` as soon as they arrive, then turns of at most `turn_s` in round robin; the
+rest wait in `backlog`, reading paused. So a client that sends thousands of frames, or expensive
+ones, at once delays the others by one turn, not by all of its work. A frame larger than
+`max_inline_decode_bytes` is decoded in the decode worker process (switch/decode_worker.py); the
+connection waits for its verdict, reading paused, while the others are served.
 
 Timers (checked by the server's housekeeping sweep, once a second, see `sweep`): a frame must be
 complete within `frame_timeout_s` of its first byte (slowloris); a connection that keeps its
@@ -31,6 +31,8 @@ PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST, PAUSED_FOR_DECODE = 16, 32, 64
 # While one of these holds, the backlog waits: for the client to read, or for a verdict.
 HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
+# Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
+MAX_FRAMES_PER_SPLIT = 512
 
 # Why the sweep closed a connection (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
@@ -54,8 +56,7 @@ class Connection(asyncio.Protocol):
         self.backlog: deque = deque()  # bodies read but not yet handled (see switch/turns.py)
         self.verdict = None  # the decode worker's verdict on the frame before the backlog
         self.reply_being_encoded = None  # a ReplyInSteps, before the backlog
-        self.in_line = False  # waiting for a turn
-        self.used_s = 0.0  # handling time used, for fair turns
+        self.in_line = False  # waiting for a turn (see switch/turns.py)
         self.framing_lost = False  # an oversized length: answer what came before, then close
         self.eof = False  # the peer half-closed: answer what came before, then close
         self.paused = 0
@@ -91,11 +92,21 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing or self.framing_lost:  # refused, closing, or framing lost: read no more
             return
-        now_s = self.service.loop.time()
-        self.last_activity_s = now_s
+        self.last_activity_s = self.service.loop.time()
+        self._split(data)
+        if self._has_frames() and not self.paused & HOLDS_BACKLOG:
+            self.service.turns.ready(self)
+
+    def _has_frames(self) -> bool:
+        """Frames read and not yet handled (or framing lost, to be answered after them)."""
+        return bool(self.backlog) or self.decoder.stopped_at_limit or self.framing_lost
+
+    def _split(self, data: bytes) -> None:
+        """Moves the frames of `data` (and of what the decoder holds) to the backlog, at most
+        MAX_FRAMES_PER_SPLIT at a time: the rest wait in the decoder for a later turn."""
         decoder = self.decoder
         buffered_before = decoder.buffered_bytes
-        bodies = decoder.feed(data)
+        self.backlog.extend(decoder.feed(data, MAX_FRAMES_PER_SPLIT))
         if decoder.too_large_length is not None:
             self.framing_lost = True
             self._pause(PAUSED_FOR_LOST)
@@ -103,10 +114,7 @@ class Connection(asyncio.Protocol):
             self.partial_since_s = None
         elif self.partial_since_s is None or \
                 decoder.buffered_bytes < buffered_before + len(data):
-            self.partial_since_s = now_s  # a frame (or keep-alive) ended: a new one began now
-        self.backlog.extend(bodies)
-        if (bodies or self.framing_lost) and not self.paused & HOLDS_BACKLOG:
-            self.service.turns.ready(self)
+            self.partial_since_s = self.service.loop.time()  # a frame ended: a new one began
 
     def take_turn(self, deadline_s: float) -> bool:
         """Handles what waits, in order (the decode worker's verdict, a long reply being
@@ -129,13 +137,16 @@ class Connection(asyncio.Protocol):
                     self.flush()
                     return True
                 self.reply_being_encoded = None
-            if not backlog:
+            if not backlog and (self.framing_lost or not self.decoder.stopped_at_limit):
                 break
             if self.paused & HOLDS_BACKLOG or time.perf_counter() > deadline_s:
                 self._pause(PAUSED_FOR_BACKLOG)
                 self.flush()
                 return not self.paused & HOLDS_BACKLOG
-            handle(self, backlog.popleft())
+            if backlog:
+                handle(self, backlog.popleft())
+            else:
+                self._split(b"")  # the decoder holds more frames of an earlier read
         if self.closing:
             backlog.clear()
             return False
@@ -175,7 +186,7 @@ class Connection(asyncio.Protocol):
     @property
     def handling(self) -> bool:
         """Whether requests read from this connection are still to be handled."""
-        return bool(self.backlog or self.reply_being_encoded is not None
+        return bool(self._has_frames() or self.reply_being_encoded is not None
                     or self.verdict is not None or self.paused & PAUSED_FOR_DECODE)
 
     @property
@@ -202,7 +213,7 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_stalled_since_s = None
         self._resume(PAUSED_FOR_WRITES)
-        if self.backlog and not self.paused & HOLDS_BACKLOG:
+        if self._has_frames() and not self.paused & HOLDS_BACKLOG:
             self.service.turns.enqueue(self)
 
     # replies

@@ -10,9 +10,10 @@ gets. Its connection waits for that one frame (its replies stay in order); the o
 The child reads frames (protocol framing) on stdin and writes one verdict frame per frame, in
 order, on stdout: a pickle of `[codec, request_id, op, args, problem]`. Pickle, because the switch
 loads 8,190 normalized transfers from it in ~4.5 ms, against ~10 from MessagePack and ~17 to
-decode the frame itself; it is safe here because the child pickles only values it built. `problem` is None or
-`[code, message]`; with `op` None it is a decode or envelope error (the contract's first checks),
-otherwise an argument error, raised after the op and session checks, as for a frame decoded inline.
+decode the frame itself; it is safe here because the child pickles only values it built.
+`problem` is None or `[code, message]`; with `op` None it is a decode or envelope error (the
+contract's first checks), otherwise an argument error, raised after the op and session checks, as
+for a frame decoded inline.
 """
 import asyncio
 import os

@@ -59,7 +59,7 @@ class Service:
         self.requests_total = 0
         self.snapshotter = None  # set by the server once it exists
         self.batch_engine = BatchEngine(self)
-        self.turns = Turns(loop, config.turn_s)
+        self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
 

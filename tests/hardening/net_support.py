@@ -79,15 +79,13 @@ def measure_latency(host: str, port: int, token: str, count: int = 600) -> dict:
 # work, the OS deschedules the switch for milliseconds now and then. QUIET: attacks that cost the
 # switch little CPU (idle, slow, deaf connections, failed hellos). SHARED_CPU: attacks that keep
 # the switch's CPU saturated (the fuzz, a flood of tiny frames), where a request also waits for
-# about one turn (0.25 ms, least-used connection first) and for what the OS takes when four busy
-# processes share two cores; expensive frames are decoded off the event loop and long replies
-# encoded in steps. Measured under the fuzz: p99 1.4-2.5 ms, against 7-8 ms before those changes
-# (and hundreds to thousands of ms without the turns and limits at all).
+# about one turn (0.1-0.25 ms; new frames first) and for what the OS takes when four busy
+# processes share two cores; expensive frames are decoded off the event loop, long replies
+# encoded in steps, and a read is split into frames 512 at a time. Measured under the fuzz: p99
+# 1.4-2.5 ms, against 7-8 ms before those changes; under a flood of tiny frames 1.0-1.2 ms,
+# against 10-14 ms (and hundreds to thousands of ms without the turns and limits at all).
 QUIET_FLOOR_MS = {"p50_ms": 0.5, "p99_ms": 10.0}
 SHARED_CPU_FLOOR_MS = {"p50_ms": 0.5, "p99_ms": 3.0}
-# A flood of 5-byte frames: one read of 256 KiB holds ~50,000 of them, and splitting it into
-# frames (before any turn) takes 10-20 ms; not yet bounded. Measured p99 10-14 ms.
-TINY_FRAME_FLOOD_FLOOR_MS = {"p50_ms": 0.5, "p99_ms": 30.0}
 
 
 def assert_within_2x(baseline: dict, under_attack: dict, floor_ms: dict) -> None:

@@ -1,8 +1,8 @@
 """Expensive frames off the event loop, against a real switch process: frames over
 max_inline_decode_bytes are decoded in the decode worker process, long replies are encoded in
-steps, and turns go to the least-used connection first. Replies stay exactly as they were and in
-order; a dead decode worker costs one `internal` reply and is replaced; a client that sends
-expensive requests does not hold up a light one."""
+steps, and frames that arrive get a first turn ahead of busy connections. Replies stay exactly as
+they were and in order; a dead decode worker costs one `internal` reply and is replaced; a client
+that sends expensive requests does not hold up a light one."""
 import json
 import os
 import signal
@@ -148,7 +148,7 @@ def send_expensive_requests(host: str, port: int, token: str, seconds: float) ->
 
 
 def test_expensive_requests_on_one_connection_do_not_hold_up_a_light_client(tmp_path, stopper):
-    """Before the decode worker, stepwise replies and least-used-first turns, each of these
+    """Before the decode worker, stepwise replies and first turns first, each of these
     requests held the event loop for 5-10 ms, and the light client waited as long: p50 4.9-5.5
     ms, p99 14-16 ms (baseline 0.2 / 0.65). Now p50 0.26-0.44 ms, p99 4-5.3 ms: what is left is
     executing each lookup (one step) and the OS sharing two cores between four busy processes."""

@@ -7,7 +7,7 @@ from protocol import decode_body, encode_body, encode_frame
 from support.wire import WireClient
 from support.world import FUNDS
 
-from hardening.net_support import (TINY_FRAME_FLOOD_FLOOR_MS, LatencyProbe,
+from hardening.net_support import (SHARED_CPU_FLOOR_MS, LatencyProbe,
                                    assert_within_2x, measure_latency, rss_bytes, run_niced,
                                    start_with_world)
 
@@ -186,8 +186,9 @@ def send_and_read_tiny_frames(host: str, port: int, count: int) -> int:
 
 def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_path, stopper):
     """One read can hold tens of thousands of 5-byte frames (each a `bad_frame` to answer); the
-    switch handles a connection's frames for at most a short turn (TURN_S) before serving the
-    others. Without the turns a good client waited seconds here."""
+    switch splits a read 512 frames at a time and handles a connection's frames for at most a
+    short turn (turn_s) before serving the others. Without the turns a good client waited
+    seconds here; with them but with each read split whole, 10-14 ms at p99."""
     switch, admin = start_with_world(tmp_path, stopper)
     admin.close()
     baseline = measure_latency(switch.host, switch.port, switch.admin_token, count=300)
@@ -197,4 +198,4 @@ def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_
     print("\ntiny-frame flood:", {"latency_baseline": baseline, "latency_during": under_attack})
     assert answered == 400_000
     assert under_attack["samples"] >= 50
-    assert_within_2x(baseline, under_attack, TINY_FRAME_FLOOD_FLOOR_MS)
+    assert_within_2x(baseline, under_attack, SHARED_CPU_FLOOR_MS)

@@ -95,3 +95,29 @@ def test_many_frames_in_one_feed_keep_their_order():
     decoder = FrameDecoder(MAX)
     frames = [str(i).encode() for i in range(1000)]
     assert decoder.feed(b"".join(map(encode_frame, frames))) == frames
+
+
+def test_feed_with_max_frames_leaves_the_rest_buffered_in_order():
+    bodies = [bytes([n % 256]) * (n % 7 + 1) for n in range(1000)]
+    stream = b"".join(encode_frame(b) for b in bodies)
+    stream = stream[:20] + encode_frame(b"")[:4] + stream[20:]  # a keep-alive counts as a frame
+    decoder = FrameDecoder(1 << 20)
+    got = decoder.feed(stream[:-3], max_frames=100)
+    assert len(got) <= 100 and decoder.stopped_at_limit
+    while decoder.stopped_at_limit:
+        more = decoder.feed(b"", max_frames=100)
+        assert len(more) <= 100
+        got += more
+    assert decoder.has_partial_frame  # the last frame lacks 3 bytes
+    got += decoder.feed(stream[-3:], max_frames=100)
+    assert got == bodies and not decoder.stopped_at_limit and not decoder.has_partial_frame
+
+
+def test_feed_with_max_frames_finds_an_oversized_length_in_a_later_call():
+    decoder = FrameDecoder(100)
+    stream = encode_frame(b"a") * 10 + (1000).to_bytes(4, "big")
+    assert decoder.feed(stream, max_frames=4) == [b"a"] * 4
+    assert decoder.too_large_length is None
+    assert decoder.feed(b"", max_frames=4) == [b"a"] * 4
+    assert decoder.feed(b"", max_frames=4) == [b"a"] * 2
+    assert decoder.too_large_length == 1000
