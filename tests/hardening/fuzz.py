@@ -678,3 +678,30 @@ def run_fuzz_in_child(*args, **kwargs) -> FuzzReport:
     """run_fuzz at low CPU priority in a forked child (see net_support.run_niced)."""
     from hardening.net_support import run_niced
     return run_niced(run_fuzz, *args, **kwargs)
+
+
+def run_valid_load(host: str, port: int, admin_token: str, seconds: float, connections: int = 6,
+                   round_size: int = 48) -> int:
+    """The control for the fuzz: its shape of load (connections sending rounds of pipelined
+    frames, then reading every reply), made of valid pings and small lookups; returns frames."""
+    clients = [FuzzConnection(host, port, admin_token) for _ in range(connections)]
+    stream = b"".join(
+        struct.pack(">I", len(body)) + body for body in (
+            encode({"id": n, "op": "ping", "args": {}} if n % 2 else
+                   {"id": n, "op": "lookup_accounts", "args": {"ids": ["a-1", "b-1"]}},
+                   "json" if n % 3 else "msgpack") for n in range(round_size)))
+    frames = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for connection in clients:
+                connection.client.sock.sendall(stream)
+            for connection in clients:
+                for _ in range(round_size):
+                    reply, _ = decode_body(connection.client.recv_body())
+                    assert reply["ok"], reply
+            frames += connections * round_size
+    finally:
+        for connection in clients:
+            connection.close()
+    return frames

@@ -6,7 +6,8 @@ bounded, not one WAL record is written (the ledger is exactly as before), and th
 latency stays within 2x.
 
 Default suite: FUZZ_FRAMES (20,000) frames. The long run: `./scripts/test -m soak -k fuzz`
-(FUZZ_FRAMES defaults to 2,000,000 there; FUZZ_SEED picks another seed).
+(FUZZ_FRAMES defaults to 2,000,000 there; FUZZ_SEED picks another seed). The control,
+`./scripts/test -m soak -k control -s`: the fuzz against the same shape of valid load.
 """
 import os
 
@@ -16,9 +17,9 @@ from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import create_world
 
-from hardening.fuzz import FuzzReport, run_fuzz, run_fuzz_in_child
+from hardening.fuzz import FuzzReport, run_fuzz, run_fuzz_in_child, run_valid_load
 from hardening.net_support import (SHARED_CPU_FLOOR_MS, LatencyProbe, assert_within_2x,
-                                   measure_latency, rss_bytes)
+                                   measure_latency, rss_bytes, run_niced)
 
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
 RSS_GROWTH_LIMIT = 50 << 20
@@ -94,3 +95,26 @@ def test_fuzz_soak(world_switch, record_property):
     report, figures = fuzz_with_checks(world_switch, frames, seed)
     record_property("fuzz_figures", figures)
     assert report.frames >= frames
+
+
+@pytest.mark.soak
+def test_fuzz_control_a_valid_load_of_its_shape(world_switch):
+    """The control: what the same shape of load, all valid, costs the good client, then the
+    fuzz; hostile bytes must cost it no more than twice what legitimate traffic does."""
+    host, port, token = world_switch.host, world_switch.port, world_switch.admin_token
+    seconds = float(os.environ.get("CONTROL_SECONDS", "5"))
+    baseline = measure_latency(host, port, token, count=2000)
+    probe = LatencyProbe(host, port, token)
+    frames = run_niced(run_valid_load, host, port, token, seconds)
+    under_valid_load = probe.result()
+    probe = LatencyProbe(host, port, token)
+    report = run_fuzz_in_child(host, port, token, frames=int(os.environ.get("FUZZ_FRAMES",
+                                                                              "60000")), seed=3)
+    under_fuzz = probe.result()
+    print("\ncontrol:", {"latency_baseline": baseline,
+                         "valid_frames_per_s": round(frames / seconds),
+                         "latency_under_valid_load": under_valid_load,
+                         "fuzz_frames_per_s": round(report.frames / report.seconds),
+                         "latency_under_fuzz": under_fuzz})
+    assert under_fuzz["p99_ms"] <= 2 * under_valid_load["p99_ms"]
+    assert under_fuzz["p50_ms"] <= 2 * under_valid_load["p50_ms"]
