@@ -4,7 +4,7 @@ Nothing here touches sockets, event loops or clocks: bytes in, values out.
 """
 
 from . import codes
-from .codec import JSON, MSGPACK, decode_body, encode_body, encode_body_in_steps
+from .codec import JSON, MSGPACK, codec_of, decode_body, encode_body, encode_body_in_steps
 from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame
@@ -17,7 +17,7 @@ from .validate import (
 
 __all__ = [
     "FrameDecoder", "encode_frame",
-    "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
+    "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
     "decode_request",
     "validate_args", "is_known_op", "OPS", "OpSpec", "normalize_transfer",

@@ -11,7 +11,8 @@ from .codes import BAD_FRAME
 from .errors import ProtocolError
 from .values import MAX_ITEMS
 
-__all__ = ["JSON", "MSGPACK", "decode_body", "encode_body", "encode_body_in_steps", "STEP_ITEMS"]
+__all__ = ["JSON", "MSGPACK", "codec_of", "decode_body", "encode_body", "encode_body_in_steps",
+           "STEP_ITEMS"]
 
 JSON = "json"
 MSGPACK = "msgpack"
@@ -102,6 +103,12 @@ def _decode_msgpack(body: bytes) -> dict:
 
 def _brief(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:200]
+
+
+def codec_of(body: bytes) -> str:
+    """The codec a body is in, and its reply must be in, by its first byte (even when it does
+    not decode)."""
+    return JSON if body[:1] == b"{" else MSGPACK
 
 
 def decode_body(body: bytes) -> tuple[dict, str]:

@@ -25,7 +25,7 @@ from collections import deque
 
 import structlog
 
-from protocol import (JSON, MSGPACK, OPS, FrameDecoder, ProtocolError, codes, decode_request,
+from protocol import (OPS, FrameDecoder, ProtocolError, codec_of, codes, decode_request,
                       encode_frame, validate_args)
 from protocol.framing import HEADER_BYTES
 from switch.child_process import die_with_parent
@@ -40,13 +40,9 @@ IN_CHILD_MAX = 2
 RESTART_INTERVAL_S = 1.0
 
 
-def _codec_of(body: bytes) -> str:
-    return JSON if body[:1] == b"{" else MSGPACK
-
-
 def verdict(body: bytes) -> list:
     """What the switch would conclude from `body` before executing it, as a verdict."""
-    codec = _codec_of(body)
+    codec = codec_of(body)
     try:
         request_id, op, args, codec, validated = decode_request(body)
     except ProtocolError as error:
@@ -72,7 +68,7 @@ def serve(read_fd: int, write_fd: int, max_frame_bytes: int) -> None:
                 out.append(encode_frame(pack(verdict(body))))
             except Exception:  # a bug of ours: the frame is answered `internal`, we go on
                 log.exception("request_failed", where="decode_worker")
-                out.append(encode_frame(pack([_codec_of(body), None, None, None,
+                out.append(encode_frame(pack([codec_of(body), None, None, None,
                                               [codes.INTERNAL, "internal error"]])))
         with memoryview(b"".join(out)) as data:
             while data:
@@ -156,7 +152,7 @@ class DecodeWorker:
                   action="the frame it was decoding is answered internal; a new worker starts")
         if self.in_child:
             connection, body = self.in_child.popleft()
-            connection.take_verdict([_codec_of(body), None, None, None, [
+            connection.take_verdict([codec_of(body), None, None, None, [
                 codes.INTERNAL, "the decode worker stopped on this frame; nothing was executed"]])
         self.queued.extendleft(reversed(self.in_child))
         self.in_child.clear()

@@ -11,9 +11,8 @@ import time
 
 import structlog
 
-from protocol import (OPS, ProtocolError, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
-                      JSON, MSGPACK)
+from protocol import (OPS, ProtocolError, codec_of, codes, decode_request, encode_body,
+                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args)
 from switch.batches.engine import BatchEngine
 from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
 from switch.decode_worker import DecodeWorker
@@ -97,20 +96,21 @@ class Service:
             connection.wait_for_verdict()
             self.decode_worker.submit(connection, body)
             return
-        self._answer(connection, body, JSON if body[:1] == b"{" else MSGPACK, self._decode)
+        self._answer(connection, body, codec_of(body), self._decode)
 
     def handle_decoded(self, connection, verdict: list) -> None:
         """Answers a frame that the decode worker decoded (see switch/decode_worker.py)."""
         self._answer(connection, verdict, verdict[0], _from_verdict)
 
     def _answer(self, connection, frame, codec: str, decode) -> None:
-        """decode(connection, frame, codec) -> (request_id, op, args, codec, validated), where
+        """decode(connection, frame) -> (request_id, op, args, codec, validated), where
         validated is a bool or the decode worker's ProtocolError for the args; then the
-        contract's order of checks, execution, and the reply, held for the WAL."""
+        contract's order of checks, execution, and the reply (in `codec` if decode fails),
+        held for the WAL."""
         request_id = None
         not_before_s = 0.0
         try:
-            request_id, op, args, codec, validated = decode(connection, frame, codec)
+            request_id, op, args, codec, validated = decode(connection, frame)
             spec = self._admit(connection, op)
             if validated is not True:
                 if validated is not False:
@@ -140,7 +140,7 @@ class Service:
         connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
                                wal.durable_seq, not_before_s)
 
-    def _decode(self, connection, body: bytes, codec: str) -> tuple:
+    def _decode(self, connection, body: bytes) -> tuple:
         limit = self.config.max_unauthenticated_frame_bytes
         if connection.participant is None and len(body) > limit:
             raise ProtocolError(codes.UNAUTHENTICATED, f"send hello first; before it, frames "
@@ -369,7 +369,7 @@ class Service:
         self.batch_engine.resume_unfinished()
 
 
-def _from_verdict(connection, verdict: list, codec: str) -> tuple:
+def _from_verdict(connection, verdict: list) -> tuple:
     codec, request_id, op, args, problem = verdict
     if problem is None:
         return request_id, op, args, codec, True
