@@ -1,7 +1,8 @@
 """The operators' command line: `python -m client [global flags] COMMAND ...`.
 
 Exit codes: 0 done, 1 the switch refused (`error: <code>: <message>` on stderr), 2 usage,
-configuration or connection failure.
+configuration or connection failure, 3 outcome unknown (a transfer was retried until
+--retry-deadline and may have committed: run it again with the same --id to learn its outcome).
 """
 
 import argparse
@@ -16,7 +17,7 @@ from protocol import JSON, MSGPACK
 
 from . import batch_commands, commands
 from .async_client import AsyncClient
-from .errors import SwitchError, TransportError
+from .errors import OutcomeUnknown, SwitchError, TransportError
 
 DEFAULT_PORT = 7878
 ADMIN = "admin"
@@ -63,6 +64,16 @@ def _window_id(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _overdraft(text: str) -> int | None:
     if text.lower() == "unlimited":
         return None
@@ -86,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", choices=[MSGPACK, JSON], default=MSGPACK)
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for each reply")
+    parser.add_argument("--retry-deadline", type=float, default=10.0, metavar="S",
+                        help="keep resending a request that is safe to repeat (with backoff) "
+                             "for this many seconds after a lost connection")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--tls-ca", type=Path, metavar="FILE",
                         help="connect with TLS, trusting this CA (PEM) for the switch's "
@@ -169,6 +183,11 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int)
     p.set_defaults(run=commands.history)
 
+    p = sub.add_parser("ping", help="check that the switch answers; print the round-trip time")
+    p.add_argument("--count", type=_positive_int, default=1, metavar="N",
+                   help="pings to send, one after another")
+    p.set_defaults(run=commands.ping)
+
     for name, run, text in [("stats", commands.stats, "server statistics"),
                             ("windows", commands.windows, "settlement windows")]:
         sub.add_parser(name, help=text).set_defaults(run=run)
@@ -241,7 +260,8 @@ def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
 async def run(args: argparse.Namespace, port: int, token: str) -> commands.Output:
     async with await AsyncClient.connect(
             args.host, port, participant=args.participant, token=token, codec=args.codec,
-            timeout_s=args.request_timeout, ssl=getattr(args, "tls", None)) as client:
+            timeout_s=args.request_timeout, retry_deadline_s=args.retry_deadline,
+            ssl=getattr(args, "tls", None)) as client:
         return await args.run(client, args)
 
 
@@ -266,6 +286,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     except SwitchError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except OutcomeUnknown as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except TransportError as exc:
         print(f"error: no answer from the switch at {args.host}:{port}: {exc}", file=sys.stderr)
         return 2

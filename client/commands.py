@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,18 @@ async def history(client: AsyncClient, args: argparse.Namespace) -> Output:
     if page.next is not None:
         text += f"\nmore: --after {page.next}"
     return Output(asdict(page), text)
+
+
+async def ping(client: AsyncClient, args: argparse.Namespace) -> Output:
+    """Round trips of `ping` on the open connection (connecting and hello are not counted)."""
+    round_trips_ns = []
+    for _ in range(args.count):
+        started = time.perf_counter_ns()
+        await client.ping()
+        round_trips_ns.append(time.perf_counter_ns() - started)
+    lines = [f"pong from {client.host}:{client.port} in {ns / 1e6:.3f} ms" for ns in round_trips_ns]
+    return Output({"host": client.host, "port": client.port, "round_trip_ns": round_trips_ns},
+                  "\n".join(lines))
 
 
 async def stats(client: AsyncClient, args: argparse.Namespace) -> Output:

@@ -110,6 +110,41 @@ def test_transfer_json_output(thread_peer, capsys):
                                                    "timestamp": 5}
 
 
+def test_transfer_with_unknown_outcome_exits_3_and_says_to_resend(thread_peer, capsys):
+    thread_peer.on("transfer", lambda r: "close")  # every attempt lost after it was sent
+    assert cli(thread_peer, "--retry-deadline", "0.3", "transfer", "a", "b", "10",
+               "--id", "t-9") == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and "failed" not in captured.err
+    assert captured.err.startswith("error: transfer t-9: outcome unknown")
+    assert "same id is safe" in captured.err
+    assert len(thread_peer.ops("transfer")) >= 2
+
+
+def test_ping_prints_each_round_trip(thread_peer, capsys):
+    assert cli(thread_peer, "ping", "--count", "3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and len(thread_peer.ops("ping")) == 3
+    assert all(line.startswith(f"pong from 127.0.0.1:{thread_peer.port} in ")
+               and line.endswith(" ms") for line in lines)
+    assert cli(thread_peer, "--json", "ping") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["port"] == thread_peer.port and len(data["round_trip_ns"]) == 1
+    assert data["round_trip_ns"][0] > 0
+
+
+def test_ping_without_an_answer_exits_non_zero(thread_peer, capsys):
+    thread_peer.on("ping", lambda r: "silent")
+    assert cli(thread_peer, "--request-timeout", "0.2", "--retry-deadline", "0", "ping") == 2
+    assert "no answer from the switch" in capsys.readouterr().err
+    with socket.socket() as sock:  # nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert main(["--port", str(port), "--token", "t", "ping"], environ={}) == 2
+    with pytest.raises(SystemExit):
+        parse("ping", "--count", "0")
+
+
 def test_create_participant_prints_the_token_once_given(thread_peer, capsys):
     thread_peer.on("create_participants", lambda r: ok_reply(
         r["id"], {"results": [{"status": "created", "token": "tok-123"}]}))
