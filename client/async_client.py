@@ -140,8 +140,9 @@ class AsyncClient:
             except TransportError as exc:
                 error = exc
                 maybe_executed = True
-            # Capped exponential backoff; the jitter spreads the reconnects of many clients.
-            delay_s = min(self._max_backoff_s, self._backoff_s * 2 ** attempt)
+            # Capped exponential backoff (the exponent capped too: a float overflows past 2^1023);
+            # the jitter spreads the reconnects of many clients.
+            delay_s = min(self._max_backoff_s, self._backoff_s * 2 ** min(attempt, 60))
             delay_s *= random.uniform(0.5, 1.0)
             if not retry or self._closed or loop.time() + delay_s > deadline:
                 if changes_state and maybe_executed:

@@ -237,3 +237,14 @@ async def test_close_fails_requests_in_flight_and_later_calls(peer):
         await pending
     with pytest.raises(ConnectionLost, match="client is closed"):
         await client.ping()
+
+
+async def test_thousands_of_quick_retries_keep_their_backoff_finite(peer):
+    """A switch that is gone refuses each reconnect at once: with tiny waits, past 1024 attempts
+    the doubling must not overflow a float; the read ends with the connection failure."""
+    async with await connect(peer, backoff_s=1e-7, max_backoff_s=1e-6,
+                             retry_deadline_s=1.5) as client:
+        await client.ping()
+        await peer.stop()  # nothing listens any more
+        with pytest.raises(ConnectionLost):
+            await client.lookup_accounts(["a"])
