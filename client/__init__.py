@@ -8,8 +8,8 @@
 
 from .async_client import AsyncClient
 from .errors import (
-    ConnectionLost, Forbidden, InsufficientFunds, NotFound, ProtocolViolation, RequestTimeout,
-    SwitchError, TransportError, Unauthenticated,
+    ConnectionLost, Forbidden, InsufficientFunds, NotFound, OutcomeUnknown, ProtocolViolation,
+    RequestTimeout, SwitchError, TransportError, Unauthenticated,
 )
 from .pool import AsyncPool
 from .results import (
@@ -22,7 +22,7 @@ from .sync_client import Client
 __all__ = [
     "AsyncClient", "Client", "AsyncPool",
     "SwitchError", "Unauthenticated", "Forbidden", "InsufficientFunds", "NotFound",
-    "TransportError", "ConnectionLost", "ProtocolViolation", "RequestTimeout",
+    "TransportError", "ConnectionLost", "OutcomeUnknown", "ProtocolViolation", "RequestTimeout",
     "Account", "Batch", "BatchItemResult", "BatchPart", "BatchResultsPage", "Instruction",
     "ItemResult", "MatrixRow", "ParticipantResult", "Position", "Transfer", "TransferPage",
     "TransferResult", "Window", "WindowMatrix",

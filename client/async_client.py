@@ -1,19 +1,28 @@
-"""The asyncio SDK: one authenticated connection, reopened on demand, with safe retries."""
+"""The asyncio SDK: one authenticated connection, reopened on demand, with safe retries.
+
+A request that is safe to resend is retried after a lost connection, a timeout or `overloaded`,
+with capped, jittered exponential backoff, until `retry_deadline_s` after it was first sent: a
+restart of the switch that takes a few seconds goes unnoticed by the caller. A state-changing
+request (transfers, accounts, batches) whose outcome is still unknown at the deadline raises
+`OutcomeUnknown`, never a failure: it may have committed, and resending the same ids is safe.
+"""
 
 import asyncio
 import random
 import ssl as _ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from protocol import MSGPACK, codes
 
 from .connection import MAX_REPLY_BYTES, Connection
-from .errors import ConnectionLost, RequestTimeout, SwitchError, TransportError
+from .errors import ConnectionLost, OutcomeUnknown, RequestTimeout, SwitchError, TransportError
 from .results import (
     Account, Batch, BatchPart, BatchResultsPage, ItemResult, ParticipantResult, Transfer,
     TransferPage, TransferResult, Window, WindowMatrix,
 )
+
+ACCOUNT_TRANSFERS_PAGE = 1000  # transfers per request when iterating an account's history
 
 # The public request methods, shared by the sync wrapper and the pool.
 OP_METHODS = (
@@ -31,15 +40,16 @@ class AsyncClient:
     """
 
     def __init__(self, host: str, port: int, *, participant: str, token: str, codec: str,
-                 timeout_s: float, retries: int, backoff_s: float, max_reply_bytes: int,
-                 ssl: _ssl.SSLContext | None = None):
+                 timeout_s: float, retry_deadline_s: float, backoff_s: float,
+                 max_backoff_s: float, max_reply_bytes: int, ssl: _ssl.SSLContext | None = None):
         self.host, self.port = host, port
         self._ssl = ssl
         self._hello = {"participant": participant, "token": token}
         self._codec = codec
         self._timeout_s = timeout_s
-        self._retries = retries
+        self._retry_deadline_s = retry_deadline_s
         self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
         self._max_reply_bytes = max_reply_bytes
         self._conn: Connection | None = None
         self._reconnecting = asyncio.Lock()
@@ -49,14 +59,20 @@ class AsyncClient:
     @classmethod
     async def connect(cls, host: str = "127.0.0.1", port: int = 7878, *,
                       participant: str = "admin", token: str, codec: str = MSGPACK,
-                      timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.05,
+                      timeout_s: float = 10.0, retry_deadline_s: float = 10.0,
+                      backoff_s: float = 0.05, max_backoff_s: float = 1.0,
                       max_reply_bytes: int = MAX_REPLY_BYTES,
                       ssl: _ssl.SSLContext | None = None) -> "AsyncClient":
-        """Open and authenticate a connection. `retries` is how many times a safely repeatable
-        request is resent after a connection loss or timeout. `ssl`: a client SSLContext to
-        connect with TLS (None: plain TCP)."""
+        """Open and authenticate a connection. `timeout_s` bounds each attempt's wait for its
+        reply. A request that is safe to repeat is resent after a connection loss, a timeout or
+        `overloaded` until `retry_deadline_s` after its first attempt (0: never resent), waiting
+        `backoff_s` before the first retry, doubling up to `max_backoff_s`, each wait jittered.
+        `ssl`: a client SSLContext to connect with TLS (None: plain TCP)."""
+        if not (retry_deadline_s >= 0 and 0 < backoff_s <= max_backoff_s):
+            raise ValueError("need retry_deadline_s >= 0 and 0 < backoff_s <= max_backoff_s")
         client = cls(host, port, participant=participant, token=token, codec=codec,
-                     timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                     timeout_s=timeout_s, retry_deadline_s=retry_deadline_s,
+                     backoff_s=backoff_s, max_backoff_s=max_backoff_s,
                      max_reply_bytes=max_reply_bytes, ssl=ssl)
         try:
             async with asyncio.timeout(timeout_s):
@@ -103,24 +119,45 @@ class AsyncClient:
         conn.max_request_bytes = self.server_info.get("max_frame_bytes")
         return conn
 
-    async def _call(self, op: str, args: dict[str, Any], *, retry: bool) -> dict[str, Any]:
-        """Run one request; if `retry`, resend it after transport failures and `overloaded`."""
+    async def _call(self, op: str, args: dict[str, Any], *, retry: bool,
+                    changes_state: bool = False) -> dict[str, Any]:
+        """Run one request; if `retry`, resend it after transport failures and `overloaded`
+        until the retry deadline. `changes_state`: give up with `OutcomeUnknown` when an attempt
+        may have reached the switch."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_deadline_s
         attempt = 0
+        maybe_executed = False
         while True:
             try:
                 return await self._attempt(op, args)
-            except (TransportError, SwitchError) as exc:
-                retriable = not isinstance(exc, SwitchError) or exc.code == codes.OVERLOADED
-                if not (retry and retriable and attempt < self._retries) or self._closed:
+            except _Unsent as unsent:  # no connection: this attempt never reached the switch
+                error = unsent.error
+            except SwitchError as exc:
+                if exc.code != codes.OVERLOADED or not retry:  # overloaded: not executed
                     raise
-            delay_s = self._backoff_s * 2 ** attempt
-            await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # jitter spreads reconnects
+                error = exc
+            except TransportError as exc:
+                error = exc
+                maybe_executed = True
+            # Capped exponential backoff (the exponent capped too: a float overflows past 2^1023);
+            # the jitter spreads the reconnects of many clients.
+            delay_s = min(self._max_backoff_s, self._backoff_s * 2 ** min(attempt, 60))
+            delay_s *= random.uniform(0.5, 1.0)
+            if not retry or self._closed or loop.time() + delay_s > deadline:
+                if changes_state and maybe_executed:
+                    raise OutcomeUnknown(_outcome_unknown_message(op, args, error)) from error
+                raise error
+            await asyncio.sleep(delay_s)
             attempt += 1
 
     async def _attempt(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout_s):
-                conn = await self._connection()
+                try:
+                    conn = await self._connection()
+                except TransportError as exc:
+                    raise _Unsent(exc) from exc
                 return await conn.request(op, args)
         except TimeoutError:
             raise RequestTimeout(f"{op}: no reply within {self._timeout_s}s") from None
@@ -164,14 +201,16 @@ class AsyncClient:
     async def create_accounts(self, accounts: Iterable[Mapping[str, Any]]) -> list[ItemResult]:
         """Items `{id, participant, currency, overdraft_limit?}` (None: unlimited). Resent after a
         connection loss, so `account_exists` may be this call's own earlier attempt."""
-        result = await self._call("create_accounts", {"accounts": list(accounts)}, retry=True)
+        result = await self._call("create_accounts", {"accounts": list(accounts)}, retry=True,
+                                  changes_state=True)
         return [ItemResult.from_wire(r) for r in result["results"]]
 
     async def create_transfers(
             self, transfers: Iterable[Mapping[str, Any]]) -> list[TransferResult]:
         """Wire-shaped transfer items; one result per item, in order. Safe to resend: ids are
         idempotency keys and a replay answers `exists` (`TransferResult.ok`)."""
-        result = await self._call("create_transfers", {"transfers": list(transfers)}, retry=True)
+        result = await self._call("create_transfers", {"transfers": list(transfers)}, retry=True,
+                                  changes_state=True)
         return [TransferResult.from_wire(r) for r in result["results"]]
 
     async def transfer(self, id: str, debit_account: str | None = None,
@@ -188,7 +227,8 @@ class AsyncClient:
             "pending": pending or None, "timeout": timeout_s,
             "post_pending_id": post_pending_id, "void_pending_id": void_pending_id,
         })
-        return TransferResult.from_wire(await self._call("transfer", item, retry=True))
+        return TransferResult.from_wire(
+            await self._call("transfer", item, retry=True, changes_state=True))
 
     async def post_pending(self, id: str, pending_id: str,
                            amount: int | None = None) -> TransferResult:
@@ -208,11 +248,19 @@ class AsyncClient:
         result = await self._call("lookup_transfers", {"ids": list(ids)}, retry=True)
         return [Transfer.from_wire(t) for t in result["transfers"]]
 
-    async def get_account_transfers(self, account: str, *, after: int | None = None,
+    async def get_account_transfers(self, account: str, *, after: int | str | None = None,
                                     limit: int | None = None) -> TransferPage:
-        """Transfers touching `account`, oldest first, after the timestamp cursor `after`."""
+        """Transfers touching `account`, oldest first, after the timestamp cursor `after` (an
+        integer, or its decimal string such as `next_cursor`)."""
         args = _drop_none({"account": account, "after": after, "limit": limit})
         return TransferPage.from_wire(await self._call("get_account_transfers", args, retry=True))
+
+    def iter_account_transfers(self, account: str, *,
+                               page_size: int = ACCOUNT_TRANSFERS_PAGE) -> AsyncIterator[Transfer]:
+        """Every transfer touching `account`, oldest first, fetched `page_size` at a time:
+        `async for transfer in client.iter_account_transfers("a-1"): ...`"""
+        return each_transfer(account_transfer_pages(self.get_account_transfers, account,
+                                                    page_size))
 
     # Clearing and settlement
 
@@ -260,7 +308,8 @@ class AsyncClient:
             "items": None if items is None else list(items),
             "control_count": control_count, "control_sum": control_sum, "mode": mode,
         })
-        return Batch.from_wire(await self._call("submit_batch", args, retry=True))
+        return Batch.from_wire(
+            await self._call("submit_batch", args, retry=True, changes_state=True))
 
     async def get_batch(self, batch_id: str) -> Batch:
         return Batch.from_wire(await self._call("get_batch", {"batch_id": batch_id}, retry=True))
@@ -269,6 +318,39 @@ class AsyncClient:
                                 limit: int | None = None) -> BatchResultsPage:
         args = _drop_none({"batch_id": batch_id, "offset": offset, "limit": limit})
         return BatchResultsPage.from_wire(await self._call("get_batch_results", args, retry=True))
+
+
+async def account_transfer_pages(
+        get_page: Callable[..., Awaitable[TransferPage]], account: str,
+        page_size: int) -> AsyncIterator[TransferPage]:
+    """The pages of an account's transfers, following each page's cursor to the end."""
+    after = None
+    while True:
+        page = await get_page(account, after=after, limit=page_size)
+        yield page
+        if page.next is None:
+            return
+        after = page.next
+
+
+async def each_transfer(pages: AsyncIterator[TransferPage]) -> AsyncIterator[Transfer]:
+    async for page in pages:
+        for transfer in page.transfers:
+            yield transfer
+
+
+class _Unsent(Exception):
+    """A connection could not be opened, so the attempt sent nothing."""
+
+    def __init__(self, error: TransportError):
+        super().__init__(error)
+        self.error = error
+
+
+def _outcome_unknown_message(op: str, args: dict[str, Any], error: Exception) -> str:
+    what = f"{op} {args['id']}" if "id" in args else op
+    return (f"{what}: outcome unknown, the switch may have executed it ({error}); resending "
+            f"with the same id is safe and answers its outcome")
 
 
 def _drop_none(args: dict[str, Any]) -> dict[str, Any]:

@@ -47,14 +47,15 @@ def add_batch_commands(sub: argparse._SubParsersAction) -> None:
 
     s = batch.add_parser("submit", help="submit a CSV, JSON or pain.001 file (uploaded in parts "
                          "when larger than a frame)")
-    s.add_argument("file", type=_readable_file, metavar="FILE")
+    s.add_argument("file", type=_readable_file, metavar="FILE", help="the batch file to submit")
     s.add_argument("--mode", choices=["partial", "atomic"], default="partial",
-                   help="partial (default): each item on its own; atomic: all or nothing "
-                        "(at most the switch's atomic limit, 10,000 items by default)")
-    s.add_argument("--batch-id", help="default: 'file-' + the first 40 hex digits of the "
-                   "file's SHA-256")
+                   help="partial: each item on its own; atomic: all or nothing "
+                        "(at most the switch's atomic limit, 10,000 items unless configured)")
+    s.add_argument("--batch-id", help="the batch's id (default: 'file-' + the first 40 hex "
+                   "digits of the file's SHA-256)")
     s.add_argument("--format", choices=["csv", "json", "pain.001"],
-                   help="default from the extension: .csv, .json, .xml (pain.001)")
+                   help="the file's format (default: from its extension: .csv, .json, "
+                        ".xml for pain.001)")
     s.add_argument("--control-count", type=_non_negative, metavar="N",
                    help="number of items (default: counted by parsing the file here)")
     s.add_argument("--control-sum", type=_non_negative, metavar="N",
@@ -63,15 +64,16 @@ def add_batch_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(run=submit)
 
     s = batch.add_parser("status", help="progress and counts of a batch")
-    s.add_argument("batch_id", metavar="ID")
+    s.add_argument("batch_id", metavar="ID", help="the batch's id")
     s.add_argument("--wait", action="store_true", help="follow the batch until it ends")
     s.set_defaults(run=status)
 
     s = batch.add_parser("results", help="per-item results as CSV, or a pain.002 status report "
                          "(waits for the batch to end)")
-    s.add_argument("batch_id", metavar="ID")
+    s.add_argument("batch_id", metavar="ID", help="the batch's id")
     s.add_argument("--format", dest="results_format", choices=["csv", "pain.002"],
-                   default="csv")
+                   default="csv", help="csv: index,id,status per item; pain.002: an ISO 20022 "
+                                       "status report")
     s.add_argument("--file", type=_readable_file, metavar="ORIGINAL",
                    help="the submitted pain.001 file (needed for pain.002)")
     s.add_argument("--output", type=Path, metavar="FILE", help="write there instead of stdout")

@@ -1,7 +1,8 @@
 """The operators' command line: `python -m client [global flags] COMMAND ...`.
 
 Exit codes: 0 done, 1 the switch refused (`error: <code>: <message>` on stderr), 2 usage,
-configuration or connection failure.
+configuration or connection failure, 3 outcome unknown (a transfer was retried until
+--retry-deadline and may have committed: run it again with the same --id to learn its outcome).
 """
 
 import argparse
@@ -13,10 +14,11 @@ import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
+from switch.cli_help import ArgumentParser
 
 from . import batch_commands, commands
 from .async_client import AsyncClient
-from .errors import SwitchError, TransportError
+from .errors import OutcomeUnknown, SwitchError, TransportError
 
 DEFAULT_PORT = 7878
 ADMIN = "admin"
@@ -63,6 +65,16 @@ def _window_id(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _overdraft(text: str) -> int | None:
     if text.lower() == "unlimited":
         return None
@@ -74,19 +86,26 @@ def _overdraft(text: str) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m client", description="Operate the payment switch. Global flags go "
         "before the command; amounts are integers in minor units.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, help="default: DATA_DIR/server.json, else 7878")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--host", default="127.0.0.1", help="the switch's address")
+    parser.add_argument("--port", type=int, help="the switch's port (default: from "
+                        "DATA_DIR/server.json, else 7878)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="a switch's data directory, for its port and admin token")
     parser.add_argument("--participant", default=ADMIN, help="whom to authenticate as")
     parser.add_argument("--token", help="default for admin: $SWITCH_ADMIN_TOKEN, else "
                         "DATA_DIR/admin.token")
-    parser.add_argument("--codec", choices=[MSGPACK, JSON], default=MSGPACK)
+    parser.add_argument("--codec", choices=[MSGPACK, JSON], default=MSGPACK,
+                        help="body encoding of the requests")
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for each reply")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--retry-deadline", type=float, default=10.0, metavar="S",
+                        help="keep resending a request that is safe to repeat (with backoff) "
+                             "for this many seconds after a lost connection")
+    parser.add_argument("--json", action="store_true",
+                        help="machine-readable output (times as raw nanoseconds)")
     parser.add_argument("--tls-ca", type=Path, metavar="FILE",
                         help="connect with TLS, trusting this CA (PEM) for the switch's "
                              "certificate")
@@ -103,14 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("create-participant", help="create a participant and print its token")
-    p.add_argument("id")
-    p.add_argument("name")
+    p.add_argument("id", help="the participant's id")
+    p.add_argument("name", help="its display name")
     p.add_argument("--cap", dest="caps", action="append", type=_cap(False), default=[],
                    metavar="CUR=AMOUNT", help="net debit cap (repeatable)")
     p.set_defaults(run=commands.create_participant)
 
     p = sub.add_parser("set-participant", help="change caps, suspend or resume")
-    p.add_argument("id")
+    p.add_argument("id", help="the participant's id")
     p.add_argument("--cap", dest="caps", action="append", type=_cap(True), default=[],
                    metavar="CUR=AMOUNT|CUR=none", help="net debit cap; none lifts it")
     p.add_argument("--settlement-account", dest="settlement_accounts", action="append",
@@ -118,56 +137,67 @@ def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
                    help="the participant's own account that settlement postings use in CUR "
                         "(repeatable); none unsets it")
     state = p.add_mutually_exclusive_group()
-    state.add_argument("--suspend", dest="suspension", action="store_const", const="suspend")
-    state.add_argument("--resume", dest="suspension", action="store_const", const="resume")
+    state.add_argument("--suspend", dest="suspension", action="store_const", const="suspend",
+                       help="refuse its new transfers until --resume")
+    state.add_argument("--resume", dest="suspension", action="store_const", const="resume",
+                       help="accept its transfers again")
     p.set_defaults(run=commands.set_participant)
 
     p = sub.add_parser("create-account", help="open an account")
-    p.add_argument("id")
+    p.add_argument("id", help="the account's id")
     p.add_argument("--participant", dest="owner", required=True, help="the owning participant")
-    p.add_argument("--currency", required=True)
-    p.add_argument("--overdraft-limit", type=_overdraft, default=0, metavar="N|unlimited")
+    p.add_argument("--currency", required=True, help="ISO 4217 code, e.g. USD")
+    p.add_argument("--overdraft-limit", type=_overdraft, default=0, metavar="N|unlimited",
+                   help="how far below zero the balance may go, in minor units")
     p.set_defaults(run=commands.create_account)
 
 
 def _add_transfer_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transfer", help="move money (resent safely on connection loss)")
-    p.add_argument("debit")
-    p.add_argument("credit")
-    p.add_argument("amount", type=int)
+    p.add_argument("debit", help="account to take the money from")
+    p.add_argument("credit", help="account to pay it into")
+    p.add_argument("amount", type=int, help="in minor units")
     p.add_argument("--id", help="idempotency key (default: a fresh random id)")
-    p.add_argument("--currency")
-    p.add_argument("--reference")
+    p.add_argument("--currency", help="must match both accounts' (default: theirs)")
+    p.add_argument("--reference", help="free text kept with the transfer (default: none)")
     p.add_argument("--pending", action="store_true", help="reserve only; post or void later")
     p.add_argument("--timeout", type=int, metavar="S", help="pending expiry in whole seconds")
     p.set_defaults(run=commands.transfer)
 
     p = sub.add_parser("post", help="post a pending transfer")
-    p.add_argument("pending_id")
+    p.add_argument("pending_id", help="id of the pending transfer")
     p.add_argument("--amount", type=int, help="default: the full pending amount")
     p.add_argument("--id", help="id of the post (default: a fresh random id)")
     p.set_defaults(run=commands.post)
 
     p = sub.add_parser("void", help="void a pending transfer")
-    p.add_argument("pending_id")
+    p.add_argument("pending_id", help="id of the pending transfer")
     p.add_argument("--id", help="id of the void (default: a fresh random id)")
     p.set_defaults(run=commands.void)
 
 
 def _add_query_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("balance", help="balances of accounts")
-    p.add_argument("accounts", nargs="+", metavar="ACCOUNT")
+    p.add_argument("accounts", nargs="+", metavar="ACCOUNT", help="account ids")
     p.set_defaults(run=commands.balance)
 
     p = sub.add_parser("lookup", help="transfers by id")
-    p.add_argument("transfer_ids", nargs="+", metavar="TRANSFER_ID")
+    p.add_argument("transfer_ids", nargs="+", metavar="TRANSFER_ID", help="transfer ids")
     p.set_defaults(run=commands.lookup)
 
     p = sub.add_parser("history", help="transfers touching an account, oldest first")
-    p.add_argument("account")
-    p.add_argument("--after", type=int, metavar="TS", help="exclusive timestamp cursor")
-    p.add_argument("--limit", type=int)
+    p.add_argument("account", help="the account's id")
+    p.add_argument("--after", type=int, metavar="TS",
+                   help="exclusive timestamp cursor in nanoseconds, as printed after 'more:' "
+                        "(default: from the oldest)")
+    p.add_argument("--limit", type=int, help="most transfers to print (default: the "
+                   "switch's, 100)")
     p.set_defaults(run=commands.history)
+
+    p = sub.add_parser("ping", help="check that the switch answers; print the round-trip time")
+    p.add_argument("--count", type=_positive_int, default=1, metavar="N",
+                   help="pings to send, one after another")
+    p.set_defaults(run=commands.ping)
 
     for name, run, text in [("stats", commands.stats, "server statistics"),
                             ("windows", commands.windows, "settlement windows")]:
@@ -189,8 +219,9 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
             ("matrix", commands.window_matrix,
              "bilateral matrix: gross amounts payer -> payee before netting")]:
         w = window.add_parser(name, help=text)
-        w.add_argument("window_id", type=_window_id, metavar="ID")
-        w.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        w.add_argument("window_id", type=_window_id, metavar="ID", help="the window's number")
+        w.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                       help="table for people, json as the switch gives it, csv with a header")
         w.add_argument("--output", metavar="FILE", help="write there instead of printing")
         w.set_defaults(run=run)
 
@@ -241,7 +272,8 @@ def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
 async def run(args: argparse.Namespace, port: int, token: str) -> commands.Output:
     async with await AsyncClient.connect(
             args.host, port, participant=args.participant, token=token, codec=args.codec,
-            timeout_s=args.request_timeout, ssl=getattr(args, "tls", None)) as client:
+            timeout_s=args.request_timeout, retry_deadline_s=args.retry_deadline,
+            ssl=getattr(args, "tls", None)) as client:
         return await args.run(client, args)
 
 
@@ -266,6 +298,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     except SwitchError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except OutcomeUnknown as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except TransportError as exc:
         print(f"error: no answer from the switch at {args.host}:{port}: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from protocol import codes
 from .async_client import AsyncClient
 from .errors import SwitchError, error_from_code
 from .results import Transfer, TransferResult, Window, WindowMatrix
-from .tables import fields, table
+from .tables import fields, iso_utc, table
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ def _item_output(kind: str, id: str, status: str, **extra: Any) -> Output:
     data = {"id": id, "status": status, **extra}
     if status not in codes.SUCCESS:
         return Output(data, "", error_from_code(status, f"{kind} {id}"))
-    return Output(data, fields([(kind, id), ("status", status), *extra.items()]))
+    shown = [(name, iso_utc(value) if name == "timestamp" else value)
+             for name, value in extra.items()]
+    return Output(data, fields([(kind, id), ("status", status), *shown]))
 
 
 async def create_participant(client: AsyncClient, args: argparse.Namespace) -> Output:
@@ -107,8 +110,9 @@ def _transfer_table(transfers: list[Transfer]) -> str:
     return table(
         ["id", "state", "debit_account", "credit_account", "amount", "currency", "timestamp",
          "pending_id", "reference"],
-        [[t.id, t.state, t.debit_account, t.credit_account, t.amount, t.currency, t.timestamp,
-          t.post_pending_id or t.void_pending_id, t.reference] for t in transfers])
+        [[t.id, t.state, t.debit_account, t.credit_account, t.amount, t.currency,
+          iso_utc(t.timestamp), t.post_pending_id or t.void_pending_id, t.reference]
+         for t in transfers])
 
 
 async def lookup(client: AsyncClient, args: argparse.Namespace) -> Output:
@@ -125,6 +129,18 @@ async def history(client: AsyncClient, args: argparse.Namespace) -> Output:
     if page.next is not None:
         text += f"\nmore: --after {page.next}"
     return Output(asdict(page), text)
+
+
+async def ping(client: AsyncClient, args: argparse.Namespace) -> Output:
+    """Round trips of `ping` on the open connection (connecting and hello are not counted)."""
+    round_trips_ns = []
+    for _ in range(args.count):
+        started = time.perf_counter_ns()
+        await client.ping()
+        round_trips_ns.append(time.perf_counter_ns() - started)
+    lines = [f"pong from {client.host}:{client.port} in {ns / 1e6:.3f} ms" for ns in round_trips_ns]
+    return Output({"host": client.host, "port": client.port, "round_trip_ns": round_trips_ns},
+                  "\n".join(lines))
 
 
 async def stats(client: AsyncClient, args: argparse.Namespace) -> Output:
@@ -145,14 +161,16 @@ def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 async def windows(client: AsyncClient, args: argparse.Namespace) -> Output:
     found = await client.list_windows()
     text = table(["window_id", "state", "opened_at", "closed_at"],
-                 [[w.window_id, w.state, w.opened_at, w.closed_at] for w in found])
+                 [[w.window_id, w.state, iso_utc(w.opened_at), iso_utc(w.closed_at)]
+                  for w in found])
     return Output([asdict(w) for w in found], text)
 
 
 def _window_report(window: Window) -> str:
     settled = window.settlement_transfers
     summary = fields([("window", window.window_id), ("state", window.state),
-                      ("opened_at", window.opened_at), ("closed_at", window.closed_at),
+                      ("opened_at", iso_utc(window.opened_at)),
+                      ("closed_at", iso_utc(window.closed_at)),
                       ("transfers", window.transfers),
                       ("settlement", "not posted" if settled is None
                        else f"posted ({len(settled)} transfers)")])

@@ -61,5 +61,11 @@ class ProtocolViolation(ConnectionLost):
     the connection was closed so that no request can be handed another's reply."""
 
 
+class OutcomeUnknown(TransportError):
+    """A state-changing request was retried until the retry deadline and it is still unknown
+    whether the switch executed it: it may have committed. Not a failure: resend it with the
+    same id (ids are idempotency keys) to learn the outcome, `exists` if it had committed."""
+
+
 class RequestTimeout(TransportError, TimeoutError):
     """No reply within `timeout_s`; the connection it was sent on has been closed."""

@@ -3,9 +3,13 @@ in flight, so one slow reply holds up (by FIFO order) only the calls queued behi
 
 import asyncio
 import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
-from .async_client import OP_METHODS, AsyncClient
+from .async_client import (
+    ACCOUNT_TRANSFERS_PAGE, OP_METHODS, AsyncClient, account_transfer_pages, each_transfer,
+)
+from .results import Transfer
 
 
 class AsyncPool:
@@ -52,6 +56,12 @@ class AsyncPool:
             return await getattr(self._clients[index], name)(*args, **kwargs)
         finally:
             self._in_flight[index] -= 1
+
+    def iter_account_transfers(self, account: str, *,
+                               page_size: int = ACCOUNT_TRANSFERS_PAGE) -> AsyncIterator[Transfer]:
+        """As `AsyncClient.iter_account_transfers`, each page from the least busy connection."""
+        return each_transfer(account_transfer_pages(self.get_account_transfers, account,
+                                                    page_size))
 
 
 def _pooled(name: str):

@@ -92,10 +92,12 @@ class Transfer(_Wire):
 class TransferPage:
     transfers: tuple[Transfer, ...]
     next: int | None  # the `after` cursor for the next page; None when nothing follows
+    next_cursor: str | None = None  # the same as a decimal string (for clients without int64)
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Self:
-        return cls(tuple(map(Transfer.from_wire, obj["transfers"])), obj.get("next"))
+        return cls(tuple(map(Transfer.from_wire, obj["transfers"])), obj.get("next"),
+                   obj.get("next_cursor"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,13 @@ Calls from several threads are safe and are pipelined on the one connection.
 import asyncio
 import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvloop
 
-from .async_client import OP_METHODS, AsyncClient
+from .async_client import ACCOUNT_TRANSFERS_PAGE, OP_METHODS, AsyncClient, account_transfer_pages
+from .results import Transfer
 
 
 class Client:
@@ -49,6 +50,21 @@ class Client:
             self._run(self._client.close())
         finally:
             self._stop_loop()
+
+    def iter_account_transfers(self, account: str, *,
+                               page_size: int = ACCOUNT_TRANSFERS_PAGE) -> Iterator[Transfer]:
+        """Every transfer touching `account`, oldest first, fetched `page_size` at a time."""
+        pages = account_transfer_pages(self._client.get_account_transfers, account, page_size)
+        try:
+            while True:
+                try:
+                    page = self._run(anext(pages))
+                except StopAsyncIteration:
+                    return
+                yield from page.transfers
+        finally:  # the caller may stop early; the generator belongs to the loop's thread
+            if not self._loop.is_closed():
+                self._run(pages.aclose())
 
     def _run(self, coro: Coroutine) -> Any:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -1,7 +1,21 @@
-"""Plain-text rendering for the operator CLI: aligned columns, integers as they are."""
+"""Plain-text rendering for the operator CLI: aligned columns, integers as they are, and
+timestamps (`iso_utc`) as ISO 8601 UTC; `--json` output keeps the raw nanoseconds."""
 
+import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+NS_PER_S = 1_000_000_000
+
+
+def iso_utc(ns: int | None) -> str | None:
+    """Nanoseconds since the Unix epoch as ISO 8601 UTC, every digit kept (None stays None):
+    1764851696123456789 -> 2025-12-04T12:34:56.123456789Z."""
+    if ns is None:
+        return None
+    seconds, fraction = divmod(ns, NS_PER_S)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 def cell(value: Any) -> str:

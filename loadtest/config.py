@@ -8,6 +8,7 @@ from pathlib import Path
 from client.cli import ConfigError, resolve_port  # the operator CLI's discovery, shared
 from protocol import JSON, MSGPACK, is_valid_id
 from protocol.values import MAX_ITEMS
+from switch.cli_help import ArgumentParser
 
 MIX_KINDS = ("single", "two_phase", "lookup")
 MAX_PREFIX_CHARS = 40  # leaves room for "-p<i>-a<j>" within the 64-character id limit
@@ -117,18 +118,9 @@ def parse_amount(text: str) -> tuple[int, int]:
     return bounds
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where there is one worth showing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, True, False) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtest", formatter_class=_HelpFormatter,
+    parser = ArgumentParser(
+        prog="python -m loadtest",
         description="Load generator for the payment switch: closed loop (connections x pipeline) "
         "or open loop (--rate, latency from each request's intended send time), then a check "
         "that nothing acknowledged was lost. Ctrl-C stops sending and reports; a second one "
@@ -137,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         "set-up failure; 3 verified, but some requests failed in transport; 130 interrupted")
     target = parser.add_argument_group("switch")
     target.add_argument("--host", default="127.0.0.1", help="switch address")
-    target.add_argument("--port", type=int, help="default: DATA_DIR/server.json, else 7878")
+    target.add_argument("--port", type=int,
+                        help="switch port (default: from DATA_DIR/server.json, else 7878)")
     target.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="the switch's data directory, for its port and admin token")
     target.add_argument("--token", help="admin token; default: $SWITCH_ADMIN_TOKEN, else "

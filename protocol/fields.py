@@ -81,6 +81,22 @@ def opt_int(obj: dict, key: str, lo: int, hi: int, default: int | None) -> int |
     return default if value is None else req_int(obj, key, lo, hi)
 
 
+def opt_cursor(obj: dict, key: str) -> int | None:
+    """An optional integer in 0..2^63-1, or the same number as a decimal string: clients whose
+    JSON numbers are doubles (JavaScript) cannot carry every integer past 2^53 exactly."""
+    value = obj.get(key)
+    if value is None or (type(value) is int and 0 <= value <= MAX_UINT63):
+        return value
+    # At most 19 digits bounds int()'s work before the range check.
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        if number <= MAX_UINT63:
+            return number
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise bad(f"{key} {shown} must be an integer in 0..{MAX_UINT63} or a string of its "
+              f"decimal digits")
+
+
 def req_money(obj: dict, key: str) -> int:
     value = obj.get(key)
     if not is_money(value):

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
 from .fields import (
-    bad, check_keys, each_id, each_item, money_map, opt_bool, opt_int, req_choice,
+    bad, check_keys, each_id, each_item, money_map, opt_bool, opt_cursor, opt_int, req_choice,
     req_currency, req_id, req_int, req_list, req_map, req_money, req_text,
 )
 from .transfer import normalize_transfer
@@ -165,7 +165,7 @@ def _get_account_transfers(args: dict) -> dict:
     check_keys(args, _ACCOUNT_TRANSFERS)
     return {
         "account": req_id(args, "account"),
-        "after": opt_int(args, "after", 0, MAX_UINT63, None),
+        "after": opt_cursor(args, "after"),
         "limit": opt_int(args, "limit", 1, MAX_ITEMS, 100),
     }
 

@@ -11,47 +11,87 @@ from pathlib import Path
 import structlog
 import uvloop
 
+from switch.cli_help import ArgumentParser
 from switch.config import DURABILITY_MODES, Config
 from switch.logs import configure_logging
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
 from switch.storage.recovery import RecoveryError
 
 
+# What each numeric limit of `serve` means (switch/config.py explains why each is there).
+SERVE_LIMITS_HELP = {
+    "max_frame_bytes": "largest request body accepted (a larger one is refused, the connection "
+                       "closed)",
+    "max_connections": "connections open at once; more are refused `overloaded`",
+    "max_inflight_per_connection": "requests read from one connection but not yet answered; past "
+                                   "it they are answered `overloaded` and reading pauses",
+    "max_write_buffer_bytes": "reply bytes queued for one connection before reading from it "
+                              "pauses",
+    "wal_segment_bytes": "size at which the write-ahead log starts a new segment file",
+    "snapshot_every_bytes": "WAL bytes written since the last snapshot that start a new one",
+    "max_queued_replies": "replies waiting for the WAL, over all connections; past it new "
+                          "requests are answered `overloaded`",
+    "resume_min_free_bytes": "free space on the log's filesystem at which writes resume by "
+                             "themselves after the disk was full",
+    "max_unauthenticated_frame_bytes": "largest frame decoded before a successful hello; larger "
+                                       "ones are refused unread",
+    "max_inline_decode_bytes": "frames larger than this are decoded in the decode worker "
+                               "process, off the event loop",
+    "decode_worker_nice": "how much nicer (0-19) the decode worker process runs than the switch",
+    "idle_timeout_s": "seconds without a frame after which a connection is closed",
+    "frame_timeout_s": "seconds within which a started frame (and a TLS handshake) must be "
+                       "complete",
+    "write_stall_timeout_s": "seconds a connection may leave its replies unread, above "
+                             "--max-write-buffer-bytes, before it is dropped",
+    "hello_failure_delay_s": "delay of the reply to a failed hello, doubling per consecutive "
+                             "failure from one address (0 disables)",
+    "hello_failure_max_delay_s": "the most a failed hello's reply is delayed",
+    "turn_s": "seconds of work one connection gets per round-robin turn",
+    "first_turn_s": "seconds of work for a connection's first frames, ahead of the round robin",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m switch", description="The payment switch.")
+    parser = ArgumentParser(prog="python -m switch", description="The payment switch.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the switch")
     defaults = Config()
-    serve.add_argument("--data-dir", type=Path, default=defaults.data_dir)
-    serve.add_argument("--host", default=defaults.host)
-    serve.add_argument("--port", type=int, default=defaults.port, help="0 picks a free port")
+    serve.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                       help="where the log, snapshots, admin token and batches are kept")
+    serve.add_argument("--host", default=defaults.host, help="address to listen on")
+    serve.add_argument("--port", type=int, default=defaults.port,
+                       help="port to listen on; 0 picks a free port (see DATA_DIR/server.json)")
     serve.add_argument("--durability", choices=DURABILITY_MODES, default=defaults.durability,
-                       help="fsync (default): acknowledge only what is on disk; none: weaker, "
+                       help="fsync: acknowledge only what is on disk; none: weaker, "
                             "acknowledge what the OS has")
     for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                  "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                  "max_queued_replies", "resume_min_free_bytes",
                  "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
                  "decode_worker_nice"):
-        serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+        serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),
+                           help=SERVE_LIMITS_HELP[name])
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
                  "first_turn_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float,
-                           default=getattr(defaults, name))
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
     serve.add_argument("--tls-cert", type=Path, metavar="FILE",
                        help="serve TLS (1.2+) with this certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
     serve.add_argument("--tls-client-ca", type=Path, metavar="FILE",
                        help="require client certificates signed by this CA; hello must name "
                             "the certificate's subject CN")
-    serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
+                       help="log lines as JSON or for people; auto: console on a terminal, "
+                            "else json")
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
                     "running) and compare every closed window's report with its transfers. "
                     "Exit 0: reconciled; 1: differences (printed); 2: cannot read.")
-    reconcile.add_argument("--data-dir", type=Path, default=defaults.data_dir)
+    reconcile.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                           help="the switch's data directory (read only)")
     reconcile.add_argument("--json", action="store_true", help="machine-readable output")
     wal = commands.add_parser("wal", help="inspect or repair the write-ahead log (see "
                                           "docs/operations.md)")
@@ -62,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "repair", help="cut the log back to its last good record, after confirmation; what is "
                        "cut off is moved to wal/quarantine/")
     for command in (wal_verify, wal_repair):
-        command.add_argument("--data-dir", type=Path, default=defaults.data_dir)
+        command.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                             help="the switch's data directory")
     wal_repair.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 

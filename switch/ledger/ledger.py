@@ -199,9 +199,10 @@ class Ledger:
         start = 0 if after is None else bisect_right(transfers, after, key=_timestamp)
         stop = start + args["limit"]
         page = transfers[start:stop]
-        more = bool(page) and stop < len(transfers)
-        return {"transfers": [t.as_record() for t in page],
-                "next": page[-1].timestamp if more else None}
+        cursor = page[-1].timestamp if page and stop < len(transfers) else None
+        # next_cursor: the same cursor as a decimal string, exact for JavaScript's JSON.parse
+        return {"transfers": [t.as_record() for t in page], "next": cursor,
+                "next_cursor": None if cursor is None else str(cursor)}
 
     # -- windows -----------------------------------------------------------------------
 

@@ -2,18 +2,20 @@
 
 import asyncio
 import socket
+import time
 
 import pytest
 
 from client import (
-    Account, AsyncClient, ConnectionLost, InsufficientFunds, NotFound, SwitchError,
-    TransferResult, Unauthenticated, Window,
+    Account, AsyncClient, ConnectionLost, InsufficientFunds, NotFound, OutcomeUnknown,
+    SwitchError, TransferResult, TransportError, Unauthenticated, Window,
 )
 from protocol import error_reply, ok_reply
 
 
 async def connect(peer, **kwargs) -> AsyncClient:
-    return await AsyncClient.connect(port=peer.port, token="t", backoff_s=0.001, **kwargs)
+    kwargs.setdefault("backoff_s", 0.001)
+    return await AsyncClient.connect(port=peer.port, token="t", **kwargs)
 
 
 async def test_hello_carries_participant_and_token(peer):
@@ -123,12 +125,58 @@ async def test_transfer_is_resent_with_the_same_id_after_a_lost_reply(peer, fail
     assert len(peer.ops("hello")) == 2  # the new connection authenticated first
 
 
-async def test_create_transfers_gives_up_after_its_retries(peer):
+async def test_transfer_whose_outcome_stays_unknown_is_not_reported_failed(peer):
+    """Every attempt is lost after it reached the switch: at the deadline the caller learns the
+    outcome is unknown (it may have committed), a distinct error saying the id is safe to resend."""
+    peer.on("transfer", lambda r: "close")
+    async with await connect(peer, retry_deadline_s=0.3, max_backoff_s=0.02) as client:
+        with pytest.raises(OutcomeUnknown) as caught:
+            await client.transfer("t1", "a", "b", 100)
+    assert not isinstance(caught.value, (ConnectionLost, SwitchError))
+    assert isinstance(caught.value, TransportError)
+    assert "transfer t1: outcome unknown" in str(caught.value) and "same id" in str(caught.value)
+    attempts = peer.ops("transfer")
+    assert len(attempts) >= 2 and all(a["args"] == attempts[0]["args"] for a in attempts)
+
+
+async def test_create_transfers_outcome_unknown_after_the_deadline(peer):
     peer.on("create_transfers", lambda r: "close")
-    async with await connect(peer, retries=2) as client:
-        with pytest.raises(ConnectionLost):
+    async with await connect(peer, retry_deadline_s=0.2, max_backoff_s=0.02) as client:
+        with pytest.raises(OutcomeUnknown):
             await client.create_transfers([{"id": "t1"}])
-    assert len(peer.ops("create_transfers")) == 3
+    assert len(peer.ops("create_transfers")) >= 2
+
+
+async def test_reads_give_up_with_the_transport_error_at_the_deadline(peer):
+    peer.on("lookup_transfers", lambda r: "close")
+    async with await connect(peer, retry_deadline_s=0.2, max_backoff_s=0.02) as client:
+        with pytest.raises(ConnectionLost):
+            await client.lookup_transfers(["t1"])
+    assert len(peer.ops("lookup_transfers")) >= 2
+
+
+async def test_backoff_doubles_up_to_its_cap_within_the_deadline(peer):
+    """Waits between attempts are jittered in [half, all] of min(cap, first * 2^n): never
+    shorter, so the attempts within the deadline are bounded."""
+    arrivals = []
+
+    def lost(request):
+        arrivals.append(time.monotonic())
+        return "close"
+    peer.on("lookup_accounts", lost)
+    async with await connect(peer, backoff_s=0.01, max_backoff_s=0.04,
+                             retry_deadline_s=0.6) as client:
+        with pytest.raises(ConnectionLost):
+            await client.lookup_accounts(["a"])
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    floors = [min(0.04, 0.01 * 2 ** n) / 2 for n in range(len(gaps))]
+    assert len(gaps) >= 2 and all(gap >= floor for gap, floor in zip(gaps, floors))
+    assert len(arrivals) <= 1 + 3 + (0.6 / 0.02)  # 3 growing waits, then >= 0.02 s each
+
+
+def test_retry_settings_are_checked():
+    with pytest.raises(ValueError, match="backoff_s"):
+        asyncio.run(AsyncClient.connect(token="t", backoff_s=2.0, max_backoff_s=1.0))
 
 
 async def test_create_participants_is_never_resent(peer):
@@ -189,3 +237,14 @@ async def test_close_fails_requests_in_flight_and_later_calls(peer):
         await pending
     with pytest.raises(ConnectionLost, match="client is closed"):
         await client.ping()
+
+
+async def test_thousands_of_quick_retries_keep_their_backoff_finite(peer):
+    """A switch that is gone refuses each reconnect at once: with tiny waits, past 1024 attempts
+    the doubling must not overflow a float; the read ends with the connection failure."""
+    async with await connect(peer, backoff_s=1e-7, max_backoff_s=1e-6,
+                             retry_deadline_s=1.5) as client:
+        await client.ping()
+        await peer.stop()  # nothing listens any more
+        with pytest.raises(ConnectionLost):
+            await client.lookup_accounts(["a"])

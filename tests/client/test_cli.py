@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from client.cli import ConfigError, build_parser, main, resolve_port, resolve_token
-from client.tables import table
+from client.tables import iso_utc, table
 from protocol import error_reply, ok_reply
 
 
@@ -108,6 +108,96 @@ def test_transfer_json_output(thread_peer, capsys):
     assert cli(thread_peer, "--json", "transfer", "a", "b", "10", "--id", "t-1") == 0
     assert json.loads(capsys.readouterr().out) == {"id": "t-1", "status": "created",
                                                    "timestamp": 5}
+
+
+def test_transfer_with_unknown_outcome_exits_3_and_says_to_resend(thread_peer, capsys):
+    thread_peer.on("transfer", lambda r: "close")  # every attempt lost after it was sent
+    assert cli(thread_peer, "--retry-deadline", "0.3", "transfer", "a", "b", "10",
+               "--id", "t-9") == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and "failed" not in captured.err
+    assert captured.err.startswith("error: transfer t-9: outcome unknown")
+    assert "same id is safe" in captured.err
+    assert len(thread_peer.ops("transfer")) >= 2
+
+
+def test_ping_prints_each_round_trip(thread_peer, capsys):
+    assert cli(thread_peer, "ping", "--count", "3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and len(thread_peer.ops("ping")) == 3
+    assert all(line.startswith(f"pong from 127.0.0.1:{thread_peer.port} in ")
+               and line.endswith(" ms") for line in lines)
+    assert cli(thread_peer, "--json", "ping") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["port"] == thread_peer.port and len(data["round_trip_ns"]) == 1
+    assert data["round_trip_ns"][0] > 0
+
+
+def test_ping_without_an_answer_exits_non_zero(thread_peer, capsys):
+    thread_peer.on("ping", lambda r: "silent")
+    assert cli(thread_peer, "--request-timeout", "0.2", "--retry-deadline", "0", "ping") == 2
+    assert "no answer from the switch" in capsys.readouterr().err
+    with socket.socket() as sock:  # nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert main(["--port", str(port), "--token", "t", "ping"], environ={}) == 2
+    with pytest.raises(SystemExit):
+        parse("ping", "--count", "0")
+
+
+TS = 1764851696123456789  # 2025-12-04T12:34:56.123456789Z
+
+
+@pytest.mark.parametrize("ns, text", [
+    (TS, "2025-12-04T12:34:56.123456789Z"),
+    (0, "1970-01-01T00:00:00.000000000Z"),
+    (1, "1970-01-01T00:00:00.000000001Z"),
+    (2**63 - 1, "2262-04-11T23:47:16.854775807Z"),
+    (None, None),
+])
+def test_iso_utc_keeps_every_nanosecond(ns, text):
+    assert iso_utc(ns) == text
+
+
+def test_transfer_time_is_iso_utc_and_raw_with_json(thread_peer, capsys):
+    thread_peer.on("transfer", lambda r: ok_reply(r["id"], {"status": "created", "timestamp": TS}))
+    assert cli(thread_peer, "transfer", "a", "b", "10", "--id", "t-1") == 0
+    assert "timestamp  2025-12-04T12:34:56.123456789Z" in capsys.readouterr().out
+    assert cli(thread_peer, "--json", "transfer", "a", "b", "10", "--id", "t-1") == 0
+    assert json.loads(capsys.readouterr().out)["timestamp"] == TS
+
+
+def test_lookup_history_and_windows_show_iso_times(thread_peer, capsys):
+    record = {"id": "t-1", "debit_account": "a", "credit_account": "b", "amount": 5,
+              "currency": "USD", "reference": None, "pending": False, "timeout": 0,
+              "post_pending_id": None, "void_pending_id": None, "state": "posted",
+              "timestamp": TS}
+    thread_peer.on("lookup_transfers", lambda r: ok_reply(r["id"], {"transfers": [record]}))
+    thread_peer.on("get_account_transfers", lambda r: ok_reply(
+        r["id"], {"transfers": [record], "next": TS, "next_cursor": str(TS)}))
+    windows = [{"window_id": 1, "state": "closed", "opened_at": TS - 10**9, "closed_at": TS},
+               {"window_id": 2, "state": "open", "opened_at": TS, "closed_at": None}]
+    thread_peer.on("list_windows", lambda r: ok_reply(r["id"], {"windows": windows}))
+    thread_peer.on("get_window", lambda r: ok_reply(r["id"], {**windows[0], "transfers": 0}))
+    assert cli(thread_peer, "lookup", "t-1") == 0
+    assert "2025-12-04T12:34:56.123456789Z" in capsys.readouterr().out.splitlines()[1]
+    assert cli(thread_peer, "history", "a") == 0
+    out = capsys.readouterr().out
+    assert "2025-12-04T12:34:56.123456789Z" in out and f"more: --after {TS}" in out
+    assert cli(thread_peer, "--json", "history", "a") == 0
+    page = json.loads(capsys.readouterr().out)
+    assert page["transfers"][0]["timestamp"] == TS and page["next_cursor"] == str(TS)
+    assert cli(thread_peer, "windows") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [["1", "closed", "2025-12-04T12:34:55.123456789Z",
+                     "2025-12-04T12:34:56.123456789Z"],
+                    ["2", "open", "2025-12-04T12:34:56.123456789Z", "-"]]
+    assert cli(thread_peer, "--json", "windows") == 0
+    assert json.loads(capsys.readouterr().out)[1]["opened_at"] == TS
+    assert cli(thread_peer, "window", "report", "1") == 0
+    out = capsys.readouterr().out
+    assert "opened_at   2025-12-04T12:34:55.123456789Z" in out
+    assert "closed_at   2025-12-04T12:34:56.123456789Z" in out
 
 
 def test_create_participant_prints_the_token_once_given(thread_peer, capsys):

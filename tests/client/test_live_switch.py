@@ -146,7 +146,7 @@ async def test_transfer_is_resent_across_a_switch_crash(tmp_path):
     with the original timestamp instead of moving the money twice."""
     switch = SwitchProcess(tmp_path / "data", extra_args=("--port", str(free_port()))).start()
     try:
-        async with await admin_client(switch, retries=12, backoff_s=0.02) as client:
+        async with await admin_client(switch, backoff_s=0.02) as client:
             await create_world(client)
             first = await client.transfer("once", "a-1", "b-1", 123)
             switch.kill()

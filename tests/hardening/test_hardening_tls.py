@@ -119,7 +119,7 @@ def test_a_certificate_for_bank_a_cannot_hello_as_bank_b(tmp_path, stopper, pki)
     context = client_context(pki, "bank-a")
     with pytest.raises(Exception) as refused:
         Client(switch.host, switch.port, participant="bank-b", token=tokens["bank-b"],
-               ssl=context, retries=0)
+               ssl=context, retry_deadline_s=0)
     assert getattr(refused.value, "code", None) == "unauthenticated"
     failures = switch.log_events("hello_failed")
     assert [(f["participant"], f["reason"], f["certificate_cn"]) for f in failures] == [

@@ -194,6 +194,7 @@ def test_get_account_transfers_pages_oldest_first():
     def page(caller, after, limit):
         res = env.result(caller, "get_account_transfers",
                          {"account": "a1", "after": after, "limit": limit})
+        assert res["next_cursor"] == (None if res["next"] is None else str(res["next"]))
         return [t["id"] for t in res["transfers"]], res["next"]
 
     ids, nxt = page("p1", None, 3)

@@ -161,11 +161,36 @@ def test_get_account_transfers_defaults_and_limits():
     assert validate_args("get_account_transfers", args) == args
 
 
+@pytest.mark.parametrize("after, cursor", [
+    ("0", 0), ("1763772000000000002", 1763772000000000002), (str(2**63 - 1), 2**63 - 1),
+    ("007", 7), (2**63 - 1, 2**63 - 1),
+])
+def test_get_account_transfers_after_is_an_integer_or_its_decimal_string(after, cursor):
+    normalized = validate_args("get_account_transfers", {"account": "a-1", "after": after})
+    assert normalized["after"] == cursor and type(normalized["after"]) is int
+
+
+def test_get_account_transfers_after_refusal_names_the_rule():
+    with pytest.raises(ProtocolError) as caught:
+        validate_args("get_account_transfers", {"account": "a-1", "after": "12ab"})
+    assert caught.value.message == (
+        f"after '12ab' must be an integer in 0..{2**63 - 1} or a string of its decimal digits")
+
+
 @pytest.mark.parametrize("args, word", [
     ({"account": "a-1", "limit": 0}, "limit"),
     ({"account": "a-1", "limit": 8191}, "limit"),
     ({"account": "a-1", "after": -1}, "after"),
-    ({"account": "a-1", "after": "1"}, "after"),
+    ({"account": "a-1", "after": "1x"}, "after '1x'"),
+    ({"account": "a-1", "after": ""}, "after ''"),
+    ({"account": "a-1", "after": "-1"}, "after '-1'"),
+    ({"account": "a-1", "after": " 1"}, "after ' 1'"),
+    ({"account": "a-1", "after": "\uff11"}, "after"),  # a digit, but not an ASCII one
+    ({"account": "a-1", "after": str(2**63)}, f"after '{2**63}'"),
+    ({"account": "a-1", "after": 2**63}, f"after {2**63}"),
+    ({"account": "a-1", "after": "9" * 5000}, "after '99999"),
+    ({"account": "a-1", "after": 1.5}, "after 1.5"),
+    ({"account": "a-1", "after": True}, "after True"),
     ({"after": 5}, "account"),
 ])
 def test_get_account_transfers_refusals(args, word):

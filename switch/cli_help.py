@@ -1,0 +1,24 @@
+"""`--help` that shows every option's default: the parser of every command line here (the switch,
+the operator CLI, the load generator)."""
+import argparse
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, unless its help already says "default: ..." or
+    there is none worth showing (None: unset; a flag's False; an empty list to append to)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        default = action.default
+        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool)
+                or default == [] or "default:" in help_text):
+            return help_text
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser with DefaultsHelpFormatter; subcommands' parsers are of this class too
+    (argparse gives them the class of their parent, but not its formatter)."""
+
+    def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
