@@ -9,8 +9,11 @@ import os
 import secrets
 from pathlib import Path
 
+from switch.storage.segments import fsync_dir
+
 ADMIN = "admin"
 TOKEN_BYTES = 24
+ADMIN_TOKEN_ENV = "SWITCH_ADMIN_TOKEN"
 
 
 def new_token() -> str:
@@ -40,12 +43,22 @@ def load_or_create_admin_token(path: Path, from_env: str | None) -> str:
     if path.exists():
         return path.read_text().strip()
     token = new_token()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    write_token_file(path, token)
+    return token
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Replaces `path` with `token` atomically and durably: a reader sees the old token or the
+    new one, never a mix, and after a crash the file holds the token last acknowledged."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode under O_TRUNC
         file.write(token + "\n")
         file.flush()
         os.fsync(file.fileno())
-    return token
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
 
 
 class HelloThrottle:
