@@ -300,7 +300,12 @@ class Service:
                 raise ProtocolError(codes.FORBIDDEN, f"the admin token is managed by the "
                                     f"environment ({ADMIN_TOKEN_ENV}): change it there and "
                                     f"restart the switch")
-            write_token_file(self.config.admin_token_path, token)
+            try:
+                write_token_file(self.config.admin_token_path, token)
+            except OSError as error:  # e.g. a full disk: the old token stays in force
+                raise ProtocolError(codes.INTERNAL, f"the admin token was not rotated: "
+                                    f"writing {self.config.admin_token_path} failed: "
+                                    f"{error}") from error
             self.admin_token_hash = hash_token(token)
         else:
             self.execute_mutation(caller, "rotate_token", {"participant": participant,

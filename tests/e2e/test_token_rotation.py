@@ -130,6 +130,22 @@ def test_admin_rotation_rewrites_the_token_file_and_retires_the_old_token_at_onc
     assert hello_code(switch, "admin", new_token) == "ok"
 
 
+def test_admin_rotation_that_cannot_write_the_file_changes_nothing(switch):
+    old_token = switch.admin_token
+    blocker = switch.data_dir / ".admin.token.tmp"
+    blocker.mkdir()  # the temporary file cannot be opened: the write fails before the rename
+    with WireClient(switch.host, switch.port) as admin:
+        admin.hello("admin", old_token)
+        reply = rotate(admin, "admin")
+        assert reply["error"]["code"] == "internal", reply
+        assert "not rotated" in reply["error"]["message"]
+        assert "admin.token" in reply["error"]["message"]
+        assert admin.call("stats")["connections"] >= 1  # the session goes on
+    assert (switch.data_dir / "admin.token").read_text() == old_token + "\n"
+    assert hello_code(switch, "admin", old_token) == "ok"
+    assert switch.log_events("token_rotated") == []
+
+
 @pytest.fixture
 def env_switch(tmp_path):
     process = SwitchProcess(tmp_path / "data", env={"SWITCH_ADMIN_TOKEN": "operator-secret-1"})
