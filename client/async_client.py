@@ -30,6 +30,7 @@ OP_METHODS = (
     "create_transfers", "transfer", "post_pending", "void_pending", "lookup_accounts",
     "lookup_transfers", "get_account_transfers", "close_window", "get_window", "list_windows",
     "get_window_matrix", "stats", "upload_batch_part", "submit_batch", "get_batch", "get_batch_results",
+    "rotate_token",
 )
 
 
@@ -195,6 +196,12 @@ class AsyncClient:
         if settlement_accounts is not None:
             args["settlement_accounts"] = dict(settlement_accounts)
         return await self._call("set_participant", args, retry=False)
+
+    async def rotate_token(self, participant: str) -> str:
+        """A new token for `participant` (or "admin"); the old one stops working and its
+        sessions end. Never resent: the new token is returned only once."""
+        result = await self._call("rotate_token", {"participant": participant}, retry=False)
+        return result["token"]
 
     # Accounts and transfers
 

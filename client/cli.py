@@ -128,6 +128,11 @@ def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
                    metavar="CUR=AMOUNT", help="net debit cap (repeatable)")
     p.set_defaults(run=commands.create_participant)
 
+    p = sub.add_parser("rotate-token", help="give a participant (or admin) a new token and "
+                       "retire the old one; print the new token")
+    p.add_argument("id", metavar="PARTICIPANT")
+    p.set_defaults(run=commands.rotate_token)
+
     p = sub.add_parser("set-participant", help="change caps, suspend or resume")
     p.add_argument("id", help="the participant's id")
     p.add_argument("--cap", dest="caps", action="append", type=_cap(True), default=[],

@@ -49,6 +49,15 @@ async def create_participant(client: AsyncClient, args: argparse.Namespace) -> O
     return Output(output.data, output.text + "\n(the token is shown only once: store it now)")
 
 
+async def rotate_token(client: AsyncClient, args: argparse.Namespace) -> Output:
+    token = await client.rotate_token(args.id)
+    where = ("the switch wrote it to admin.token in its data directory" if args.id == "admin"
+             else "the token is shown only once: store it now")
+    return Output({"participant": args.id, "token": token},
+                  fields([("participant", args.id), ("token", token)]) + f"\n({where}; "
+                  f"the old token no longer works)")
+
+
 async def set_participant(client: AsyncClient, args: argparse.Namespace) -> Output:
     suspended = {"suspend": True, "resume": False}.get(args.suspension)
     result = await client.set_participant(

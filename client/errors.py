@@ -8,7 +8,7 @@ from protocol import codes
 
 
 class SwitchError(Exception):
-    """The switch answered with an error code (see PROTOCOL.md for the list)."""
+    """The switch answered with an error code (see docs/protocol.md for the list)."""
 
     def __init__(self, code: str, message: str = ""):
         super().__init__(code, message)

@@ -1,7 +1,7 @@
 """Typed, immutable views of reply results.
 
 Field names mirror the wire. Parsing ignores fields it does not know and fills missing ones with
-None, because PROTOCOL.md allows the server to add optional fields.
+None, because docs/protocol.md allows the server to add optional fields.
 """
 
 from dataclasses import dataclass, fields

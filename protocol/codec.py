@@ -69,7 +69,7 @@ def _msgpack_ext(code: int, data: bytes):
 
 
 def decode_strict_json(body: bytes):
-    """Any strict RFC 8259 JSON value (PROTOCOL.md "Framing"), or raise `bad_frame`.
+    """Any strict RFC 8259 JSON value (docs/protocol.md "Codecs"), or raise `bad_frame`.
 
     Also used for JSON content that is not a frame body, such as batch files.
     """

@@ -9,7 +9,7 @@ class ProtocolError(Exception):
     """A request the protocol layer refuses, with the code its reply carries.
 
     `request_id` is the request's id when it was readable, else None, so the
-    server can answer with the right id (PROTOCOL.md: a bad id answers null).
+    server can answer with the right id (docs/protocol.md: a bad id answers null).
     """
 
     def __init__(self, code: str, message: str, request_id=None):

@@ -58,6 +58,15 @@ def _hello(args: dict) -> dict:
 
 # --- participants and accounts ---
 
+_ROTATE_TOKEN = _keys("participant")
+
+
+def _rotate_token(args: dict) -> dict:
+    """`participant` is a participant's id or "admin"; the server adds the new token's hash."""
+    check_keys(args, _ROTATE_TOKEN)
+    return {"participant": req_id(args, "participant")}
+
+
 _CREATE_PARTICIPANTS = _keys("participants")
 _PARTICIPANT = _keys("id", "name", "net_debit_cap")
 
@@ -309,6 +318,7 @@ OPS: dict[str, OpSpec] = _specs(
     OpSpec("stats", False, _no_args),
     OpSpec("create_participants", True, _create_participants),
     OpSpec("set_participant", True, _set_participant),
+    OpSpec("rotate_token", True, _rotate_token),
     OpSpec("create_accounts", True, _create_accounts),
     OpSpec("lookup_accounts", False, _lookup),
     OpSpec("create_transfers", True, _create_transfers),

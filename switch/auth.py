@@ -3,14 +3,18 @@
 Tokens are 192 random bits, so a salted SHA-256 is enough (a slow password hash protects
 guessable secrets, which these are not) and keeps `hello` cheap.
 """
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
 from pathlib import Path
 
+from switch.storage.segments import fsync_dir
+
 ADMIN = "admin"
 TOKEN_BYTES = 24
+ADMIN_TOKEN_ENV = "SWITCH_ADMIN_TOKEN"
 
 
 def new_token() -> str:
@@ -40,12 +44,27 @@ def load_or_create_admin_token(path: Path, from_env: str | None) -> str:
     if path.exists():
         return path.read_text().strip()
     token = new_token()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-        file.flush()
-        os.fsync(file.fileno())
+    write_token_file(path, token)
     return token
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Replaces `path` with `token` atomically and durably: a reader sees the old token or the
+    new one, never a mix, and after a crash the file holds the token last acknowledged."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode under O_TRUNC
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # the old file stands, whole; tidy up if we can
+            temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 class HelloThrottle:

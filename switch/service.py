@@ -14,7 +14,8 @@ import structlog
 from protocol import (OPS, ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args)
 from switch.batches.engine import BatchEngine
-from switch.auth import ADMIN, HelloThrottle, hash_token, new_token, token_matches
+from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
+                         token_matches, write_token_file)
 from switch.decode_worker import DecodeWorker
 from switch.ledger import LedgerError
 from switch.reply_steps import ReplyInSteps
@@ -36,12 +37,14 @@ class HelloRefused(ProtocolError):
 
 
 class Service:
-    def __init__(self, config, loop, state, wal_factory, admin_token: str):
+    def __init__(self, config, loop, state, wal_factory, admin_token: str,
+                 admin_token_from_env: bool = False):
         self.config = config
         self.loop = loop
         self.state = state  # the ledger and the batch book, replayed from the WAL
         self.wal = wal_factory(self.on_durable, self.on_wal_failure)
         self.admin_token_hash = hash_token(admin_token)
+        self.admin_token_from_env = admin_token_from_env  # then rotate_token refuses "admin"
         self.connections: set = set()
         self.waiting_connections: set = set()
         self.queued_replies = 0  # replies held for the WAL, over all connections
@@ -60,7 +63,8 @@ class Service:
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
-        self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats}
+        self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats,
+                          "rotate_token": self._rotate_token}
 
     # connections
 
@@ -281,6 +285,39 @@ class Service:
         connection.participant = participant
         return {"participant": participant, "server": SERVER_NAME,
                 "max_frame_bytes": self.config.max_frame_bytes}
+
+    def _rotate_token(self, connection, caller, args):
+        """A new token for a participant (in the WAL as a salted hash) or for the operator (in
+        the data directory's token file, written atomically and fsynced), made before the reply;
+        the old token is refused from then on, and every session opened with it ends: its
+        connection stays open, but needs a `hello` with the new token before anything else."""
+        if caller != ADMIN:
+            raise ProtocolError(codes.FORBIDDEN, "rotate_token is for the operator")
+        participant = args["participant"]
+        token = new_token()
+        if participant == ADMIN:
+            if self.admin_token_from_env:
+                raise ProtocolError(codes.FORBIDDEN, f"the admin token is managed by the "
+                                    f"environment ({ADMIN_TOKEN_ENV}): change it there and "
+                                    f"restart the switch")
+            try:
+                write_token_file(self.config.admin_token_path, token)
+            except OSError as error:  # e.g. a full disk: the old token stays in force
+                raise ProtocolError(codes.INTERNAL, f"the admin token was not rotated: "
+                                    f"writing {self.config.admin_token_path} failed: "
+                                    f"{error}") from error
+            self.admin_token_hash = hash_token(token)
+        else:
+            self.execute_mutation(caller, "rotate_token", {"participant": participant,
+                                                           "token_hash": hash_token(token)})
+        ended = 0
+        for session in self.connections:
+            if session.participant == participant:
+                session.participant = None
+                ended += 1
+        log.info("token_rotated", participant=participant, sessions_ended=ended,
+                 peer=_peer(connection))
+        return {"participant": participant, "token": token}
 
     def _stats(self, connection, caller, args):
         if caller != ADMIN:

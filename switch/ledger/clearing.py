@@ -18,10 +18,12 @@ class Position:
     debits/credits count interbank money moved in the open window; reserved counts
     the participant's outgoing interbank pending transfers (independent of windows);
     owes is this participant's row of the open window's bilateral matrix: payee Position ->
-    gross amount paid to it (an entry can fall back to 0 when a linked chain rolls back).
+    gross amount paid to it (an entry can fall back to 0 when a linked chain rolls back);
+    moves counts the open window's interbank moves paid or received here (a participant's
+    report counts its own transfers, not everyone's).
     """
 
-    __slots__ = ("participant", "currency", "debits", "credits", "reserved", "owes")
+    __slots__ = ("participant", "currency", "debits", "credits", "reserved", "owes", "moves")
 
     def __init__(self, participant, currency):
         self.participant = participant
@@ -30,14 +32,15 @@ class Position:
         self.credits = 0
         self.reserved = 0
         self.owes = {}
+        self.moves = 0
 
 
 class Window:
     __slots__ = ("window_id", "opened_at", "closed_at", "transfers", "rows", "matrix",
-                 "settlement", "owes")
+                 "settlement", "owes", "participant_transfers")
 
     def __init__(self, window_id, opened_at, closed_at=None, transfers=0, rows=None,
-                 matrix=None, settlement=None):
+                 matrix=None, settlement=None, participant_transfers=None):
         self.window_id = window_id
         self.opened_at = opened_at
         self.closed_at = closed_at  # None while open
@@ -49,6 +52,9 @@ class Window:
         # the instructions; None when the window was closed without postings (or is open)
         self.settlement = settlement
         self.owes = None  # just closed: [(payer Position, its owes map)] until first read
+        # closed: participant -> its interbank transfers and posts in the window (as payer or
+        # payee); None while open (the positions' `moves` count then)
+        self.participant_transfers = participant_transfers
 
     def closed_matrix(self):
         """The closed window's matrix rows, built from the handed-over maps on first use."""
@@ -88,7 +94,10 @@ class Clearing:
         payee.credits += amount
         owes = payer.owes
         owes[payee] = owes.get(payee, 0) + amount
-        self.window.transfers += 1 if amount > 0 else -1
+        step = 1 if amount > 0 else -1
+        payer.moves += step
+        payee.moves += step
+        self.window.transfers += step
 
     def open(self, at):
         self.window = Window(len(self.windows) + 1, at)
@@ -105,13 +114,17 @@ class Clearing:
         window.rows = self.active_rows()
         check_nets(window.rows)
         owes = []
+        counts = {}
         for pos in self.positions.values():
-            if pos.debits or pos.credits or pos.owes:
+            if pos.debits or pos.credits or pos.owes or pos.moves:
                 if pos.owes:
                     owes.append((pos, pos.owes))
-                pos.debits = pos.credits = 0
+                if pos.moves:
+                    counts[pos.participant] = counts.get(pos.participant, 0) + pos.moves
+                pos.debits = pos.credits = pos.moves = 0
                 pos.owes = {}
         window.owes = owes
+        window.participant_transfers = counts
         window.closed_at = at
         window.settlement = settlement
         self.open(at)
@@ -132,17 +145,30 @@ class Clearing:
     def window_rows(self, window):
         return window.rows if window.closed_at is not None else self.active_rows()
 
+    def window_participant_transfers(self, window) -> dict:
+        """participant -> its interbank transfers and posts in `window` (so far, when open)."""
+        if window.closed_at is not None:
+            return window.participant_transfers
+        counts = {}
+        for (pid, _), pos in self.positions.items():
+            if pos.moves:
+                counts[pid] = counts.get(pid, 0) + pos.moves
+        return counts
+
     def report(self, window, caller):
+        """The window's report; a participant's counts only transfers touching its accounts."""
         rows = self.window_rows(window)
         settlement = window.settlement
+        transfers = window.transfers
         if caller != ADMIN:
+            transfers = self.window_participant_transfers(window).get(caller, 0)
             rows = [row for row in rows if row[0] == caller]
             if settlement is not None:
                 settlement = [entry for entry in settlement if entry[0] == caller]
         return {"window_id": window.window_id,
                 "state": "open" if window.closed_at is None else "closed",
                 "opened_at": window.opened_at, "closed_at": window.closed_at,
-                "transfers": window.transfers,
+                "transfers": transfers,
                 "positions": [{"participant": pid, "currency": cur, "debits": d,
                                "credits": c, "net": c - d} for pid, cur, d, c in rows],
                 "instructions": [instruction(pid, cur, c - d)

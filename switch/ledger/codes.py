@@ -1,6 +1,6 @@
-"""Status and error codes (equal to the wire codes of PROTOCOL.md) and LedgerError."""
+"""Status and error codes (equal to the wire codes of docs/protocol.md) and LedgerError."""
 
-# The wire codes (PROTOCOL.md) are the ledger's item statuses and request errors.
+# The wire codes (docs/protocol.md) are the ledger's item statuses and request errors.
 from protocol.codes import (  # noqa: F401
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, BAD_REQUEST, CREATED, CURRENCY_MISMATCH,
     EXCEEDS_PENDING_AMOUNT, EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS,

@@ -29,6 +29,7 @@ class Ledger:
         self._ops = {
             "create_participants": (self._create_participants, True),
             "set_participant": (self._set_participant, True),
+            "rotate_token": (self._rotate_token, True),
             "create_accounts": (self._create_accounts, True),
             "create_transfers": (self._create_transfers, True),
             "transfer": (self._transfer, True),
@@ -117,6 +118,16 @@ class Ledger:
         if account.currency != currency:
             raise LedgerError(CURRENCY_MISMATCH, f"settlement account {aid} is in "
                                                  f"{account.currency}, not {currency}")
+
+    def _rotate_token(self, caller, args, now):
+        """The new token's salted hash replaces the old one (the token never reaches here)."""
+        _require_admin(caller)
+        p = self.participants.get(args["participant"])
+        if p is None:
+            raise LedgerError(PARTICIPANT_NOT_FOUND,
+                              f"participant {args['participant']!r} does not exist")
+        p.token_hash = args["token_hash"]
+        return {"participant": p.id}, True
 
     def participant_token_hash(self, pid):
         p = self.participants.get(pid)

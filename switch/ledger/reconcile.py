@@ -32,11 +32,13 @@ class Difference:
 @dataclass
 class Recomputed:
     """Per window index (window_id - 1): moves {(participant, currency): [debits, credits]},
-    pairs {(payer, payee, currency): amount} and the number of interbank moves."""
+    pairs {(payer, payee, currency): amount}, the number of interbank moves, and involved
+    {(participant, currency): number of those moves it paid or received}."""
 
     moves: list = field(default_factory=list)
     pairs: list = field(default_factory=list)
     counts: list = field(default_factory=list)
+    involved: list = field(default_factory=list)
     reserved: dict = field(default_factory=dict)  # (participant, currency) -> outgoing pending
     settlements: dict = field(default_factory=dict)  # id -> settlement posting transfer
     outside: list = field(default_factory=list)  # interbank moves that lie in no window
@@ -60,7 +62,8 @@ def recompute(ledger) -> Recomputed:
     windows = ledger.clearing.windows
     openings = [w.opened_at for w in windows]
     closings = [_END if w.closed_at is None else w.closed_at for w in windows]
-    out = Recomputed([{} for _ in windows], [{} for _ in windows], [0] * len(windows))
+    out = Recomputed([{} for _ in windows], [{} for _ in windows], [0] * len(windows),
+                     [{} for _ in windows])
     moved = [{} for _ in windows]  # per window: (debit, credit) account -> [amount, count]
     pending = {}  # (debit, credit) account -> amount of pending transfers
     sums, opened_at, closed_at = None, _END, _END  # of the window found last
@@ -96,7 +99,7 @@ def recompute(ledger) -> Recomputed:
 def _per_participant(out, moved, pending):
     """Fills `out` from sums per account pair, leaving out the pairs of one participant."""
     for number, sums in enumerate(moved):
-        moves, pairs = out.moves[number], out.pairs[number]
+        moves, pairs, involved = out.moves[number], out.pairs[number], out.involved[number]
         for (debit, credit), (amount, count) in sums.items():
             payer, payee, currency = debit.owner.id, credit.owner.id, debit.currency
             if payer == payee:
@@ -105,6 +108,8 @@ def _per_participant(out, moved, pending):
             moves.setdefault((payee, currency), [0, 0])[1] += amount
             pairs[payer, payee, currency] = pairs.get((payer, payee, currency), 0) + amount
             out.counts[number] += count
+            for key in ((payer, currency), (payee, currency)):
+                involved[key] = involved.get(key, 0) + count
     for (debit, credit), amount in pending.items():
         payer, currency = debit.owner.id, debit.currency
         if payer != credit.owner.id:
@@ -135,6 +140,8 @@ def compare(ledger, recomputed=None, closed_only=True) -> list:
         diffs += _positions(wid, rows, rec.moves[number])
         if w.transfers != rec.counts[number]:
             diffs.append(Difference(wid, "transfers", "count", w.transfers, rec.counts[number]))
+        diffs += _participant_transfers(wid, clearing.window_participant_transfers(w),
+                                        rec.involved[number])
         diffs += _nets(wid, rows)
         diffs += _matrix(wid, matrix or [], rec.pairs[number])
         if w.settlement is not None:
@@ -172,6 +179,23 @@ def _positions(wid, rows, moves):
             if a != b:
                 diffs.append(Difference(wid, "position", f"{name} {what}", a, b))
     return diffs
+
+
+def participant_transfers(involved) -> dict:
+    """participant -> count, from one window's `involved` {(participant, currency): count}."""
+    counts = {}
+    for (pid, _), count in involved.items():
+        counts[pid] = counts.get(pid, 0) + count
+    return counts
+
+
+def _participant_transfers(wid, reported, involved):
+    """Each participant's count of the window's transfers (what its report shows)."""
+    recomputed = participant_transfers(involved)
+    return [Difference(wid, "transfers", f"{pid} count", reported.get(pid, 0),
+                       recomputed.get(pid, 0))
+            for pid in sorted(set(reported) | set(recomputed))
+            if reported.get(pid, 0) != recomputed.get(pid, 0)]
 
 
 def _nets(wid, rows):

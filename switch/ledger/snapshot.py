@@ -14,6 +14,10 @@ Version 2 added participants' settlement accounts, the bilateral matrix (the ope
 on the positions, closed windows' on the windows) and windows' settlement postings. Versions 1
 and 2 (one list per transfer) still load; a version 1 state has its matrices recomputed from the
 transfers.
+
+Each participant's count of a window's transfers (its report's `transfers`) is a trailing field
+of positions (`moves`, the open window) and of windows (closed ones); a state without them has
+them recomputed from the transfers, so every earlier state still loads.
 """
 
 from bisect import bisect_left
@@ -53,12 +57,14 @@ def dump(ledger):
         "transfers": _transfer_columns(ledger),
         "positions": [[pid, cur, pos.debits, pos.credits, pos.reserved,
                        sorted([payee.participant, amount]
-                              for payee, amount in pos.owes.items() if amount)]
+                              for payee, amount in pos.owes.items() if amount), pos.moves]
                       for (pid, cur), pos in sorted(clearing.positions.items())],
         "windows": [[w.window_id, w.opened_at, w.closed_at, w.transfers,
                      None if w.rows is None else [list(row) for row in w.rows],
                      None if w.closed_at is None else [list(row) for row in w.closed_matrix()],
-                     None if w.settlement is None else [list(e) for e in w.settlement]]
+                     None if w.settlement is None else [list(e) for e in w.settlement],
+                     None if w.participant_transfers is None
+                     else sorted(map(list, w.participant_transfers.items()))]
                     for w in clearing.windows],
     }
 
@@ -97,6 +103,7 @@ def load(ledger, state):
         raise ValueError(f"unsupported ledger snapshot version {version}; this switch reads "
                          f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     clearing = ledger.clearing
+    counted = True  # whether the state holds every participant's transfer counts
     for pid, name, caps, suspended, token_hash, ts, *rest in state["participants"]:
         ledger.participants[pid] = Participant(pid, name, dict(caps), suspended, token_hash, ts,
                                                dict(rest[0]) if rest else {})
@@ -105,6 +112,10 @@ def load(ledger, state):
         pos.debits, pos.credits, pos.reserved = debits, credits, reserved
         for payee, amount in (rest[0] if rest else ()):
             pos.owes[clearing.position(payee, cur)] = amount
+        if len(rest) > 1:
+            pos.moves = rest[1]
+        else:
+            counted = False
     for aid, pid, cur, limit, ts, *balances in state["accounts"]:
         account = ledger.new_account(aid, ledger.participants[pid], cur, limit, ts)
         (account.debits_posted, account.credits_posted,
@@ -121,13 +132,17 @@ def load(ledger, state):
         _load_rows(ledger.book, state["transfers"])
     ledger.book.last_ts = state["last_ts"]
     for wid, opened_at, closed_at, count, rows, *rest in state["windows"]:
-        matrix, settlement = (rest + [None, None])[:2]
+        matrix, settlement, counts = (rest + [None, None, None])[:3]
+        if counts is None and closed_at is not None:
+            counted = False
         clearing.windows.append(Window(wid, opened_at, closed_at, count, rows, matrix,
-                                       settlement))
+                                       settlement, None if counts is None else dict(counts)))
     if clearing.windows:
         clearing.window = clearing.windows[-1]
     if version == 1:
         _recompute_matrices(ledger)
+    if not counted:
+        _recompute_participant_transfers(ledger)
 
 
 def _recompute_matrices(ledger):
@@ -144,6 +159,20 @@ def _recompute_matrices(ledger):
             continue
         for payer, payee, cur, amount in rows:
             clearing.position(payer, cur).owes[clearing.position(payee, cur)] = amount
+
+
+def _recompute_participant_transfers(ledger):
+    """A state from before participants' transfer counts: rebuild them from the transfers."""
+    from .reconcile import participant_transfers, recompute  # see _recompute_matrices
+
+    clearing = ledger.clearing
+    involved = recompute(ledger).involved
+    for number, w in enumerate(clearing.windows):
+        if w.closed_at is not None:
+            w.participant_transfers = participant_transfers(involved[number])
+            continue
+        for (pid, cur), count in involved[number].items():
+            clearing.position(pid, cur).moves = count
 
 
 def _load_columns(book, accounts, columns):

@@ -346,7 +346,7 @@ def copies_pending(item, p):
 
 
 def same_fields(t, item):
-    """Idempotency: the fields of PROTOCOL.md, defaults filled, derived ones equal."""
+    """Idempotency: the fields of docs/protocol.md, defaults filled, derived ones equal."""
     amount = item["amount"]
     if amount is None and t.target is not None:
         amount = t.target.amount  # an omitted post or void amount is the full pending one

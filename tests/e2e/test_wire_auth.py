@@ -13,6 +13,7 @@ ADMIN_ONLY = {
     "set_participant": {"id": "bank-b", "suspended": True},
     "close_window": {},
     "stats": {},
+    "rotate_token": {"participant": "bank-b"},
 }
 # One well-formed request for every op that needs a session.
 VALID_ARGS = {

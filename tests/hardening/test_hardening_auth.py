@@ -197,6 +197,7 @@ def test_every_op_as_the_wrong_participant(switch, admin):
         "forbidden"
     assert error(c, "set_participant", {"id": "bank-a", "suspended": True}) == "forbidden"
     assert error(c, "close_window", {}) == "forbidden"
+    assert error(c, "rotate_token", {"participant": "bank-a"}) == "forbidden"
     # accounts: only its own
     assert result(c, "create_accounts", {"accounts": [
         {"id": "c-sneaky", "participant": "bank-a", "currency": "USD"}]})["results"] == \

@@ -77,12 +77,16 @@ def test_open_window_so_far_and_participant_view():
     env = standard()
     env.statuses("p1", [tr("t1", "a1", "a2", 30), tr("t2", "a1", "a3", 20)])
     seen = env.result("p3", "get_window", {"window_id": 1})
-    assert seen["state"] == "open" and seen["closed_at"] is None and seen["transfers"] == 2
+    # p3 received t2 only: its report counts its own transfers, not everyone's
+    assert seen["state"] == "open" and seen["closed_at"] is None and seen["transfers"] == 1
+    assert env.result("admin", "get_window", {"window_id": 1})["transfers"] == 2
+    assert env.result("p1", "get_window", {"window_id": 1})["transfers"] == 2
     assert seen["positions"] == [{"participant": "p3", "currency": "USD", "debits": 0,
                                   "credits": 20, "net": 20}]
     assert seen["instructions"] == [{"participant": "p3", "currency": "USD", "receive": 20}]
     report = close(env)
     seen = env.result("p2", "get_window", {"window_id": 1})
+    assert (report["transfers"], seen["transfers"]) == (2, 1)
     assert seen["positions"] == [p for p in report["positions"] if p["participant"] == "p2"]
     assert seen["instructions"] == [{"participant": "p2", "currency": "USD", "receive": 30}]
 

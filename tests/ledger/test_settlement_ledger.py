@@ -110,7 +110,7 @@ def test_a_rolled_back_chain_leaves_no_matrix_entry():
     assert statuses == ["linked_event_failed", "insufficient_funds"]
     assert matrix(env, 1) == []
     assert env.ledger.snapshot_state()["positions"] == [
-        [pid, cur, 0, 0, 0, []] for pid, cur in [("p1", "EUR"), ("p1", "USD"), ("p2", "EUR"),
+        [pid, cur, 0, 0, 0, [], 0] for pid, cur in [("p1", "EUR"), ("p1", "USD"), ("p2", "EUR"),
                                                  ("p2", "USD"), ("p3", "USD")]]
     env.ledger.check_invariants()
 
@@ -151,6 +151,25 @@ def test_a_version_1_snapshot_loads_with_its_matrices_recomputed():
     restored = Ledger.from_snapshot_state(old)
     restored.check_invariants()
     assert restored.snapshot_state() == state
+
+
+def test_a_state_without_participant_counts_recomputes_them():
+    """Earlier version 3 snapshots hold no per-participant transfer counts (positions' and
+    closed windows' trailing fields): they are rebuilt from the transfers."""
+    env = standard()
+    env.statuses("p1", [tr("t1", "a1", "a2", 5), tr("t2", "a1", "a3", 6), tr("t3", "a1", "b1", 7)])
+    close(env)
+    env.statuses("p2", [tr("t4", "a2", "a3", 4), tr("t5", "a2", "a1", 3)])
+    state = env.ledger.snapshot_state()
+    old = dict(state, positions=[row[:6] for row in state["positions"]],
+               windows=[row[:7] for row in state["windows"]])
+    restored = Env(Ledger.from_snapshot_state(old))
+    restored.ledger.check_invariants()
+    assert restored.ledger.snapshot_state() == state
+    counts = {(caller, wid): restored.result(caller, "get_window", {"window_id": wid})["transfers"]
+              for caller in ("admin", "p1", "p2", "p3") for wid in (1, 2)}
+    assert counts == {("admin", 1): 2, ("p1", 1): 2, ("p2", 1): 1, ("p3", 1): 1,
+                      ("admin", 2): 2, ("p1", 2): 1, ("p2", 2): 2, ("p3", 2): 1}
 
 
 # --- settlement accounts ---------------------------------------------------------------

@@ -7,7 +7,7 @@ from protocol import OPS, ProtocolError, codes, is_known_op, validate_args
 
 MUTATING = {
     "create_participants", "set_participant", "create_accounts", "create_transfers", "transfer",
-    "close_window", "upload_batch_part", "submit_batch",
+    "close_window", "upload_batch_part", "submit_batch", "rotate_token",
 }
 READING = {
     "ping", "hello", "stats", "lookup_accounts", "lookup_transfers", "get_account_transfers",

@@ -1,6 +1,6 @@
 """ISO 20022 pain.001 CustomerCreditTransferInitiation batches (.03, .09 and kin).
 
-Mapping (PROTOCOL.md "Batches"): transfer id = PmtId/EndToEndId, or
+Mapping (docs/protocol.md "submit_batch"): transfer id = PmtId/EndToEndId, or
 `MsgId:PmtInfId:n` when it is NOTPROVIDED, n being the transaction's 1-based
 position within its PmtInf (positions are what a pain.002 reader can match when
 there is no id); debit account = PmtInf/DbtrAcct/Id/IBAN; credit account =
