@@ -130,7 +130,8 @@ def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("rotate-token", help="give a participant (or admin) a new token and "
                        "retire the old one; print the new token")
-    p.add_argument("id", metavar="PARTICIPANT")
+    p.add_argument("id", metavar="PARTICIPANT",
+                   help="the participant whose token to replace, or admin for the operator's")
     p.set_defaults(run=commands.rotate_token)
 
     p = sub.add_parser("set-participant", help="change caps, suspend or resume")
