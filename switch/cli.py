@@ -8,12 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-import structlog
 import uvloop
 
 from switch.config import DURABILITY_MODES, Config
 from switch.logs import configure_logging
-from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
+from switch.listen import BindFailed
+from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
 
 
@@ -76,12 +76,10 @@ def serve(args) -> int:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(config.log_format)
-    log = structlog.get_logger("switch")
     try:
-        lock_data_dir(config)
         uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (RecoveryError, DataDirLocked, TlsSetupError) as error:
-        log.error("cannot_start", reason=str(error))
+    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError) as error:
+        # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1
     return 0
