@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require client certificates signed by this CA; hello must name "
                             "the certificate's subject CN")
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    serve.add_argument("--extra-currencies", type=currency_list, metavar="CODES",
+                       default=defaults.extra_currencies,
+                       help="comma-separated codes accepted besides ISO 4217's, e.g. XTS,XXX")
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", type=Path, default=defaults.data_dir)
     wal_repair.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
+
+
+def currency_list(text: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in text.split(",") if code.strip())
 
 
 def serve(args) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from protocol.currencies import accept_currencies
 from switch.auth import load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
@@ -89,6 +90,7 @@ class SwitchServer:
         # Listen before touching the data directory: a failed start creates nothing there.
         sockets = listening_sockets(config.host, config.port, LISTEN_BACKLOG)
         lock_data_dir(config)  # held (its descriptor open) for the life of the process
+        accept_currencies(config.extra_currencies)  # before the helpers start: they are told these
         fd_limit = raise_fd_limit()
         admin_token = load_or_create_admin_token(config.admin_token_path,
                                                  os.environ.get("SWITCH_ADMIN_TOKEN"))
