@@ -10,8 +10,9 @@ from .codes import (
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
 )
-from .records import Account, Participant, Totals
-from .transfers import Book, visible
+from .explain import SINGLE_LINKED, explain
+from .records import Account, Participant, Totals, visible
+from .transfers import Book
 
 _timestamp = attrgetter("timestamp")
 
@@ -163,10 +164,10 @@ class Ledger:
 
     def _transfer(self, caller, item, now):
         if item["linked"]:
-            raise LedgerError(LINKED_EVENT_CHAIN_OPEN)
+            raise LedgerError(LINKED_EVENT_CHAIN_OPEN, SINGLE_LINKED)
         status, t = self.book.create(caller, item, now)
         if t is None:
-            raise LedgerError(status)
+            raise LedgerError(status, explain(self.book, caller, item, status))
         return {"status": status, "timestamp": t.timestamp}, status == CREATED
 
     def _expire_pending(self, caller, args, now):
