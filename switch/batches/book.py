@@ -39,7 +39,8 @@ class Batch:
         return (self.format, self.mode, self.control_count, self.control_sum, self.digest)
 
     def summary(self) -> dict:
-        return {"batch_id": self.batch_id, "state": self.state, "total": self.total,
+        return {"batch_id": self.batch_id, "format": self.format, "state": self.state,
+                "total": self.total,
                 "created": self.created, "failed": self.failed, "processed": self.applied,
                 "control": {"count": self.control_count, "sum": self.control_sum},
                 "problems": [{"where": w, "reason": r} for w, r in self.problems]}
