@@ -133,3 +133,24 @@ def test_a_malformed_extra_currency_is_a_configuration_error(tmp_path):
     assert code == 2
     assert "extra_currencies: 'xx1' must be a currency code of 3 uppercase letters" in output
     assert not (tmp_path / "data").exists()
+
+
+def test_a_batch_in_an_extra_code_resumes_after_a_crash_without_the_setting(switch):
+    """kill -9 in the middle of a partial batch of XTS items, restart without
+    --extra-currencies: the batch, accepted before, is read again as accepted and finishes."""
+    rows = [(f"k{n}", "x-a", "x-b", 1, "XTS", None) for n in range(100_000)]
+    with Session(switch, "bank-a", switch.tokens["bank-a"], "msgpack") as bank:
+        bank.upload("xts-big", csv_file(rows), 1_000_000)
+        assert bank.submit("xts-big", "csv", count=len(rows), total=len(rows))["ok"]
+        while (progress := bank.get("xts-big"))["processed"] < 1000:
+            assert progress["state"] in ("received", "processing"), progress
+    switch.kill()
+    assert progress["state"] == "processing" and progress["processed"] < len(rows), progress
+    switch.extra_args = ()
+    switch.start()
+    with Session(switch, "bank-a", switch.tokens["bank-a"], "msgpack") as bank:
+        summary = bank.wait("xts-big", timeout_s=120)
+        assert (summary["state"], summary["created"], summary["failed"], summary["problems"]) \
+            == ("completed", len(rows), 0, [])
+    with Session(switch, "admin", switch.admin_token) as admin:
+        assert admin.balances(["x-a", "x-b"]) == {"x-a": -len(rows), "x-b": len(rows)}
