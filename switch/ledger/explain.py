@@ -1,14 +1,15 @@
-"""The message of a failed transfer item: which field, which value, which rule.
+"""The message of a failed item (a transfer, an account, a participant): which field, which
+value, which rule.
 
 Built only for failures, from the item and the ledger state at the moment it failed (before a
 linked chain rolls back), so it is as deterministic as the status. It never describes what the
-caller may not see: another participant's transfer, or whose an account is.
+caller may not see: another participant's transfer or account, or whose an account is.
 """
 
 from protocol.values import MAX_MONEY
 
 from .codes import (
-    ACCOUNT_NOT_FOUND, ADMIN, BAD_REQUEST, CURRENCY_MISMATCH, EXCEEDS_PENDING_AMOUNT,
+    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, BAD_REQUEST, CURRENCY_MISMATCH, EXCEEDS_PENDING_AMOUNT,
     EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS, INVALID_AMOUNT,
     NET_DEBIT_CAP_EXCEEDED, PARTICIPANT_SUSPENDED, PENDING_ALREADY_POSTED,
     PENDING_ALREADY_VOIDED, PENDING_EXPIRED, PENDING_NOT_FOUND, SAME_ACCOUNT,
@@ -27,9 +28,8 @@ def explain(book, caller, item, status):
     if status == EXISTS_WITH_DIFFERENT_FIELDS:
         if old is None or not visible(caller, old):
             return f"transfer id {tid} is already taken; choose another id"
-        return f"transfer {tid} already exists with other fields: " + "; ".join(
-            f"{name} stored {_show(stored)}, sent {_show(sent)}"
-            for name, stored, sent in differences(old, item))
+        return f"transfer {tid} already exists with other fields: " + _listed(
+            differences(old, item))
     if status == FORBIDDEN:
         debit = item["debit_account"]
         if debit is None:
@@ -108,6 +108,42 @@ def _settle_message(book, item, pending_id, status):
     return status.replace("_", " ")
 
 
+def explain_account(ledger, caller, item, status):
+    """The message for a `create_accounts` item refused with `status`."""
+    aid, pid = item["id"], item["participant"]
+    if status == FORBIDDEN:
+        return f"participant {pid} is not {caller}: a participant may create accounts only for " \
+               f"itself"
+    if status == PARTICIPANT_NOT_FOUND:
+        return f"participant {pid} does not exist"
+    old = ledger.accounts.get(aid)
+    if status == ACCOUNT_EXISTS and old is not None and caller in (ADMIN, old.owner.id):
+        compared = (("participant", old.owner.id, pid), ("currency", old.currency, item["currency"]),
+                    ("overdraft_limit", old.overdraft_limit, item["overdraft_limit"]))
+        return f"account {aid} already exists with other fields: " + _listed(compared)
+    if status == ACCOUNT_EXISTS:
+        return f"account id {aid} is already taken; choose another id"
+    return status.replace("_", " ")
+
+
+def explain_participant(ledger, item, status):
+    """The message for a `create_participants` item refused with `status` (admin only)."""
+    pid = item["id"]
+    old = ledger.participants.get(pid)
+    if status == PARTICIPANT_EXISTS and old is None:
+        return f"participant id {pid} is the operator's"
+    if status == PARTICIPANT_EXISTS:
+        compared = (("name", old.name, item["name"]),
+                    ("net_debit_cap", old.caps, dict(item.get("net_debit_cap") or {})))
+        return f"participant {pid} already exists with other fields: " + _listed(compared)
+    return status.replace("_", " ")
+
+
+def _listed(compared):
+    return "; ".join(f"{name} stored {_show(stored)}, sent {_show(sent)}"
+                     for name, stored, sent in compared if stored != sent)
+
+
 def chain_failed(index, item, status):
     """The message of the other items of a linked chain whose item `index` failed."""
     return f"linked chain not applied: transfers[{index}] ({item['id']}) failed with {status}"
@@ -143,4 +179,6 @@ def _show(value):
         return "true" if value else "false"
     if type(value) is str:
         return f'"{value}"' if len(value) <= 60 else f'"{value[:57]}..."'
+    if type(value) is dict:
+        return "{" + ", ".join(f"{key}: {_show(v)}" for key, v in sorted(value.items())) + "}"
     return str(value)

@@ -10,7 +10,7 @@ from .codes import (
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
 )
-from .explain import SINGLE_LINKED, explain
+from .explain import SINGLE_LINKED, explain, explain_account, explain_participant
 from .records import Account, Participant, Totals, visible
 from .transfers import Book
 
@@ -68,8 +68,11 @@ class Ledger:
     def _create_participants(self, caller, args, now):
         _require_admin(caller)
         before = self.book.last_ts
-        results = [{"status": self._create_participant(item, now)}
-                   for item in args["participants"]]
+        results = []
+        for item in args["participants"]:
+            status = self._create_participant(item, now)
+            results.append({"status": status} if status in (CREATED, EXISTS) else
+                           {"status": status, "message": explain_participant(self, item, status)})
         return {"results": results}, self.book.last_ts != before
 
     def _create_participant(self, item, now):
@@ -127,8 +130,11 @@ class Ledger:
 
     def _create_accounts(self, caller, args, now):
         before = self.book.last_ts
-        results = [{"status": self._create_account(caller, item, now)}
-                   for item in args["accounts"]]
+        results = []
+        for item in args["accounts"]:
+            status = self._create_account(caller, item, now)
+            results.append({"status": status} if status in (CREATED, EXISTS) else {
+                "status": status, "message": explain_account(self, caller, item, status)})
         return {"results": results}, self.book.last_ts != before
 
     def _create_account(self, caller, item, now):

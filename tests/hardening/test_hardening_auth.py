@@ -200,7 +200,8 @@ def test_every_op_as_the_wrong_participant(switch, admin):
     # accounts: only its own
     assert result(c, "create_accounts", {"accounts": [
         {"id": "c-sneaky", "participant": "bank-a", "currency": "USD"}]})["results"] == \
-        [{"status": "forbidden"}]
+        [{"status": "forbidden", "message": "participant bank-a is not bank-c: a participant may "
+                                            "create accounts only for itself"}]
     assert result(c, "lookup_accounts", {"ids": a_ids})["accounts"] == []
     # debits only its own accounts; posts and voids only its own pending transfers
     assert result(c, "create_transfers", {"transfers": [tx("c-steal-1", "a-1", "c-1", 5)]})[

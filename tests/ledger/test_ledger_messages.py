@@ -141,3 +141,30 @@ def test_differences_is_empty_exactly_when_same_fields_holds():
             assert same_fields(stored, item) == (not differences(stored, item)), item
             checked += 1
     assert checked > 1000
+
+
+def test_failed_accounts_and_participants_say_why():
+    env = standard()
+    accounts = env.result("p2", "create_accounts", {"accounts": [
+        {"id": "n1", "participant": "p1", "currency": "USD", "overdraft_limit": 0},
+        {"id": "a2", "participant": "p2", "currency": "EUR", "overdraft_limit": None},
+        {"id": "a1", "participant": "p2", "currency": "USD", "overdraft_limit": 0},
+        {"id": "a2", "participant": "p2", "currency": "USD", "overdraft_limit": 0}]})["results"]
+    assert accounts == [
+        {"status": "forbidden", "message":
+         "participant p1 is not p2: a participant may create accounts only for itself"},
+        {"status": "account_exists", "message": 'account a2 already exists with other fields: '
+         'currency stored "USD", sent "EUR"; overdraft_limit stored 0, sent null'},
+        # p1's account: taken, not described.
+        {"status": "account_exists", "message": "account id a1 is already taken; choose another id"},
+        {"status": "exists"}]
+    assert env.result("admin", "create_accounts", {"accounts": [
+        {"id": "n2", "participant": "p9", "currency": "USD", "overdraft_limit": 0}]})[
+        "results"] == [{"status": "participant_not_found", "message": "participant p9 does not exist"}]
+    participants = env.result("admin", "create_participants", {"participants": [
+        {"id": "p1", "name": "Other", "net_debit_cap": {"USD": 5}, "token_hash": "h"},
+        {"id": "admin", "name": "Admin", "net_debit_cap": {}, "token_hash": "h"}]})["results"]
+    assert participants == [
+        {"status": "participant_exists", "message": 'participant p1 already exists with other '
+         'fields: name stored "P1", sent "Other"; net_debit_cap stored {}, sent {USD: 5}'},
+        {"status": "participant_exists", "message": "participant id admin is the operator's"}]
