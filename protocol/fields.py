@@ -5,7 +5,7 @@ For optional fields an explicit null means the same as omitting the field
 """
 
 from .codes import BAD_REQUEST
-from .currencies import is_accepted_currency, unknown_currency_reason
+from .currencies import ISO_4217, is_accepted_currency, unknown_currency_reason
 from .errors import ProtocolError
 from .values import MAX_UINT63, is_money, is_valid_currency, is_valid_id
 
@@ -40,6 +40,8 @@ def opt_id(obj: dict, key: str) -> str | None:
 def check_currency(value, name: str) -> str:
     """A well-formed currency code this switch accepts (ISO 4217 or an operator's extra code);
     `bad_request` naming `name` and the value otherwise."""
+    if type(value) is str and value in ISO_4217:  # nearly every code: one lookup
+        return value
     if not is_valid_currency(value):
         shown = f" {value[:20]!r}" if type(value) is str else ""
         raise bad(f"{name}{shown} must be a currency code of 3 uppercase letters")
@@ -54,7 +56,7 @@ def req_currency(obj: dict, key: str) -> str:
 
 def opt_currency(obj: dict, key: str) -> str | None:
     value = obj.get(key)
-    return None if value is None else req_currency(obj, key)
+    return None if value is None else check_currency(value, key)
 
 
 def req_text(obj: dict, key: str, max_chars: int, min_chars: int = 1) -> str:
