@@ -156,6 +156,8 @@ def differences(t, item):
     amount = item["amount"]
     if amount is None and t.target is not None:
         amount = t.target.amount
+    if "amount_sent" in item:  # an invalid amount, named as it was sent
+        amount = _AsSent(item["amount_sent"])
     compared = (
         ("debit_account", t.debit.id, item["debit_account"]),
         ("credit_account", t.credit.id, item["credit_account"]),
@@ -172,7 +174,13 @@ def differences(t, item):
             if stored != sent and not (name in derived and sent is None)]
 
 
+class _AsSent(str):
+    """A value already written as the message shows it."""
+
+
 def _show(value):
+    if type(value) is _AsSent:
+        return value
     if value is None:
         return "null"
     if value is True or value is False:

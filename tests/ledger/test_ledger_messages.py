@@ -168,3 +168,10 @@ def test_failed_accounts_and_participants_say_why():
         {"status": "participant_exists", "message": 'participant p1 already exists with other '
          'fields: name stored "P1", sent "Other"; net_debit_cap stored {}, sent {USD: 5}'},
         {"status": "participant_exists", "message": "participant id admin is the operator's"}]
+
+
+def test_an_invalid_amount_on_a_taken_id_is_named_as_sent():
+    env = standard()
+    env.statuses("p1", [tr("i1", "a1", "a2", 10)])
+    assert item_result(env, "p1", {**tr("i1", "a1", "a2", 0), "amount_sent": '"10"'})[
+        "message"] == 'transfer i1 already exists with other fields: amount stored 10, sent "10"'
