@@ -91,7 +91,7 @@ class Ledger:
         _require_admin(caller)
         p = self.participants.get(args["id"])
         if p is None:
-            raise LedgerError(PARTICIPANT_NOT_FOUND)
+            raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {args['id']} does not exist")
         settlement_accounts = args.get("settlement_accounts") or {}
         for currency, aid in settlement_accounts.items():  # all checked before any change
             if aid is not None:
@@ -200,7 +200,9 @@ class Ledger:
     def _get_account_transfers(self, caller, args):
         account = self.accounts.get(args["account"])
         if account is None or (caller != ADMIN and caller != account.owner.id):
-            raise LedgerError(ACCOUNT_NOT_FOUND)
+            # The same words whether it is missing or another's: lookups never tell.
+            raise LedgerError(ACCOUNT_NOT_FOUND, f"account {args['account']} does not exist"
+                              + ("" if caller == ADMIN else " among your accounts"))
         transfers = account.transfers
         after = args.get("after")
         start = 0 if after is None else bisect_right(transfers, after, key=_timestamp)
@@ -289,14 +291,14 @@ class Ledger:
         windows = self.clearing.windows
         wid = args["window_id"]
         if not 1 <= wid <= len(windows):
-            raise LedgerError(WINDOW_NOT_FOUND)
+            raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.report(windows[wid - 1], caller)
 
     def _get_window_matrix(self, caller, args):
         windows = self.clearing.windows
         wid = args["window_id"]
         if not 1 <= wid <= len(windows):
-            raise LedgerError(WINDOW_NOT_FOUND)
+            raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.matrix_report(windows[wid - 1], caller)
 
     def _list_windows(self, caller, args):
@@ -330,6 +332,11 @@ def _posting_failure(code, posting):
         detail = code.replace("_", " ")
     return (f"settlement posting {tid} ({amount} {debit.currency} from {debit.id} to "
             f"{credit.id}): {detail}; nothing was changed, the window is still open")
+
+
+def _no_window(wid, windows):
+    known = f"windows are 1..{len(windows)}" if windows else "no window is open yet"
+    return f"window {wid} does not exist ({known})"
 
 
 def _require_admin(caller):

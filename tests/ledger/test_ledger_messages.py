@@ -175,3 +175,23 @@ def test_an_invalid_amount_on_a_taken_id_is_named_as_sent():
     env.statuses("p1", [tr("i1", "a1", "a2", 10)])
     assert item_result(env, "p1", {**tr("i1", "a1", "a2", 0), "amount_sent": '"10"'})[
         "message"] == 'transfer i1 already exists with other fields: amount stored 10, sent "10"'
+
+
+def test_request_level_not_found_errors_name_what_was_asked():
+    env = standard()
+    for caller, op, args, message in [
+            ("admin", "set_participant", {"id": "p9", "net_debit_cap": None, "suspended": True},
+             "participant p9 does not exist"),
+            ("admin", "get_account_transfers", {"account": "zz", "after": None, "limit": 5},
+             "account zz does not exist"),
+            # Another's account reads exactly like a missing one.
+            ("p2", "get_account_transfers", {"account": "a1", "after": None, "limit": 5},
+             "account a1 does not exist among your accounts"),
+            ("p2", "get_account_transfers", {"account": "zz", "after": None, "limit": 5},
+             "account zz does not exist among your accounts"),
+            ("p1", "get_window", {"window_id": 7}, "window 7 does not exist (windows are 1..1)"),
+            ("p1", "get_window_matrix", {"window_id": 2},
+             "window 2 does not exist (windows are 1..1)")]:
+        with pytest.raises(LedgerError) as info:
+            env.ex(caller, op, args)
+        assert info.value.message == message, (op, args)
