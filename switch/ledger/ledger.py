@@ -66,7 +66,7 @@ class Ledger:
     # -- participants ----------------------------------------------------------------
 
     def _create_participants(self, caller, args, now):
-        _require_admin(caller)
+        _require_admin(caller, "create_participants")
         before = self.book.last_ts
         results = []
         for item in args["participants"]:
@@ -88,7 +88,7 @@ class Ledger:
         return CREATED
 
     def _set_participant(self, caller, args, now):
-        _require_admin(caller)
+        _require_admin(caller, "set_participant")
         p = self.participants.get(args["id"])
         if p is None:
             raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {args['id']} does not exist")
@@ -177,7 +177,7 @@ class Ledger:
         return {"status": status, "timestamp": t.timestamp}, status == CREATED
 
     def _expire_pending(self, caller, args, now):
-        _require_admin(caller)  # execute already expired what is due
+        _require_admin(caller, "expire_pending")  # execute already expired what is due
         return {}, False
 
     def next_expiry_ns(self):
@@ -216,7 +216,7 @@ class Ledger:
 
     def _open_window(self, caller, args, now):
         """Internal: the server opens window 1 at first start, so it is listed from then on."""
-        _require_admin(caller)
+        _require_admin(caller, "open_window")
         if self.clearing.window is not None:
             return {}, False
         self.clearing.open(self.book.tick(now))
@@ -228,7 +228,7 @@ class Ledger:
         All or nothing: when any settlement posting cannot be made, the close is refused with
         that posting's code and nothing changes (the window stays open).
         """
-        _require_admin(caller)
+        _require_admin(caller, "close_window")
         book = self.book
         settle = args.get("settle")
         postings = settlement = None
@@ -339,6 +339,6 @@ def _no_window(wid, windows):
     return f"window {wid} does not exist ({known})"
 
 
-def _require_admin(caller):
+def _require_admin(caller, op):
     if caller != ADMIN:
-        raise LedgerError(FORBIDDEN, "only the operator may do this")
+        raise LedgerError(FORBIDDEN, f"{op} is for the operator (admin) only, not {caller}")

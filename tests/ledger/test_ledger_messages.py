@@ -195,3 +195,11 @@ def test_request_level_not_found_errors_name_what_was_asked():
         with pytest.raises(LedgerError) as info:
             env.ex(caller, op, args)
         assert info.value.message == message, (op, args)
+
+
+def test_an_admin_only_op_names_itself_and_the_caller():
+    env = standard()
+    with pytest.raises(LedgerError) as info:
+        env.ex("p1", "close_window", {})
+    assert (info.value.code, info.value.message) == (
+        "forbidden", "close_window is for the operator (admin) only, not p1")
