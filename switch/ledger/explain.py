@@ -9,10 +9,11 @@ caller may not see: another participant's transfer or account, or whose an accou
 from protocol.values import MAX_MONEY
 
 from .codes import (
-    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, BAD_REQUEST, CURRENCY_MISMATCH, EXCEEDS_PENDING_AMOUNT,
-    EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS, INVALID_AMOUNT,
-    NET_DEBIT_CAP_EXCEEDED, PARTICIPANT_SUSPENDED, PENDING_ALREADY_POSTED,
-    PENDING_ALREADY_VOIDED, PENDING_EXPIRED, PENDING_NOT_FOUND, SAME_ACCOUNT,
+    ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, BAD_REQUEST, CURRENCY_MISMATCH,
+    EXCEEDS_PENDING_AMOUNT, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS,
+    INVALID_AMOUNT, NET_DEBIT_CAP_EXCEEDED, PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND,
+    PARTICIPANT_SUSPENDED, PENDING_ALREADY_POSTED, PENDING_ALREADY_VOIDED, PENDING_EXPIRED,
+    PENDING_NOT_FOUND, SAME_ACCOUNT,
 )
 from .records import PENDING_KIND, POST, VOID, visible
 
@@ -118,7 +119,8 @@ def explain_account(ledger, caller, item, status):
         return f"participant {pid} does not exist"
     old = ledger.accounts.get(aid)
     if status == ACCOUNT_EXISTS and old is not None and caller in (ADMIN, old.owner.id):
-        compared = (("participant", old.owner.id, pid), ("currency", old.currency, item["currency"]),
+        compared = (("participant", old.owner.id, pid),
+                    ("currency", old.currency, item["currency"]),
                     ("overdraft_limit", old.overdraft_limit, item["overdraft_limit"]))
         return f"account {aid} already exists with other fields: " + _listed(compared)
     if status == ACCOUNT_EXISTS:
