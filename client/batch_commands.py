@@ -387,10 +387,21 @@ def _pain002(original: Path, batch_id: str, rows: list) -> bytes:
     return pain002(parsed.meta, rows, now, batch_id[:35])
 
 
-async def results(client: AsyncClient, args: argparse.Namespace) -> Output:
-    if args.results_format == "pain.002" and args.file is None:
+def _check_pain002_request(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    """A pain.002 report answers a pain.001 batch, and is built from its original file."""
+    submitted = summary.get("format")  # absent from switches older than the field
+    if submitted not in (None, "pain.001"):
+        _usage(f"batch {args.batch_id} was submitted as {submitted}: a pain.002 status report "
+               f"answers a pain.001 batch only; ask for its results as CSV instead: "
+               f"batch results {args.batch_id} --format csv")
+    if args.file is None:
         _usage("--format pain.002 needs --file ORIGINAL, the submitted pain.001 file")
+
+
+async def results(client: AsyncClient, args: argparse.Namespace) -> Output:
     summary = await get_summary(client, args.batch_id)
+    if args.results_format == "pain.002":
+        _check_pain002_request(summary, args)
     if summary["state"] not in FINISHED:
         summary = await follow(client, args.batch_id, Progress())
     if summary["state"] == "rejected":

@@ -17,11 +17,15 @@ __all__ = ["JSON", "MSGPACK", "codec_of", "decode_body", "encode_body", "encode_
 JSON = "json"
 MSGPACK = "msgpack"
 
-_JSON_FIRST_BYTE = 0x7B  # "{"
+# A JSON body starts with "{", JSON whitespace (space, tab, LF, CR) or a UTF-8 byte-order mark
+# (EF BB BF). None of these can begin a MessagePack map (they are the positive fixints 32, 9,
+# 10, 13, the negative fixint -17 and "{" the fixint 123), so a body starting with one is JSON.
+_JSON_FIRST_BYTES = frozenset(b"{ \t\n\r\xef")
+_UTF8_BOM = "\ufeff"
 # A \u escape into the surrogate range D800-DFFF; only then can a lone one hide.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # What may follow the object; a regex, since str.strip with a character set takes ~8 ms a MiB.
-_JSON_TRAILING_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODE_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, msgpack.UnpackException)
 
 
@@ -71,12 +75,17 @@ def _msgpack_ext(code: int, data: bytes):
 def decode_strict_json(body: bytes):
     """Any strict RFC 8259 JSON value (docs/protocol.md "Codecs"), or raise `bad_frame`.
 
-    Also used for JSON content that is not a frame body, such as batch files.
+    Also used for JSON content that is not a frame body, such as batch files. Whitespace may
+    come before the value and after it, and one UTF-8 byte-order mark may come first (RFC 8259
+    section 8.1 lets a parser ignore it).
     """
     try:
         text = body.decode("utf-8")
-        obj, end = _json_decoder.raw_decode(text)
-        if end != len(text) and not _JSON_TRAILING_WHITESPACE.fullmatch(text, end):
+        start = 1 if text.startswith(_UTF8_BOM) else 0
+        if text[start:start + 1] != "{":
+            start = _JSON_WHITESPACE.match(text, start).end()
+        obj, end = _json_decoder.raw_decode(text, start)
+        if end != len(text) and not _JSON_WHITESPACE.fullmatch(text, end):
             raise _bad_frame("trailing bytes after the JSON object")
         if b"\\u" in body and _SURROGATE_ESCAPE.search(body):
             _utf8_checker.encode(obj).encode("utf-8")
@@ -108,16 +117,18 @@ def _brief(exc: BaseException) -> str:
 def codec_of(body: bytes) -> str:
     """The codec a body is in, and its reply must be in, by its first byte (even when it does
     not decode)."""
-    return JSON if body[:1] == b"{" else MSGPACK
+    return JSON if body and body[0] in _JSON_FIRST_BYTES else MSGPACK
 
 
 def decode_body(body: bytes) -> tuple[dict, str]:
     """Decode one frame body into its map and codec, or raise `bad_frame`."""
     if not body:
         raise _bad_frame("empty body")
-    if body[0] == _JSON_FIRST_BYTE:
-        # A body starting with "{" that decodes at all is one object.
-        return decode_strict_json(bytes(body)), JSON
+    if body[0] in _JSON_FIRST_BYTES:
+        obj = decode_strict_json(bytes(body))
+        if type(obj) is not dict:  # "{" always opens one; whitespace may lead to any value
+            raise _bad_frame("JSON body is not one object")
+        return obj, JSON
     return _decode_msgpack(body), MSGPACK
 
 

@@ -5,6 +5,7 @@ For optional fields an explicit null means the same as omitting the field
 """
 
 from .codes import BAD_REQUEST
+from .currencies import ISO_4217, is_accepted_currency, unknown_currency_reason
 from .errors import ProtocolError
 from .values import MAX_UINT63, is_money, is_valid_currency, is_valid_id
 
@@ -36,16 +37,26 @@ def opt_id(obj: dict, key: str) -> str | None:
     raise bad(f"{key} {_ID_RULE}")
 
 
-def req_currency(obj: dict, key: str) -> str:
-    value = obj.get(key)
+def check_currency(value, name: str) -> str:
+    """A well-formed currency code this switch accepts (ISO 4217 or an operator's extra code);
+    `bad_request` naming `name` and the value otherwise."""
+    if type(value) is str and value in ISO_4217:  # nearly every code: one lookup
+        return value
     if not is_valid_currency(value):
-        raise bad(f"{key} must be a currency code of 3 uppercase letters")
+        shown = f" {value[:20]!r}" if type(value) is str else ""
+        raise bad(f"{name}{shown} must be a currency code of 3 uppercase letters")
+    if not is_accepted_currency(value):
+        raise bad(f"{name} {unknown_currency_reason(value)}")
     return value
+
+
+def req_currency(obj: dict, key: str) -> str:
+    return check_currency(obj.get(key), key)
 
 
 def opt_currency(obj: dict, key: str) -> str | None:
     value = obj.get(key)
-    return None if value is None else req_currency(obj, key)
+    return None if value is None else check_currency(value, key)
 
 
 def req_text(obj: dict, key: str, max_chars: int, min_chars: int = 1) -> str:
@@ -148,8 +159,7 @@ def money_map(value, name: str, allow_null: bool) -> dict:
     """A map of currency code to money (or to null when `allow_null`)."""
     req_map(value, name)
     for currency, amount in value.items():
-        if not is_valid_currency(currency):
-            raise bad(f"{name} key {currency!r} must be a currency code of 3 uppercase letters")
+        check_currency(currency, f"{name} key")
         if not (is_money(amount) or (allow_null and amount is None)):
             raise bad(f"{name}.{currency} must be an integer amount of minor units in 0..{MAX_UINT63}"
                       + (" or null" if allow_null else ""))

@@ -1,5 +1,7 @@
 """Normalization of one transfer item (`create_transfers` items, `transfer` args)."""
 
+import json
+
 from .fields import bad, check_keys, opt_bool, opt_currency, opt_id, opt_int, opt_text, req_id
 from .values import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, are_valid_ids, is_amount
 
@@ -18,7 +20,8 @@ def normalize_transfer(item: dict) -> dict:
     """Every field present, defaults filled; raises `bad_request` for structural faults.
 
     An amount that is present but invalid becomes 0: that is the item status
-    `invalid_amount`, decided by the ledger, not a failure of the request.
+    `invalid_amount`, decided by the ledger, not a failure of the request. Such an item alone
+    gets one more key, `amount_sent`: what was sent, as its message names it.
     """
     plain = plain_transfer(item)
     if plain is not None:
@@ -37,11 +40,12 @@ def normalize_transfer(item: dict) -> dict:
     credit = opt_id(item, "credit_account")
     if not resolves and (debit is None or credit is None):
         raise bad("debit_account and credit_account are required (except on a post or void)")
-    return {
+    amount = _amount(item, required=not resolves)
+    normalized = {
         "id": transfer_id,
         "debit_account": debit,
         "credit_account": credit,
-        "amount": _amount(item, required=not resolves),
+        "amount": amount,
         "currency": opt_currency(item, "currency"),
         "reference": opt_text(item, "reference", MAX_TEXT_CHARS),
         "pending": pending,
@@ -50,6 +54,9 @@ def normalize_transfer(item: dict) -> dict:
         "void_pending_id": void_id,
         "linked": opt_bool(item, "linked", False),
     }
+    if amount == 0:
+        normalized["amount_sent"] = shown_amount(item["amount"])
+    return normalized
 
 
 def plain_transfer(item) -> dict | None:
@@ -76,6 +83,16 @@ def _check_kind(post_id, void_id, pending: bool, timeout: int) -> None:
         raise bad("pending cannot be combined with post_pending_id or void_pending_id")
     if timeout and not pending:
         raise bad("timeout is allowed only with pending: true")
+
+
+def shown_amount(value) -> str:
+    """An invalid amount as a message names it: in JSON notation, at most 40 characters."""
+    if type(value) in (dict, list, bytes):
+        return {dict: "(a map)", list: "(a list)", bytes: "(bytes)"}[type(value)]
+    if type(value) is int and abs(value) >= 10**40:
+        return "(an integer of more than 40 digits)"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _amount(item: dict, required: bool) -> int | None:

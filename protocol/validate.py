@@ -12,8 +12,8 @@ from typing import Callable, NamedTuple
 from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
 from .fields import (
-    bad, check_keys, each_id, each_item, money_map, opt_bool, opt_cursor, opt_int, req_choice,
-    req_currency, req_id, req_int, req_list, req_map, req_money, req_text,
+    bad, check_currency, check_keys, each_id, each_item, money_map, opt_bool, opt_cursor, opt_int,
+    req_choice, req_currency, req_id, req_int, req_list, req_map, req_money, req_text,
 )
 from .transfer import normalize_transfer
 from .values import (
@@ -116,8 +116,7 @@ def _account_map(value, name: str, allow_null: bool) -> dict:
     if len(value) > MAX_ITEMS:
         raise bad(f"{name} may name at most {MAX_ITEMS} currencies")
     for currency, aid in value.items():
-        if not is_valid_currency(currency):
-            raise bad(f"{name} key {currency!r} must be a currency code of 3 uppercase letters")
+        check_currency(currency, f"{name} key")
         if not (is_valid_id(aid) or (allow_null and aid is None)):
             raise bad(f"{name}.{currency} must be an account id"
                       + (" or null" if allow_null else ""))

@@ -8,13 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-import structlog
 import uvloop
 
 from switch.cli_help import ArgumentParser
 from switch.config import DURABILITY_MODES, Config
 from switch.logs import configure_logging
-from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
+from switch.listen import BindFailed
+from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
 
 
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
                        help="log lines as JSON or for people; auto: console on a terminal, "
                             "else json")
+    serve.add_argument("--extra-currencies", type=currency_list, metavar="CODES",
+                       default=defaults.extra_currencies,
+                       help="comma-separated codes accepted besides ISO 4217's, e.g. XTS,XXX")
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -108,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def currency_list(text: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in text.split(",") if code.strip())
+
+
 def serve(args) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     config = Config(**options)
@@ -117,12 +124,10 @@ def serve(args) -> int:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(config.log_format)
-    log = structlog.get_logger("switch")
     try:
-        lock_data_dir(config)
         uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (RecoveryError, DataDirLocked, TlsSetupError) as error:
-        log.error("cannot_start", reason=str(error))
+    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError) as error:
+        # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1
     return 0

@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.values import is_valid_currency
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
@@ -84,6 +85,9 @@ class Config:
     expiry_check_interval_s: float = 0.05
     shutdown_timeout_s: float = 30.0
     log_format: str = "auto"  # auto (console on a terminal, else json), json, console
+    # Currency codes accepted besides ISO 4217's active ones with minor units (for example the
+    # test code XTS). Checked when a request or batch is admitted, never on replay.
+    extra_currencies: tuple[str, ...] = ()
 
     @property
     def wal_dir(self) -> Path:
@@ -127,3 +131,7 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        for code in self.extra_currencies:
+            if not is_valid_currency(code):
+                raise ValueError(f"extra_currencies: {code!r} must be a currency code of 3 "
+                                 f"uppercase letters")

@@ -1,6 +1,6 @@
 """Large frames are decoded and validated in a child process, off the event loop:
 
-    python -m switch.decode_worker PARENT_PID NICE MAX_FRAME_BYTES LOG_FORMAT
+    python -m switch.decode_worker PARENT_PID NICE MAX_FRAME_BYTES LOG_FORMAT EXTRA_CURRENCIES
 
 Decoding is pure, but a megabyte of JSON, or a map of twenty thousand keys, holds the event loop
 for 5-10 ms, and every other client waits that long. Here the loop only hands the bytes over and
@@ -28,7 +28,7 @@ import structlog
 from protocol import (OPS, FrameDecoder, ProtocolError, codec_of, codes, decode_request,
                       encode_frame, validate_args)
 from protocol.framing import HEADER_BYTES
-from switch.child_process import die_with_parent
+from switch.child_process import accept_currencies_argument, currencies_argument, die_with_parent
 
 log = structlog.get_logger("switch.decode_worker")
 READ_BYTES = 1 << 20
@@ -76,8 +76,9 @@ def serve(read_fd: int, write_fd: int, max_frame_bytes: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parent_pid, nice, max_frame_bytes, log_format = argv
+    parent_pid, nice, max_frame_bytes, log_format, extra_currencies = argv
     die_with_parent(int(parent_pid))
+    accept_currencies_argument(extra_currencies)
     os.nice(int(nice))
     from switch.logs import configure_logging
     configure_logging(log_format)
@@ -112,7 +113,7 @@ class DecodeWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switch.decode_worker", str(os.getpid()),
              str(self.config.decode_worker_nice), str(self.config.max_frame_bytes),
-             self.config.log_format],
+             self.config.log_format, currencies_argument()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         self._writer, _ = await self.loop.connect_write_pipe(asyncio.Protocol,
                                                              self.process.stdin)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import structlog
 
+from protocol.currencies import accept_currencies
 from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
+from switch.listen import listening_sockets
 from switch.service import Service
 from switch.snapshotter import Snapshotter
 from switch.storage.recovery import recover
@@ -24,6 +26,7 @@ from switch.storage.wal_writer import WalWriter
 log = structlog.get_logger("switch.server")
 HOUSEKEEPING_INTERVAL_S = 1.0
 GIL_SWITCH_INTERVAL_S = 0.0005
+LISTEN_BACKLOG = 1024
 
 
 class DataDirLocked(Exception):
@@ -84,6 +87,10 @@ class SwitchServer:
     async def run(self, announce=print) -> None:
         config, loop = self.config, asyncio.get_running_loop()
         tls = tls_context(config)
+        # Listen before touching the data directory: a failed start creates nothing there.
+        sockets = listening_sockets(config.host, config.port, LISTEN_BACKLOG)
+        lock_data_dir(config)  # held (its descriptor open) for the life of the process
+        accept_currencies(config.extra_currencies)  # before the helpers start: they are told these
         fd_limit = raise_fd_limit()
         admin_token_from_env = os.environ.get(ADMIN_TOKEN_ENV)
         admin_token = load_or_create_admin_token(config.admin_token_path, admin_token_from_env)
@@ -113,9 +120,10 @@ class SwitchServer:
         # A TLS handshake must finish within frame_timeout_s, like any frame.
         tls_options = {} if tls is None else {"ssl": tls,
                                               "ssl_handshake_timeout": config.frame_timeout_s}
-        server = await loop.create_server(lambda: Connection(service), config.host, config.port,
-                                          backlog=1024, reuse_address=True, **tls_options)
-        host, port = server.sockets[0].getsockname()[:2]
+        servers = [await loop.create_server(lambda: Connection(service), sock=sock,
+                                            backlog=LISTEN_BACKLOG, **tls_options)
+                   for sock in sockets]
+        host, port = sockets[0].getsockname()[:2]
         self._write_server_info(host, port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
@@ -134,7 +142,7 @@ class SwitchServer:
         await self.stopping.wait()
         housekeeping.cancel()
         inbox.close()
-        await self._shutdown(server, service)
+        await self._shutdown(servers, service)
 
     def _write_server_info(self, host: str, port: int) -> None:
         info = {"host": host, "port": port, "pid": os.getpid()}
@@ -182,10 +190,11 @@ class SwitchServer:
                         queued_replies=service.queued_replies)
         return dict(service.shed)
 
-    async def _shutdown(self, server, service: Service) -> None:
+    async def _shutdown(self, servers: list, service: Service) -> None:
         log.info("shutting_down", connections=len(service.connections))
         service.shutting_down = True
-        server.close()
+        for server in servers:
+            server.close()
         await service.batch_engine.stop()
         deadline_s = service.loop.time() + self.config.shutdown_timeout_s
         await service.wal.drain()

@@ -39,7 +39,8 @@ class Batch:
         return (self.format, self.mode, self.control_count, self.control_sum, self.digest)
 
     def summary(self) -> dict:
-        return {"batch_id": self.batch_id, "state": self.state, "total": self.total,
+        return {"batch_id": self.batch_id, "format": self.format, "state": self.state,
+                "total": self.total,
                 "created": self.created, "failed": self.failed, "processed": self.applied,
                 "control": {"count": self.control_count, "sum": self.control_sum},
                 "problems": [{"where": w, "reason": r} for w, r in self.problems]}
@@ -74,14 +75,18 @@ class BatchBook:
     def _upload_part(self, caller, args, now_ns):
         batch_id, seq, data = args["batch_id"], args["seq"], args["data"]
         if batch_id in self.batches:
-            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch already submitted")
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS,
+                              f"batch {batch_id} is already submitted, so no more parts can be "
+                              f"uploaded under its id; choose another id")
         owner, parts = self.uploads.setdefault(batch_id, (caller, {}))
         if owner != caller:
-            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch id in use")
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, _taken(batch_id))
         result = {"batch_id": batch_id, "seq": seq, "bytes": len(data)}
         if seq in parts:
             if parts[seq] != data:
-                raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, f"part {seq} differs")
+                raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS,
+                                  f"part {seq} of batch {batch_id} was uploaded before with other "
+                                  f"bytes ({len(parts[seq])} stored, {len(data)} sent)")
             return result, False
         if sum(map(len, parts.values())) + len(data) > self.max_upload_bytes:
             raise LedgerError(codes.BAD_REQUEST, f"a batch may upload at most "
@@ -103,9 +108,11 @@ class BatchBook:
             # A resubmission without content (its parts were consumed) compares the rest.
             same = batch.signature()[:4] == signature[:4] and \
                 signature[4] in (None, self._digest_of(batch))
-            if not same or caller not in (batch.owner, ADMIN):
+            if caller not in (batch.owner, ADMIN):
+                raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, _taken(batch_id))
+            if not same:
                 raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS,
-                                  "batch id used for a different submission")
+                                  _other_submission(batch, signature, self._digest_of(batch)))
             return {"batch_id": batch_id, "state": batch.state}, False
         if content is None and items is None:
             raise LedgerError(codes.BAD_REQUEST, "no content, items or uploaded parts")
@@ -117,7 +124,7 @@ class BatchBook:
         """The uploaded parts in order: the batch's content, kept in parts (see content_bytes)."""
         owner, parts = self.uploads[batch_id]
         if owner != caller:
-            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, "batch id in use")
+            raise LedgerError(codes.EXISTS_WITH_DIFFERENT_FIELDS, _taken(batch_id))
         missing = [seq for seq in range(len(parts)) if seq not in parts]
         if missing:
             raise LedgerError(codes.BAD_REQUEST, f"uploaded parts must count from 0 without "
@@ -211,6 +218,22 @@ class BatchBook:
             for name, value in zip(Batch.__slots__, values):
                 setattr(batch, name, value)
             self.batches[batch.batch_id] = batch
+
+
+def _taken(batch_id: str) -> str:
+    return f"batch id {batch_id} is already taken; choose another id"
+
+
+def _other_submission(batch: Batch, signature: tuple, digest: str | None) -> str:
+    """Which fields of a resubmission differ from the batch's (content by its SHA-256)."""
+    names = ("format", "mode", "control_count", "control_sum")
+    differ = [f"{name} stored {stored!r}, sent {sent!r}"
+              for name, stored, sent in zip(names, batch.signature()[:4], signature[:4])
+              if stored != sent]
+    if signature[4] is not None and signature[4] != digest:
+        differ.append(f"content differs (SHA-256 stored {str(digest)[:12]}..., sent "
+                      f"{signature[4][:12]}...)")
+    return f"batch {batch.batch_id} was submitted before with other fields: " + "; ".join(differ)
 
 
 def content_bytes(content: bytes | list[bytes]) -> bytes:

@@ -23,6 +23,7 @@ import msgpack
 import structlog
 
 from switch.batches.book import PROCESSING, RECEIVED
+from switch.child_process import currencies_argument
 
 log = structlog.get_logger("switch.batches")
 PROGRESS_INTERVAL_S = 2.0
@@ -74,8 +75,9 @@ class BatchEngine:
         started_s = time.monotonic()
         try:
             kind = "content" if batch.content is not None else "items"
+            # A batch validated before a restart is read as it was accepted (any currency).
             outcome, items = await self._parse(batch.format, kind, batch.content, batch.items,
-                                               batch.applied)
+                                               batch.applied, any_currency=batch.state != RECEIVED)
             with items:
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
@@ -100,7 +102,7 @@ class BatchEngine:
         return outcome
 
     async def _parse(self, fmt: str, kind: str, content: bytes | None, items: list | None,
-                     start: int) -> tuple[dict, BinaryIO]:
+                     start: int, any_currency: bool = False) -> tuple[dict, BinaryIO]:
         """The parse outcome ({"problems", "count", "sum", "meta"}) and a file of the parsed
         items from `start` on (a resumed batch has applied the ones before)."""
         loop = asyncio.get_running_loop()
@@ -111,7 +113,7 @@ class BatchEngine:
             process = subprocess.Popen(
                 [sys.executable, "-m", "switch.batches.parse_worker", fmt, kind,
                  str(source), str(items_fd), str(outcome_fd), str(start),
-                 str(self.parse_nice), str(os.getpid())],
+                 str(self.parse_nice), str(os.getpid()), currencies_argument(any_currency)],
                 stdin=subprocess.DEVNULL, pass_fds=(source, items_fd, outcome_fd))
             os.close(source)
             source = None

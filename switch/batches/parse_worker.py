@@ -1,7 +1,7 @@
 """Parses one batch in a process of its own:
 
     python -m switch.batches.parse_worker FORMAT INPUT INPUT_FD ITEMS_FD OUTCOME_FD START NICE
-                                          PARENT_PID
+                                          PARENT_PID EXTRA_CURRENCIES
 
 The switch serves real-time transfers from one interpreter; a parse thread there held the GIL
 for seconds and kept a million item dicts alive. Here the parse runs at a lower CPU priority
@@ -17,6 +17,10 @@ the data disk would be flushed by the kernel while the WAL fsyncs, and slow thos
     OUTCOME_FD  written: msgpack {"problems": [[where, reason], ...], "count", "sum", "meta",
                 "digest"} (digest: SHA-256 of the content, hex; None for INPUT "items")
 
+EXTRA_CURRENCIES are the codes accepted besides ISO 4217's, comma-separated, or "*" for any
+well-formed code: a batch accepted before a restart is read again as it was accepted, whatever
+the switch's setting is now.
+
 Exit status 0 means both were written completely. The switch streams the items in chunks, so it
 never holds the whole batch.
 """
@@ -28,7 +32,7 @@ import sys
 import msgpack
 
 from switch.batches.formats import parse_batch
-from switch.child_process import die_with_parent
+from switch.child_process import accept_currencies_argument, die_with_parent
 
 WRITE_BUFFER_BYTES = 1 << 20
 
@@ -47,8 +51,9 @@ def parse_into(fmt: str, data: bytes, data_is_items: bool, items_file, start: in
 
 
 def main(argv: list[str]) -> int:
-    fmt, kind, input_fd, items_fd, outcome_fd, start, nice, parent_pid = argv
+    fmt, kind, input_fd, items_fd, outcome_fd, start, nice, parent_pid, extra_currencies = argv
     die_with_parent(int(parent_pid))
+    accept_currencies_argument(extra_currencies)
     os.nice(int(nice))
     with open(int(input_fd), "rb") as source:
         data = source.read()

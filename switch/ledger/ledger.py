@@ -10,8 +10,9 @@ from .codes import (
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
 )
-from .records import Account, Participant, Totals
-from .transfers import Book, visible
+from .explain import SINGLE_LINKED, explain, explain_account, explain_participant
+from .records import Account, Participant, Totals, visible
+from .transfers import Book
 
 _timestamp = attrgetter("timestamp")
 
@@ -66,10 +67,13 @@ class Ledger:
     # -- participants ----------------------------------------------------------------
 
     def _create_participants(self, caller, args, now):
-        _require_admin(caller)
+        _require_admin(caller, "create_participants")
         before = self.book.last_ts
-        results = [{"status": self._create_participant(item, now)}
-                   for item in args["participants"]]
+        results = []
+        for item in args["participants"]:
+            status = self._create_participant(item, now)
+            results.append({"status": status} if status in (CREATED, EXISTS) else
+                           {"status": status, "message": explain_participant(self, item, status)})
         return {"results": results}, self.book.last_ts != before
 
     def _create_participant(self, item, now):
@@ -85,10 +89,10 @@ class Ledger:
         return CREATED
 
     def _set_participant(self, caller, args, now):
-        _require_admin(caller)
+        _require_admin(caller, "set_participant")
         p = self.participants.get(args["id"])
         if p is None:
-            raise LedgerError(PARTICIPANT_NOT_FOUND)
+            raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {args['id']} does not exist")
         settlement_accounts = args.get("settlement_accounts") or {}
         for currency, aid in settlement_accounts.items():  # all checked before any change
             if aid is not None:
@@ -137,8 +141,11 @@ class Ledger:
 
     def _create_accounts(self, caller, args, now):
         before = self.book.last_ts
-        results = [{"status": self._create_account(caller, item, now)}
-                   for item in args["accounts"]]
+        results = []
+        for item in args["accounts"]:
+            status = self._create_account(caller, item, now)
+            results.append({"status": status} if status in (CREATED, EXISTS) else {
+                "status": status, "message": explain_account(self, caller, item, status)})
         return {"results": results}, self.book.last_ts != before
 
     def _create_account(self, caller, item, now):
@@ -174,14 +181,14 @@ class Ledger:
 
     def _transfer(self, caller, item, now):
         if item["linked"]:
-            raise LedgerError(LINKED_EVENT_CHAIN_OPEN)
+            raise LedgerError(LINKED_EVENT_CHAIN_OPEN, SINGLE_LINKED)
         status, t = self.book.create(caller, item, now)
         if t is None:
-            raise LedgerError(status)
+            raise LedgerError(status, explain(self.book, caller, item, status))
         return {"status": status, "timestamp": t.timestamp}, status == CREATED
 
     def _expire_pending(self, caller, args, now):
-        _require_admin(caller)  # execute already expired what is due
+        _require_admin(caller, "expire_pending")  # execute already expired what is due
         return {}, False
 
     def next_expiry_ns(self):
@@ -204,7 +211,9 @@ class Ledger:
     def _get_account_transfers(self, caller, args):
         account = self.accounts.get(args["account"])
         if account is None or (caller != ADMIN and caller != account.owner.id):
-            raise LedgerError(ACCOUNT_NOT_FOUND)
+            # The same words whether it is missing or another's: lookups never tell.
+            raise LedgerError(ACCOUNT_NOT_FOUND, f"account {args['account']} does not exist"
+                              + ("" if caller == ADMIN else " among your accounts"))
         transfers = account.transfers
         after = args.get("after")
         start = 0 if after is None else bisect_right(transfers, after, key=_timestamp)
@@ -219,7 +228,7 @@ class Ledger:
 
     def _open_window(self, caller, args, now):
         """Internal: the server opens window 1 at first start, so it is listed from then on."""
-        _require_admin(caller)
+        _require_admin(caller, "open_window")
         if self.clearing.window is not None:
             return {}, False
         self.clearing.open(self.book.tick(now))
@@ -231,7 +240,7 @@ class Ledger:
         All or nothing: when any settlement posting cannot be made, the close is refused with
         that posting's code and nothing changes (the window stays open).
         """
-        _require_admin(caller)
+        _require_admin(caller, "close_window")
         book = self.book
         settle = args.get("settle")
         postings = settlement = None
@@ -294,14 +303,14 @@ class Ledger:
         windows = self.clearing.windows
         wid = args["window_id"]
         if not 1 <= wid <= len(windows):
-            raise LedgerError(WINDOW_NOT_FOUND)
+            raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.report(windows[wid - 1], caller)
 
     def _get_window_matrix(self, caller, args):
         windows = self.clearing.windows
         wid = args["window_id"]
         if not 1 <= wid <= len(windows):
-            raise LedgerError(WINDOW_NOT_FOUND)
+            raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.matrix_report(windows[wid - 1], caller)
 
     def _list_windows(self, caller, args):
@@ -337,6 +346,11 @@ def _posting_failure(code, posting):
             f"{credit.id}): {detail}; nothing was changed, the window is still open")
 
 
-def _require_admin(caller):
+def _no_window(wid, windows):
+    known = f"windows are 1..{len(windows)}" if windows else "no window is open yet"
+    return f"window {wid} does not exist ({known})"
+
+
+def _require_admin(caller, op):
     if caller != ADMIN:
-        raise LedgerError(FORBIDDEN, "only the operator may do this")
+        raise LedgerError(FORBIDDEN, f"{op} is for the operator (admin) only, not {caller}")

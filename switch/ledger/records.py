@@ -1,5 +1,7 @@
 """The stored records: participants, accounts, per-currency totals and transfers."""
 
+from .codes import ADMIN
+
 # Transfer kinds.
 REGULAR = "regular"
 PENDING_KIND = "pending"
@@ -113,3 +115,8 @@ class Transfer:
                 "post_pending_id": target_id if kind == POST else None,
                 "void_pending_id": target_id if kind == VOID else None,
                 "state": self.state, "timestamp": self.timestamp}
+
+
+def visible(caller, t):
+    """Whether `caller` may see transfer `t`: the operator, or an owner of either account."""
+    return caller == ADMIN or caller == t.debit.owner.id or caller == t.credit.owner.id

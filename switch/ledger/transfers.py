@@ -4,6 +4,7 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 
 from .clearing import within_cap
+from .explain import CHAIN_OPEN, chain_failed, explain
 from .codes import (
     ACCOUNT_NOT_FOUND, ADMIN, BAD_REQUEST, CREATED, CURRENCY_MISMATCH, EXCEEDS_PENDING_AMOUNT,
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS, INVALID_AMOUNT,
@@ -13,6 +14,7 @@ from .codes import (
 )
 from .records import (
     EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Transfer,
+    visible,
 )
 
 _SETTLED = {POSTED: PENDING_ALREADY_POSTED, VOIDED: PENDING_ALREADY_VOIDED,
@@ -223,11 +225,15 @@ class Book:
                 i = self._chain(caller, items, i, now, results)
                 continue
             status, t = create(caller, item, now)
-            append({"status": status, "timestamp": None if t is None else t.timestamp})
+            if t is None:
+                append(_failed(status, explain(self, caller, item, status)))
+            else:
+                append({"status": status, "timestamp": t.timestamp})
             i += 1
         if open_start < end:
-            results.extend(_failed(LINKED_EVENT_FAILED) for _ in range(open_start, end - 1))
-            results.append(_failed(LINKED_EVENT_CHAIN_OPEN))
+            results.extend(_failed(LINKED_EVENT_FAILED, CHAIN_OPEN)
+                           for _ in range(open_start, end - 1))
+            results.append(_failed(LINKED_EVENT_CHAIN_OPEN, CHAIN_OPEN))
         return results
 
     def _chain(self, caller, items, start, now, results):
@@ -240,13 +246,15 @@ class Book:
         for k in range(start, stop + 1):
             status, t = self.create(caller, items[k], now)
             if t is None:
+                message = explain(self, caller, items[k], status)  # before the roll back
+                others = chain_failed(k, items[k], status)
                 for old_status, old in reversed(done):
                     if old_status == CREATED:
                         self._undo(old)
                 self.last_ts = saved_ts  # rolled back events consume no timestamps
-                results.extend(_failed(LINKED_EVENT_FAILED) for _ in range(start, k))
-                results.append(_failed(status))
-                results.extend(_failed(LINKED_EVENT_FAILED) for _ in range(k, stop))
+                results.extend(_failed(LINKED_EVENT_FAILED, others) for _ in range(start, k))
+                results.append(_failed(status, message))
+                results.extend(_failed(LINKED_EVENT_FAILED, others) for _ in range(k, stop))
                 return stop + 1
             done.append((status, t))
         results.extend({"status": s, "timestamp": t.timestamp} for s, t in done)
@@ -327,12 +335,8 @@ class Book:
         return heap[0][0] if heap else None
 
 
-def _failed(code):
-    return {"status": code, "timestamp": None}
-
-
-def visible(caller, t):
-    return caller == ADMIN or caller == t.debit.owner.id or caller == t.credit.owner.id
+def _failed(code, message):
+    return {"status": code, "timestamp": None, "message": message}
 
 
 def copies_pending(item, p):

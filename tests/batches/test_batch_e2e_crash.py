@@ -103,7 +103,7 @@ def verify_big_batch(switch, rows, sender) -> None:
     dst = [f"dst-{n}" for n in range(8)]
     with Session(switch, "admin", switch.admin_token, "msgpack") as admin:
         summary = admin.wait("big", timeout_s=60)
-        assert summary == {"batch_id": "big", "state": "completed", "total": BIG,
+        assert summary == {"batch_id": "big", "format": "csv", "state": "completed", "total": BIG,
                            "created": BIG - len(failing), "failed": len(failing),
                            "processed": BIG, "control": summary["control"], "problems": []}
         results = admin.results("big")

@@ -29,7 +29,8 @@ def test_csv_batch_end_to_end(world, codec):
     assert submitted == {"id": submitted["id"], "ok": True,
                          "result": {"batch_id": "csv-1", "state": "received"}}
     summary = bank_a.wait("csv-1")
-    assert summary == {"batch_id": "csv-1", "state": "completed", "total": 3, "created": 3,
+    assert summary == {"batch_id": "csv-1", "format": "csv", "state": "completed", "total": 3,
+                       "created": 3,
                        "failed": 0, "processed": 3, "control": {"count": 3, "sum": 4200},
                        "problems": []}
     assert bank_a.results("csv-1") == [{"index": 0, "id": "c1", "status": "created"},

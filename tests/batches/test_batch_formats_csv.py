@@ -90,12 +90,12 @@ def test_field_problems_name_their_lines():
     assert found["line 3"].startswith("id must be")
     assert found["line 4"].startswith("debit_account must be")
     assert found["line 5"].startswith("credit_account must be")
-    assert found["line 6"].startswith("currency must be")
+    assert found["line 6"] == "currency 'eur' must be a currency code of 3 uppercase letters"
     assert found["line 7"] == "expected 6 fields, found 7"
     assert found["line 8"] == "expected 6 fields, found 4"
     assert found["line 9"] == "expected 6 fields, found 0"
     assert found["line 10"].startswith("reference must be")
-    assert found["line 11"].startswith("currency must be")
+    assert found["line 11"] == "currency 'EURO' must be a currency code of 3 uppercase letters"
 
 
 def test_quoted_newlines_keep_line_numbers_physical():

@@ -34,7 +34,7 @@ def test_exact_conversions(text, currency, minor):
     ("1.5", "JPY", "1 decimals, JPY allows 0"), ("1.001", "EUR", "3 decimals"),
     ("-1", "EUR", "negative"), ("", "EUR", "not a decimal"), ("1 000", "EUR", "not a decimal"),
     ("NaN", "EUR", "not a decimal"), ("Infinity", "EUR", "not a decimal"),
-    ("1" * 41, "EUR", "too large"), ("1", "XXX", "unknown currency"),
+    ("1" * 41, "EUR", "too large"), ("1", "XXX", "'XXX' is not an active ISO 4217"),
 ])
 def test_refusals_say_why(text, currency, words):
     with pytest.raises(ValueError, match=words):

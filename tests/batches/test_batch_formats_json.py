@@ -77,3 +77,9 @@ def test_content_that_is_not_a_strict_json_array_is_a_content_problem():
         result = parse_batch("json", content, None)
         assert [problem.where for problem in result.errors] == ["content"], content
     assert where_and_reason(parse_batch("json", None, None)) == [("content", "no items and no content")]
+
+
+def test_content_may_start_with_a_byte_order_mark_and_whitespace():
+    content = b'\xef\xbb\xbf \r\n[{"id": "j-1", "debit_account": "a", "credit_account": "b", "amount": 5}]\n'
+    parsed = parse_batch("json", content, None)
+    assert parsed.errors == [] and [item["id"] for item in parsed.items] == ["j-1"]

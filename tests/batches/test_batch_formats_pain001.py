@@ -76,7 +76,8 @@ def test_bad_amounts_are_problems_naming_the_transaction():
     cases = [("1.5", "JPY", "1 decimals, JPY allows 0"), ("1.500", "EUR", "3 decimals, EUR allows 2"),
              ("1.0005", "BHD", "4 decimals"), ("-5.00", "EUR", "negative"),
              ("0.00", "EUR", "more than zero"), ("92233720368547758.08", "EUR", "at most"),
-             ("10", "XAU", "unknown currency 'XAU'"), ("10", "eur", "unknown currency"),
+             ("10", "XAU", "Ccy 'XAU' is not an active ISO 4217 currency code"),
+             ("10", "eur", "Ccy 'eur' must be a currency code of 3 uppercase letters"),
              ("1,50", "EUR", "not a decimal number"), ("1e2", "EUR", "not a decimal number")]
     txs = [Tx("ok", "1.00")] + [Tx(f"E-{n}", amount, ccy) for n, (amount, ccy, _) in enumerate(cases)]
     problems = found(pain001([Block("P1", txs)]))

@@ -17,7 +17,7 @@ def run_worker(fmt: str, kind: str, data: bytes, start: int = 0) -> tuple[int, l
         os.lseek(source, 0, os.SEEK_SET)
         done = subprocess.run(
             [sys.executable, "-m", "switch.batches.parse_worker", fmt, kind, str(source),
-             str(items_fd), str(outcome_fd), str(start), "5", str(os.getpid())],
+             str(items_fd), str(outcome_fd), str(start), "5", str(os.getpid()), ""],
             pass_fds=(source, items_fd, outcome_fd), timeout=60)
         with open(items_fd, "rb", closefd=False) as file:
             file.seek(0)
@@ -69,7 +69,7 @@ def test_a_worker_whose_parent_is_gone_does_not_parse():
     try:
         done = subprocess.run(
             [sys.executable, "-m", "switch.batches.parse_worker", "csv", "content", str(source),
-             str(source), str(source), "0", "0", "1"],  # pid 1 is not its parent
+             str(source), str(source), "0", "0", "1", ""],  # pid 1 is not its parent
             pass_fds=(source,), timeout=60)
     finally:
         os.close(source)

@@ -266,7 +266,10 @@ def test_a_copy_of_a_foreign_transfer_is_forbidden_not_exists(switch, admin, cod
         reply = ask(bank_b, "transfer", copy, codec)
         assert reply["ok"] is False and reply["error"]["code"] == "forbidden", reply
         result = ok(bank_b, "create_transfers", {"transfers": [copy]}, codec)
-        assert result["results"] == [{"status": "forbidden", "timestamp": None}]
+        # The message names the account, never the transfer behind the id.
+        assert result["results"] == [{"status": "forbidden", "timestamp": None, "message":
+                                      "debit account a-funding is not one of bank-b's accounts: "
+                                      "a participant may debit only its own accounts"}]
 
 
 def padded_ping(request_id: str, body_bytes: int) -> bytes:

@@ -67,8 +67,10 @@ BAD_FRAMES = {
     "json-array-body": b'[{"id":1,"op":"ping"}]',
     "json-string-body": b'"ping"',
     "json-number-body": b"12",
-    "json-leading-space": b" " + PING_JSON,
-    "json-utf8-bom": b"\xef\xbb\xbf" + PING_JSON,
+    "json-leading-space-then-array": b" " + b'[{"id":1,"op":"ping"}]',
+    "json-utf8-bom-twice": b"\xef\xbb\xbf" * 2 + PING_JSON,
+    "json-utf8-bom-only": b"\xef\xbb\xbf",
+    "json-leading-form-feed": b"\x0c" + PING_JSON,  # not JSON whitespace: a MessagePack fixint
     "msgpack-array": mp([1, "ping"]),
     "msgpack-string": mp("ping"),
     "msgpack-int": mp(5),
@@ -198,7 +200,8 @@ BAD_ARGS_MSGPACK_ONLY = {
 
 
 def body_codec(body: bytes) -> str:
-    return "json" if body[:1] == b"{" else "msgpack"
+    """JSON starts with "{", JSON whitespace or a UTF-8 byte-order mark (docs/protocol.md)."""
+    return "json" if body[:1] in (b"{", b" ", b"\t", b"\n", b"\r", b"\xef") else "msgpack"
 
 
 def send_body(client: WireClient, body: bytes) -> tuple[dict, str]:
@@ -267,11 +270,14 @@ def test_undecodable_body_is_bad_frame_and_the_connection_stays_open(client, nam
     b'{"id":1,"op":"ping","x":"\\ud83d\\ude00"}',          # a correctly paired surrogate
     b'{"id":1,"op":"ping","x":"\\\\ud800"}',                # an escaped backslash, no escape
     PING_JSON + b" \t\r\n",                                  # trailing JSON whitespace
+    b" \t\r\n" + PING_JSON,                                  # leading JSON whitespace
+    b"\xef\xbb\xbf" + PING_JSON,                              # a UTF-8 byte-order mark
     b'{"id":1,"op":"ping","x":' + b"[" * 500 + b"]" * 500 + b"}",
     b"\x82\xa2id\x01\xa2op\xa4ping",
     b"\x83\xa2id\x01\xa2op\xa4ping\xa1x" + b"\x91" * 500 + b"\xc0",
     mp({"id": 1, "op": "ping", "args": None}),
-], ids=["paired-surrogate", "escaped-backslash", "trailing-whitespace", "json-500-deep",
+], ids=["paired-surrogate", "escaped-backslash", "trailing-whitespace", "leading-whitespace",
+        "utf8-bom", "json-500-deep",
         "msgpack-plain", "msgpack-500-deep", "msgpack-args-nil"])
 def test_strict_but_valid_bodies_are_accepted(client, body):
     reply, reply_codec = send_body(client, body)

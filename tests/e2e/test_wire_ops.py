@@ -150,7 +150,8 @@ def test_set_participant_suspends_and_resumes_transfers(admin, codec, tokens):
     assert fail(admin, "transfer", tx("s-1", "a-1", "b-1", 10), codec) == "participant_suspended"
     assert fail(admin, "transfer", tx("s-2", "a-1", "a-2", 10), codec) == "participant_suspended"
     result = ok(admin, "create_transfers", {"transfers": [tx("s-3", "a-1", "b-1", 10)]}, codec)
-    assert result["results"] == [{"status": "participant_suspended", "timestamp": None}]
+    assert result["results"] == [{"status": "participant_suspended", "timestamp": None,
+                                  "message": "debit account a-1: participant bank-a is suspended"}]
     ok(admin, "set_participant", {"id": "bank-a", "suspended": False}, codec)
 
     # a suspended participant is not credited either
@@ -226,7 +227,14 @@ def test_transfers_created_then_exists_with_the_original_timestamps(admin, codec
                tx("t-1", "a-1", "a-2", 100, currency="USD", reference="invoice 42"),
                tx("t-2", "a-1", "a-2", 250, pending=True)]
     result = ok(admin, "create_transfers", {"transfers": changed}, codec)["results"]
-    assert result == [{"status": "exists_with_different_fields", "timestamp": None}] * 5
+    differ = "transfer {} already exists with other fields: {}"
+    assert result == [{"status": "exists_with_different_fields", "timestamp": None,
+                       "message": differ.format(tid, fields)} for tid, fields in [
+        ("t-1", "amount stored 100, sent 101"),
+        ("t-1", 'reference stored "invoice 42", sent "invoice 43"'),
+        ("t-1", 'reference stored "invoice 42", sent null'),
+        ("t-1", 'credit_account stored "b-1", sent "a-2"'),
+        ("t-2", "pending stored false, sent true")]]
     assert fail(admin, "transfer", changed[0], codec) == "exists_with_different_fields"
 
     assert balances(admin, codec) == start_balances(a_1=-351, a_2=290, b_1=61)
@@ -544,7 +552,9 @@ def test_net_debit_cap_limits_interbank_debits_only(admin, codec, tokens):
     assert fail(admin, "transfer", tx("n-2", "a-1", "b-1", 401), codec) == \
         "net_debit_cap_exceeded"
     result = ok(admin, "create_transfers", {"transfers": [tx("n-2", "a-1", "b-1", 401)]}, codec)
-    assert result["results"] == [{"status": "net_debit_cap_exceeded", "timestamp": None}]
+    assert result["results"] == [{"status": "net_debit_cap_exceeded", "timestamp": None,
+                                  "message": "bank-a's net debit position in USD would be 1001 "
+                                             "(with amount 401), above its net debit cap of 1000"}]
     assert ok(admin, "transfer", tx("n-3", "a-1", "a-2", 5000), codec)["status"] == "created"
     # an outgoing pending reservation counts too, until it is released
     assert ok(admin, "transfer", tx("n-h", "a-1", "b-1", 400, pending=True),

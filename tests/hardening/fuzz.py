@@ -160,7 +160,7 @@ def big(value_key: tuple) -> Raw:
 def encode(value, codec: str) -> bytes:
     body = enc_json(value) if codec == "json" else enc_mp(value)
     if codec == "json" and body[:1] != b"{":
-        body = b" " + body  # a JSON non-object: still routed by its first byte
+        body = b" " + body  # a JSON non-object: whitespace first routes it as JSON
     return body
 
 
@@ -499,7 +499,8 @@ class Prediction:
 def predict(body: bytes, authenticated: bool):
     """The reply the switch must give, or SEND_NOTHING for a frame that could change state or
     that would be a (deliberately slowed) failed hello."""
-    codec = "json" if body[:1] == b"{" else "msgpack"
+    # docs/protocol.md "Codecs": "{", JSON whitespace or a UTF-8 byte-order mark first is JSON.
+    codec = "json" if body[:1] in (b"{", b" ", b"\t", b"\n", b"\r", b"\xef") else "msgpack"
     if not authenticated and len(body) > UNAUTHENTICATED_FRAME_BYTES:
         return Prediction(codec, None, codes.UNAUTHENTICATED)  # refused unread
     try:

@@ -201,11 +201,14 @@ def test_every_op_as_the_wrong_participant(switch, admin):
     # accounts: only its own
     assert result(c, "create_accounts", {"accounts": [
         {"id": "c-sneaky", "participant": "bank-a", "currency": "USD"}]})["results"] == \
-        [{"status": "forbidden"}]
+        [{"status": "forbidden", "message": "participant bank-a is not bank-c: a participant may "
+                                            "create accounts only for itself"}]
     assert result(c, "lookup_accounts", {"ids": a_ids})["accounts"] == []
     # debits only its own accounts; posts and voids only its own pending transfers
     assert result(c, "create_transfers", {"transfers": [tx("c-steal-1", "a-1", "c-1", 5)]})[
-        "results"] == [{"status": "forbidden", "timestamp": None}]
+        "results"] == [{"status": "forbidden", "timestamp": None, "message":
+                        "debit account a-1 is not one of bank-c's accounts: a participant may "
+                        "debit only its own accounts"}]
     assert error(c, "transfer", tx("c-steal-2", "a-1", "c-1", 5)) == "forbidden"
     assert error(b, "transfer", tx("b-steal", "a-1", "b-1", 5)) == "forbidden"
     assert error(c, "transfer", {"id": "c-post", "post_pending_id": "a-hold"}) == \

@@ -202,9 +202,14 @@ def test_failing_chain_rolls_back_and_frees_timestamps():
         tr("c2", "a1", "a3", 100, pending=True, linked=True),
         tr("c3", "a1", "a2", 900, linked=True),  # only 800 left
         tr("c4", "a1", "b1", 1)]})["results"]
-    assert res == [{"status": s, "timestamp": None} for s in
-                   ("linked_event_failed", "linked_event_failed", "insufficient_funds",
-                    "linked_event_failed")]
+    others = "linked chain not applied: transfers[2] (c3) failed with insufficient_funds"
+    assert res == [
+        {"status": "linked_event_failed", "timestamp": None, "message": others},
+        {"status": "linked_event_failed", "timestamp": None, "message": others},
+        # What c3 met: the chain's first two items applied, before the roll back.
+        {"status": "insufficient_funds", "timestamp": None, "message":
+         "debit account a1 has 800 available and no overdraft: amount 900 would leave -100"},
+        {"status": "linked_event_failed", "timestamp": None, "message": others}]
     assert env.ledger.snapshot_state() == before
     for tid in ("c1", "c2", "c3", "c4"):
         assert env.get_transfer(tid) is None

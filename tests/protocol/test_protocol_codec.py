@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import JSON, MSGPACK, ProtocolError, codes, decode_body, encode_body
+from protocol import JSON, MSGPACK, ProtocolError, codec_of, codes, decode_body, encode_body
 
 
 def assert_bad_frame(body: bytes) -> ProtocolError:
@@ -19,6 +19,27 @@ def assert_bad_frame(body: bytes) -> ProtocolError:
 def test_first_byte_brace_means_json_anything_else_msgpack():
     assert decode_body(b'{"a":1}') == ({"a": 1}, JSON)
     assert decode_body(msgpack.packb({"a": 1})) == ({"a": 1}, MSGPACK)
+
+
+@pytest.mark.parametrize("lead", [b" ", b"\t", b"\r", b"\n", b"\r\n \t", b"\xef\xbb\xbf",
+                                  b"\xef\xbb\xbf \n"],
+                         ids=["space", "tab", "cr", "lf", "mixed", "bom", "bom-whitespace"])
+def test_leading_json_whitespace_or_a_bom_means_json(lead):
+    body = lead + b'{"a":[1, 2]}'
+    assert codec_of(body) == JSON
+    assert decode_body(body) == ({"a": [1, 2]}, JSON)
+
+
+@pytest.mark.parametrize("body", [b" [1]", b"\t12", b'\n"x"', b"\xef\xbb\xbf", b"   ",
+                                  b"\xef\xbb\xbf\xef\xbb\xbf{}", b"\xef{}"])
+def test_whitespace_or_bom_led_bodies_that_are_not_one_object_are_bad_frame_in_json(body):
+    assert codec_of(body) == JSON
+    assert_bad_frame(body)
+
+
+def test_other_leading_bytes_stay_msgpack():
+    for first in (b"\x0c", b"\x00", b"\x0b", b"[", b"\x80"):
+        assert codec_of(first + b"{}") == MSGPACK
 
 
 def test_empty_body_is_bad_frame():

@@ -150,7 +150,8 @@ def test_transfer_op_args_are_the_item():
 def test_create_transfers_normalizes_each_item():
     items = [BASE, with_(id="t-2", amount=1.5, linked=True)]
     out = validate_args("create_transfers", {"transfers": items})["transfers"]
-    assert out == [{**BASE, **DEFAULTS}, {**BASE, **DEFAULTS, "id": "t-2", "amount": 0, "linked": True}]
+    assert out == [{**BASE, **DEFAULTS}, {**BASE, **DEFAULTS, "id": "t-2", "amount": 0, "linked": True,
+                                           "amount_sent": "1.5"}]
 
 
 def test_create_transfers_names_the_failing_item():

@@ -76,8 +76,9 @@ def _transfer(row: list) -> dict:
         "id": transfer_id,
         "debit_account": debit,
         "credit_account": credit,
-        # Too many digits is a bad amount, not a bad row: the ledger answers invalid_amount.
-        "amount": int(amount) if len(amount.lstrip("0")) <= _MONEY_DIGITS else 0,
+        # Too many digits is a bad amount, not a bad row: the ledger answers invalid_amount
+        # (the digits stay text: int() of a huge one is slow, and it cannot be a valid amount).
+        "amount": int(amount) if len(amount.lstrip("0")) <= _MONEY_DIGITS else amount,
         "currency": currency or None,
         "reference": reference or None,
     })

@@ -1,40 +1,21 @@
-"""ISO 4217 minor units, and exact conversion of major-unit decimals to minor units.
+"""Exact conversion of major-unit decimals (pain.001 amounts) to minor units.
 
-The table holds the active codes of ISO 4217 list one (2025). Codes whose minor
-unit is "N.A." (precious metals XAU/XAG/XPD/XPT, units of account XDR/XSU/XUA,
-bond units XBA-XBD, XTS, XXX) are left out on purpose: they cannot be paid in
-minor units, so a file using them is refused like an unknown code.
+The ISO 4217 table itself is `protocol.currencies`, shared by the server and the client.
 """
 
 import re
 
-__all__ = ["MINOR_UNITS", "minor_units", "to_minor_units"]
+from protocol.currencies import (
+    MINOR_UNITS, is_accepted_currency, minor_units, unknown_currency_reason,
+)
+from protocol.values import is_valid_currency
 
-_BY_DIGITS = {
-    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
-    2: """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP
-          BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD
-          FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD
-          KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD
-          NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP
-          SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED
-          VES WST XCD XCG YER ZAR ZMW ZWG""",
-    3: "BHD IQD JOD KWD LYD OMR TND",
-    4: "CLF UYW",
-}
-MINOR_UNITS: dict[str, int] = {
-    code: digits for digits, codes in _BY_DIGITS.items() for code in codes.split()
-}
+__all__ = ["MINOR_UNITS", "minor_units", "to_minor_units"]
 
 # xs:decimal's lexical form (the type of ISO 20022 amounts), ASCII digits only.
 _DECIMAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?")
 # Far beyond 2^63 minor units, small enough that int() stays cheap on hostile input.
 _MAX_DIGITS = 40
-
-
-def minor_units(currency: str) -> int | None:
-    """Decimal places of an ISO 4217 code (JPY 0, EUR 2, BHD 3, CLF 4), None if unknown."""
-    return MINOR_UNITS.get(currency)
 
 
 def to_minor_units(decimal_text: str, currency: str) -> int:
@@ -47,7 +28,14 @@ def to_minor_units(decimal_text: str, currency: str) -> int:
     """
     digits = minor_units(currency)
     if digits is None:
-        raise ValueError(f"unknown currency {currency!r}: not an ISO 4217 code with minor units")
+        if not is_valid_currency(currency):
+            raise ValueError(f"Ccy {currency[:10]!r} must be a currency code of 3 uppercase "
+                             f"letters")
+        if not is_accepted_currency(currency):
+            raise ValueError(f"Ccy {unknown_currency_reason(currency)}")
+        raise ValueError(f"Ccy {currency!r} is allowed here but has no ISO 4217 minor units,"
+                         f" so a pain.001 amount in it cannot be converted; send these items as"
+                         f" CSV or JSON, in minor units")
     text = decimal_text.strip(" \t\r\n")  # xs:decimal collapses whitespace
     match = _DECIMAL.fullmatch(text)
     if match is None or not (match[2] or match[3]):
