@@ -125,7 +125,7 @@ class Ledger:
 
     def _rotate_token(self, caller, args, now):
         """The new token's salted hash replaces the old one (the token never reaches here)."""
-        _require_admin(caller)
+        _require_admin(caller, "rotate_token")
         p = self.participants.get(args["participant"])
         if p is None:
             raise LedgerError(PARTICIPANT_NOT_FOUND,

@@ -480,7 +480,7 @@ def test_get_account_transfers_pages_oldest_first(admin, codec, tokens):
 
     page = ok(admin, "get_account_transfers", {"account": "a-2", "limit": 4}, codec)
     assert [t["id"] for t in page["transfers"]] == expected[:4]
-    assert page["next"] == stamps[3]
+    assert page["next"] == stamps[3] and page["next_cursor"] == str(stamps[3])
     page = ok(admin, "get_account_transfers",
               {"account": "a-2", "limit": 4, "after": page["next"]}, codec)
     assert [t["id"] for t in page["transfers"]] == expected[4:]
@@ -491,7 +491,7 @@ def test_get_account_transfers_pages_oldest_first(admin, codec, tokens):
                 {"account": "a-2", "after": stamps[1], "limit": 1}, codec)
     assert [t["id"] for t in middle["transfers"]] == ["g-3"] and middle["next"] == stamps[2]
     assert ok(admin, "get_account_transfers", {"account": "a-2", "after": stamps[-1]},
-              codec) == {"transfers": [], "next": None}
+              codec) == {"transfers": [], "next": None, "next_cursor": None}
     assert fail(admin, "get_account_transfers", {"account": "no-such-account"}, codec) == \
         "account_not_found"
 
