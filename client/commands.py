@@ -29,10 +29,13 @@ def new_transfer_id() -> str:
     return "cli-" + secrets.token_hex(12)
 
 
-def _item_output(kind: str, id: str, status: str, **extra: Any) -> Output:
+def _item_output(kind: str, id: str, status: str, message: str | None = None,
+                 **extra: Any) -> Output:
     data = {"id": id, "status": status, **extra}
     if status not in codes.SUCCESS:
-        return Output(data, "", error_from_code(status, f"{kind} {id}"))
+        if message is not None:
+            data["message"] = message
+        return Output(data, "", error_from_code(status, message or f"{kind} {id}"))
     shown = [(name, iso_utc(value) if name == "timestamp" else value)
              for name, value in extra.items()]
     return Output(data, fields([(kind, id), ("status", status), *shown]))
@@ -43,7 +46,8 @@ async def create_participant(client: AsyncClient, args: argparse.Namespace) -> O
     if args.caps:
         item["net_debit_cap"] = dict(args.caps)
     [result] = await client.create_participants([item])
-    output = _item_output("participant", args.id, result.status, token=result.token)
+    output = _item_output("participant", args.id, result.status, result.message,
+                          token=result.token)
     if result.token is None:
         return output
     return Output(output.data, output.text + "\n(the token is shown only once: store it now)")
@@ -70,11 +74,12 @@ async def create_account(client: AsyncClient, args: argparse.Namespace) -> Outpu
     item = {"id": args.id, "participant": args.owner, "currency": args.currency,
             "overdraft_limit": args.overdraft_limit}
     [result] = await client.create_accounts([item])
-    return _item_output("account", args.id, result.status)
+    return _item_output("account", args.id, result.status, result.message)
 
 
 def _transfer_output(id: str, result: TransferResult) -> Output:
-    return _item_output("transfer", id, result.status, timestamp=result.timestamp)
+    return _item_output("transfer", id, result.status, result.message,
+                        timestamp=result.timestamp)
 
 
 async def transfer(client: AsyncClient, args: argparse.Namespace) -> Output:

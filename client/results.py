@@ -31,6 +31,7 @@ class ItemResult(_Wire):
     """Outcome of one item of a batch create (`created`, `exists` or an error code)."""
 
     status: str
+    message: str | None = None  # why it failed: the field, the value and the rule
 
     @property
     def ok(self) -> bool:
@@ -41,6 +42,7 @@ class ItemResult(_Wire):
 class TransferResult(_Wire):
     status: str
     timestamp: int | None
+    message: str | None = None  # why it failed: the field, the value and the rule
 
     @property
     def ok(self) -> bool:
@@ -52,6 +54,7 @@ class TransferResult(_Wire):
 class ParticipantResult(_Wire):
     status: str
     token: str | None  # returned once, on creation
+    message: str | None = None  # why it failed: the field, the value and the rule
 
     @property
     def ok(self) -> bool:

@@ -53,6 +53,8 @@ async def test_transfers_lookups_and_settlement(switch):
             {"id": "c2", "debit_account": "a-1", "credit_account": "b-1", "amount": 10 * FUNDS},
         ])
         assert [r.status for r in chain] == ["linked_event_failed", "insufficient_funds"]
+        assert chain[0].message and "c2" in chain[0].message  # the item that broke the chain
+        assert "a-1" in chain[1].message and str(10 * FUNDS) in chain[1].message
         assert (await client.transfer("p1", "a-1", "b-1", 300, pending=True, timeout_s=600)).ok
         assert (await client.post_pending("p1-post", "p1", amount=200)).ok
         [t1, p1] = await client.lookup_transfers(["t1", "p1", "never"])
