@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                  "max_queued_replies", "resume_min_free_bytes",
                  "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
-                 "decode_worker_nice"):
+                 "decode_worker_nice", "max_log_bytes_since_snapshot",
+                 "snapshot_builder_nice"):
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",

@@ -77,6 +77,7 @@ class BatchEngine:
             outcome, items = await self._parse(batch.format, kind, batch.content, batch.items,
                                                batch.applied)
             with items:
+                await self.service.snapshotter.wait_for_log_room()
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
                     self.service.execute_internal("batch_validated", {
@@ -164,6 +165,7 @@ class BatchEngine:
 
     async def _apply(self, batch, items_file: BinaryIO) -> None:
         items = msgpack.Unpacker(items_file, read_size=ITEMS_READ_BYTES)
+        await self.service.snapshotter.wait_for_log_room()
         if batch.mode == "atomic":
             self.service.execute_internal("batch_apply", {
                 "batch_id": batch.batch_id, "start": 0, "items": list(items)})
@@ -182,6 +184,7 @@ class BatchEngine:
                 log.info("batch_progress", batch_id=batch.batch_id, applied=batch.applied,
                          total=batch.total)
             await self._yield_to_real_time()
+            await self.service.snapshotter.wait_for_log_room()  # the restart-time bound
 
     def _apply_slice(self, batch, items: msgpack.Unpacker) -> bool:
         """Applies chunks for up to `slice_s`; False when writes have stopped."""
