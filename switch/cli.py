@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 import uvloop
 
-from switch.config import DURABILITY_MODES, Config
+from switch.config import DURABILITY_MODES, LOG_BOUND_INTERVALS, Config
 from switch.logs import configure_logging
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
 from switch.storage.recovery import RecoveryError
@@ -32,9 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                  "max_queued_replies", "resume_min_free_bytes",
                  "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
-                 "decode_worker_nice", "max_log_bytes_since_snapshot",
-                 "snapshot_builder_nice"):
+                 "decode_worker_nice", "snapshot_builder_nice"):
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    serve.add_argument("--max-log-bytes-since-snapshot", type=int, metavar="BYTES",
+                       help="log since the last snapshot at which writes are refused "
+                            "`overloaded` until the next one is published (bounds restart "
+                            f"time); default {LOG_BOUND_INTERVALS} x --snapshot-every-bytes")
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
                  "first_turn_s"):

@@ -5,6 +5,7 @@ from pathlib import Path
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
+LOG_BOUND_INTERVALS = 3  # the default max_log_bytes_since_snapshot, in snapshot intervals
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ class Config:
     snapshot_every_bytes: int = 256 << 20
     # The hard bound on the log a restart replays: once the log since the last published
     # snapshot reaches it, mutating requests are answered `overloaded` and batches wait until
-    # the snapshot being built is published (reads go on). 3 x snapshot_every_bytes leaves a
-    # builder started on time two intervals of writes to finish in.
-    max_log_bytes_since_snapshot: int = 768 << 20
+    # the snapshot being built is published (reads go on). None: LOG_BOUND_INTERVALS x
+    # snapshot_every_bytes (768 MiB by default), which leaves a builder started on time two
+    # intervals of writes to finish in, and follows a raised interval.
+    max_log_bytes_since_snapshot: int | None = None
     # The snapshot builder runs this much nicer than the switch: enough to keep it off the
     # switch's back, never so much that a busy machine starves it (it used to run SCHED_IDLE).
     snapshot_builder_nice: int = 5
@@ -92,6 +94,11 @@ class Config:
     expiry_check_interval_s: float = 0.05
     shutdown_timeout_s: float = 30.0
     log_format: str = "auto"  # auto (console on a terminal, else json), json, console
+
+    def __post_init__(self):
+        if self.max_log_bytes_since_snapshot is None:
+            object.__setattr__(self, "max_log_bytes_since_snapshot",
+                               LOG_BOUND_INTERVALS * self.snapshot_every_bytes)
 
     @property
     def wal_dir(self) -> Path:
