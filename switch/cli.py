@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 import uvloop
 
-from switch.config import DURABILITY_MODES, LOG_BOUND_INTERVALS, Config
+from switch.config import DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, Config
 from switch.logs import configure_logging
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
 from switch.storage.recovery import RecoveryError
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-log-bytes-since-snapshot", type=int, metavar="BYTES",
                        help="log since the last snapshot at which writes are refused "
                             "`overloaded` until the next one is published (bounds restart "
-                            f"time); default {LOG_BOUND_INTERVALS} x --snapshot-every-bytes")
+                            f"time); default {LOG_BOUND_INTERVALS} x --snapshot-every-bytes, "
+                            f"at least {LOG_BOUND_MIN_BYTES}")
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
                  "first_turn_s"):

@@ -5,7 +5,11 @@ from pathlib import Path
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
-LOG_BOUND_INTERVALS = 3  # the default max_log_bytes_since_snapshot, in snapshot intervals
+# The default max_log_bytes_since_snapshot: this many snapshot intervals, and at least
+# LOG_BOUND_MIN_BYTES (a few seconds of replay: pausing writes to spare a restart less buys
+# nothing, and tiny test intervals would pause all the time while a builder starts).
+LOG_BOUND_INTERVALS = 3
+LOG_BOUND_MIN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class Config:
     # The hard bound on the log a restart replays: once the log since the last published
     # snapshot reaches it, mutating requests are answered `overloaded` and batches wait until
     # the snapshot being built is published (reads go on). None: LOG_BOUND_INTERVALS x
-    # snapshot_every_bytes (768 MiB by default), which leaves a builder started on time two
-    # intervals of writes to finish in, and follows a raised interval.
+    # snapshot_every_bytes, at least LOG_BOUND_MIN_BYTES (768 MiB by default), which leaves a
+    # builder started on time two intervals of writes to finish in, and follows the interval.
     max_log_bytes_since_snapshot: int | None = None
     # The snapshot builder runs this much nicer than the switch: enough to keep it off the
     # switch's back, never so much that a busy machine starves it (it used to run SCHED_IDLE).
@@ -97,8 +101,8 @@ class Config:
 
     def __post_init__(self):
         if self.max_log_bytes_since_snapshot is None:
-            object.__setattr__(self, "max_log_bytes_since_snapshot",
-                               LOG_BOUND_INTERVALS * self.snapshot_every_bytes)
+            object.__setattr__(self, "max_log_bytes_since_snapshot", max(
+                LOG_BOUND_INTERVALS * self.snapshot_every_bytes, LOG_BOUND_MIN_BYTES))
 
     @property
     def wal_dir(self) -> Path:
