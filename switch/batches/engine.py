@@ -187,11 +187,15 @@ class BatchEngine:
             await self.service.snapshotter.wait_for_log_room()  # the restart-time bound
 
     def _apply_slice(self, batch, items: msgpack.Unpacker) -> bool:
-        """Applies chunks for up to `slice_s`; False when writes have stopped."""
+        """Applies chunks for up to `slice_s`, or until the log since the last snapshot reaches its
+        bound; False when writes have stopped."""
         slice_end_s = time.monotonic() + self.slice_s
+        snapshotter = self.service.snapshotter
         while batch.applied < batch.total and time.monotonic() < slice_end_s:
             if not self.service.accepting_writes():
                 return False
+            if snapshotter.log_full():
+                return True  # the caller waits for the next snapshot
             chunk = list(itertools.islice(items, min(self.chunk_items,
                                                      batch.total - batch.applied)))
             if not chunk:
