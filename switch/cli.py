@@ -11,7 +11,7 @@ from pathlib import Path
 import uvloop
 
 from switch.cli_help import ArgumentParser
-from switch.config import DURABILITY_MODES, Config
+from switch.config import DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, Config
 from switch.logs import configure_logging
 from switch.listen import BindFailed
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
@@ -38,6 +38,8 @@ SERVE_LIMITS_HELP = {
     "max_inline_decode_bytes": "frames larger than this are decoded in the decode worker "
                                "process, off the event loop",
     "decode_worker_nice": "how much nicer (0-19) the decode worker process runs than the switch",
+    "snapshot_builder_nice": "how much nicer (0-19) the snapshot builder process runs than the "
+                             "switch (never idle priority: a busy machine must not starve it)",
     "idle_timeout_s": "seconds without a frame after which a connection is closed",
     "frame_timeout_s": "seconds within which a started frame (and a TLS handshake) must be "
                        "complete",
@@ -68,9 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                  "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                  "max_queued_replies", "resume_min_free_bytes",
                  "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
-                 "decode_worker_nice"):
+                 "decode_worker_nice", "snapshot_builder_nice"):
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),
                            help=SERVE_LIMITS_HELP[name])
+    serve.add_argument("--max-log-bytes-since-snapshot", type=int, metavar="BYTES",
+                       help="log since the last snapshot at which writes are refused "
+                            "`overloaded` until the next one is published (bounds restart "
+                            f"time); default {LOG_BOUND_INTERVALS} x --snapshot-every-bytes, "
+                            f"at least {LOG_BOUND_MIN_BYTES}")
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
                  "first_turn_s"):

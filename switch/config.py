@@ -6,6 +6,11 @@ from protocol.values import is_valid_currency
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
+# The default max_log_bytes_since_snapshot: this many snapshot intervals, and at least
+# LOG_BOUND_MIN_BYTES (a few seconds of replay: pausing writes to spare a restart less buys
+# nothing, and tiny test intervals would pause all the time while a builder starts).
+LOG_BOUND_INTERVALS = 3
+LOG_BOUND_MIN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,15 @@ class Config:
     wal_segment_bytes: int = 64 << 20
     # A snapshot is built (by a separate process) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
+    # The hard bound on the log a restart replays: once the log since the last published
+    # snapshot reaches it, mutating requests are answered `overloaded` and batches wait until
+    # the snapshot being built is published (reads go on). None: LOG_BOUND_INTERVALS x
+    # snapshot_every_bytes, at least LOG_BOUND_MIN_BYTES (768 MiB by default), which leaves a
+    # builder started on time two intervals of writes to finish in, and follows the interval.
+    max_log_bytes_since_snapshot: int | None = None
+    # The snapshot builder runs this much nicer than the switch: enough to keep it off the
+    # switch's back, never so much that a busy machine starves it (it used to run SCHED_IDLE).
+    snapshot_builder_nice: int = 5
     snapshots_kept: int = 2
     # After a write refused for want of space (fail-stop), writes resume by themselves once the
     # log's filesystem has this much free; a failed fsync always needs a restart.
@@ -89,6 +103,11 @@ class Config:
     # test code XTS). Checked when a request or batch is admitted, never on replay.
     extra_currencies: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        if self.max_log_bytes_since_snapshot is None:
+            object.__setattr__(self, "max_log_bytes_since_snapshot", max(
+                LOG_BOUND_INTERVALS * self.snapshot_every_bytes, LOG_BOUND_MIN_BYTES))
+
     @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
@@ -114,7 +133,8 @@ class Config:
         for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
                      "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
                      "snapshots_kept", "max_queued_replies", "resume_min_free_bytes",
-                     "max_unauthenticated_frame_bytes", "max_inline_decode_bytes"):
+                     "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
+                     "max_log_bytes_since_snapshot"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
@@ -123,6 +143,13 @@ class Config:
                 raise ValueError(f"{name} must be positive")
         if not 0 <= self.decode_worker_nice <= 19:
             raise ValueError("decode_worker_nice must be 0..19")
+        if not 0 <= self.snapshot_builder_nice <= 19:
+            raise ValueError("snapshot_builder_nice must be 0..19")
+        if self.max_log_bytes_since_snapshot <= self.snapshot_every_bytes:
+            raise ValueError(f"max_log_bytes_since_snapshot ({self.max_log_bytes_since_snapshot})"
+                             f" must be larger than snapshot_every_bytes "
+                             f"({self.snapshot_every_bytes}): snapshots start at the one, "
+                             f"writes pause at the other")
         if not self.batch_pause_s >= 0:
             raise ValueError("batch_pause_s must not be negative")
         if not 0 <= self.hello_failure_delay_s <= self.hello_failure_max_delay_s:

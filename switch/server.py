@@ -170,7 +170,7 @@ class SwitchServer:
                 shed_logged = self._sweep_connections(service, shed_logged)
                 service.snapshotter.maybe_start()
                 service.try_resume_writes()
-                if service.accepting_writes():
+                if service.accepting_writes() and not service.snapshotter.log_full():
                     inbox.scan()
                 gc.freeze()  # see below
 

@@ -168,6 +168,9 @@ class Service:
             raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
         if connection.participant is None and op not in NO_SESSION_OPS:
             raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
+        if spec.mutating and self.snapshotter.log_full():  # the restart-time bound
+            self.shed["requests_overloaded"] += 1
+            raise ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
         return spec
 
     def _execute(self, connection, caller, op: str, mutating: bool, args):
@@ -339,6 +342,7 @@ class Service:
             "decode_worker": {"frames": self.decode_worker.frames,
                               "pending": self.decode_worker.pending,
                               "restarts": self.decode_worker.restarts},
+            "snapshots": self.snapshotter.stats(),
         }
 
     # durability events from the WAL

@@ -1,7 +1,17 @@
 import pytest
 
+from support import processes
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
+
+
+@pytest.fixture(autouse=True)
+def stop_processes_left_running():
+    """Kills what a test started and left running, also when it failed half-way (a switch it
+    meant to stop at the end, a probe): nothing outlives its test to load the next ones."""
+    before = processes.running()
+    yield
+    processes.kill_all_except(before)
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ class BatchEngine:
             outcome, items = await self._parse(batch.format, kind, batch.content, batch.items,
                                                batch.applied, any_currency=batch.state != RECEIVED)
             with items:
+                await self.service.snapshotter.wait_for_log_room()
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
                     self.service.execute_internal("batch_validated", {
@@ -166,6 +167,7 @@ class BatchEngine:
 
     async def _apply(self, batch, items_file: BinaryIO) -> None:
         items = msgpack.Unpacker(items_file, read_size=ITEMS_READ_BYTES)
+        await self.service.snapshotter.wait_for_log_room()
         if batch.mode == "atomic":
             self.service.execute_internal("batch_apply", {
                 "batch_id": batch.batch_id, "start": 0, "items": list(items)})
@@ -184,13 +186,18 @@ class BatchEngine:
                 log.info("batch_progress", batch_id=batch.batch_id, applied=batch.applied,
                          total=batch.total)
             await self._yield_to_real_time()
+            await self.service.snapshotter.wait_for_log_room()  # the restart-time bound
 
     def _apply_slice(self, batch, items: msgpack.Unpacker) -> bool:
-        """Applies chunks for up to `slice_s`; False when writes have stopped."""
+        """Applies chunks for up to `slice_s`, or until the log since the last snapshot reaches its
+        bound; False when writes have stopped."""
         slice_end_s = time.monotonic() + self.slice_s
+        snapshotter = self.service.snapshotter
         while batch.applied < batch.total and time.monotonic() < slice_end_s:
             if not self.service.accepting_writes():
                 return False
+            if snapshotter.log_full():
+                return True  # the caller waits for the next snapshot
             chunk = list(itertools.islice(items, min(self.chunk_items,
                                                      batch.total - batch.applied)))
             if not chunk:

@@ -44,7 +44,11 @@ class WalWriter:
         self.fsync = fsync
         self.appended_seq = next_seq - 1
         self.durable_seq = next_seq - 1
-        self.bytes_since_start = 0
+        self.bytes_since_start = 0  # written to the segments (by the WAL thread)
+        # Bytes of the records appended since start, and of those up to durable_seq: what the
+        # snapshotter measures the log since a snapshot by (switch/snapshotter.py).
+        self.appended_bytes = 0
+        self.durable_bytes = 0
         self.fsync_count = 0
         self.failure: OSError | None = None
         self._on_durable = on_durable
@@ -81,6 +85,7 @@ class WalWriter:
         record = encode_record(payload)
         self._pending.append(record)
         self.appended_seq = seq
+        self.appended_bytes += len(record)
         if not self._flushing:
             self._flushing = True
             self._idle.clear()
@@ -93,10 +98,10 @@ class WalWriter:
         try:
             writing = self._write_pending()
             while writing is not None:
-                future, last_seq = writing
+                future, last_seq, last_bytes = writing
                 await future
                 writing = self._write_pending() if self._pending else None
-                self.durable_seq = last_seq
+                self.durable_seq, self.durable_bytes = last_seq, last_bytes
                 self._on_durable(last_seq)
                 if writing is None and self._pending:  # appended by what on_durable woke
                     writing = self._write_pending()
@@ -108,13 +113,14 @@ class WalWriter:
             self._flushing = False
             self._idle.set()
 
-    def _write_pending(self) -> tuple[asyncio.Future, int]:
-        """Starts writing everything appended so far; (its future, its last sequence number)."""
+    def _write_pending(self) -> tuple[asyncio.Future, int, int]:
+        """Starts writing everything appended so far; (its future, its last sequence number,
+        appended_bytes up to it)."""
         batch, self._pending = self._pending, []
         last_seq = self.appended_seq
         future = asyncio.get_running_loop().run_in_executor(
             self._thread, self._write_batch, batch, last_seq - len(batch) + 1)
-        return future, last_seq
+        return future, last_seq, self.appended_bytes
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
         """Runs in the WAL thread: rotate if due, write everything, fsync once."""
@@ -166,7 +172,7 @@ class WalWriter:
             raise
         os.close(self._fd)
         self._fd, self._segment_size, self._segment_path = fd, size, path
-        self.appended_seq = self.durable_seq
+        self.appended_seq, self.appended_bytes = self.durable_seq, self.durable_bytes
         self.failure = None
 
     async def drain(self) -> None:

@@ -5,6 +5,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from support.load import TransferSender
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
@@ -15,6 +17,7 @@ from switch.storage.segments import list_segments, list_snapshots
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
 TRANSFER_FIELDS = ("debit_account", "credit_account", "amount", "reference")
 sender_names = itertools.count()
+SNAPSHOT_DEADLINE_S = 120.0  # generous: the builder is niced and the machine may be busy
 
 
 def load_then_kill(switch: SwitchProcess, senders: int, run_s: float) -> list[TransferSender]:
@@ -66,11 +69,21 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path):
         switch.stop()
 
 
-def test_crash_rounds_with_snapshots_and_segment_rotation(tmp_path):
-    """Small segments and frequent snapshots, killed three times: every restart must recover
-    from a snapshot plus log, and old segments must go away."""
+@pytest.fixture
+def rotating_switch(tmp_path):
+    """Small segments and frequent snapshots; stopped afterwards, also when the test fails."""
     switch = SwitchProcess(tmp_path / "data", extra_args=(
         "--wal-segment-bytes", "20000", "--snapshot-every-bytes", "60000")).start()
+    yield switch
+    switch.stop()
+
+
+def test_crash_rounds_with_snapshots_and_segment_rotation(rotating_switch):
+    """Killed three times under load: every restart must recover from a snapshot (if one was
+    published in time) plus log; and snapshots must follow, with old segments going away. A
+    builder killed with its switch is fine: the restart counts the log it replayed towards the
+    next snapshot, so one follows without new writes, however slow the machine."""
+    switch = rotating_switch
     with WireClient(switch.host, switch.port) as admin:
         admin.hello("admin", switch.admin_token)
         create_world(admin)
@@ -79,12 +92,13 @@ def test_crash_rounds_with_snapshots_and_segment_rotation(tmp_path):
         all_threads += load_then_kill(switch, senders=2, run_s=1.5)
         switch.start()
         verify_after_restart(switch, all_threads)
-    snapshots = list_snapshots(switch.data_dir / "snapshots")
-    assert snapshots, "no snapshot was taken"
-    assert len(snapshots) <= 2
-    first_segment_seq = list_segments(switch.data_dir / "wal")[0][0]
-    assert first_segment_seq > 1, "segments covered by snapshots were not deleted"
-    switch.stop()
+    deadline = time.monotonic() + SNAPSHOT_DEADLINE_S
+    while not (list_snapshots(switch.data_dir / "snapshots")
+               and list_segments(switch.data_dir / "wal")[0][0] > 1):
+        assert time.monotonic() < deadline, \
+            f"no snapshot, or no segment pruned, {SNAPSHOT_DEADLINE_S} s after the last restart"
+        time.sleep(0.1)
+    assert len(list_snapshots(switch.data_dir / "snapshots")) <= 2
 
 
 def test_every_cut_of_the_logs_last_records_recovers_a_prefix(tmp_path):

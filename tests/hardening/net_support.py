@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support.processes import track
 from support.switch_process import SwitchProcess
 from support.wire import REPLY_MAX_BYTES, WireClient
 from support.world import create_world
@@ -53,11 +54,11 @@ class LatencyProbe:
 
     def __init__(self, host: str, port: int, token: str, count: int = 0,
                  interval_s: float = 0.002):
-        self.process = subprocess.Popen(
+        self.process = track(subprocess.Popen(
             [sys.executable, str(PROBE), host, str(port), token, "--count", str(count),
              "--interval-s", str(interval_s)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+            cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}))
         ready = self.process.stdout.readline()
         if not ready:
             raise RuntimeError(f"latency probe failed: {self.process.stderr.read()}")
@@ -117,11 +118,15 @@ def run_niced(function, *args, nice: int = 19, timeout_s: float = 3600.0, **kwar
     process = context.Process(target=child, daemon=True)
     process.start()
     sender.close()
-    if not receiver.poll(timeout_s):
-        process.kill()
-        raise AssertionError(f"{function.__name__} did not finish within {timeout_s}s")
-    status, value = receiver.recv()
-    process.join(10)
+    try:
+        if not receiver.poll(timeout_s):
+            raise AssertionError(f"{function.__name__} did not finish within {timeout_s}s")
+        status, value = receiver.recv()
+        process.join(10)
+    finally:  # also on a timeout or an interrupt: the attacker does not outlive the test
+        if process.is_alive():
+            process.kill()
+            process.join()
     if status != "ok":
         raise AssertionError(f"{function.__name__} failed in the attacker process:\n{value}")
     return value

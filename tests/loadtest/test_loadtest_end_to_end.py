@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from support.processes import track
+
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
 
@@ -89,10 +91,10 @@ def test_processes_batches_and_reused_accounts(switch, tmp_path):
 
 
 def test_a_switch_that_dies_mid_run_is_reported(switch, tmp_path):
-    process = subprocess.Popen(
+    process = track(subprocess.Popen(
         [sys.executable, "-m", "loadtest", "--data-dir", str(switch.data_dir), "--duration", "5",
          "--connections", "2", "--json", str(tmp_path / "out.json")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     deadline = time.monotonic() + 20
     line = process.stderr.readline()  # the first live line: the load is running
     assert "req/s" in line and time.monotonic() < deadline, line

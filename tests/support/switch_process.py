@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.processes import track
+
 START_TIMEOUT_S = 30.0
 
 
@@ -33,11 +35,12 @@ class SwitchProcess:
         info_path = self.data_dir / "server.json"
         info_path.unlink(missing_ok=True)
         log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
+        self.process = track(subprocess.Popen(
             [sys.executable, "-m", "switch", "serve", "--data-dir", str(self.data_dir),
              "--port", "0", "--log-format", "json", *self.extra_args],
             stdout=log_file, stderr=log_file, env={**os.environ, **self.env},
-            cwd=Path(__file__).resolve().parents[2])
+            cwd=Path(__file__).resolve().parents[2]))
+        log_file.close()  # the child has its own copy
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -50,6 +53,7 @@ class SwitchProcess:
             if info["pid"] == self.process.pid:
                 self.port = info["port"]
                 return self
+        self.kill()  # not left behind to hold the data directory and the CPU
         raise RuntimeError(f"switch did not start in {START_TIMEOUT_S}s:\n{self.log()}")
 
     def log(self) -> str:
@@ -68,11 +72,17 @@ class SwitchProcess:
         return found
 
     def stop(self, signum=signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        """Sends `signum` and waits; returns the exit code."""
+        """Sends `signum` and waits; returns the exit code. A switch still running after
+        `timeout_s` is killed, and subprocess.TimeoutExpired raised: it must not stay behind."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signum)
-        return self.process.wait(timeout_s)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def kill(self) -> None:
         """SIGKILL: the crash that no shutdown code can soften."""
