@@ -11,8 +11,9 @@ from pathlib import Path
 import structlog
 import uvloop
 
-from switch.config import DURABILITY_MODES, Config
+from switch.config import DURABILITY_MODES, LOG_LEVELS, Config
 from switch.logs import configure_logging
+from switch.metrics_server import MetricsSetupError
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError, lock_data_dir
 from switch.storage.recovery import RecoveryError
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require client certificates signed by this CA; hello must name "
                             "the certificate's subject CN")
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
+    serve.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve /metrics (Prometheus), /livez and /readyz over HTTP on this "
+                            "port (0 picks a free one); off unless given")
+    serve.add_argument("--metrics-host", metavar="HOST",
+                       help="the metrics listener's address (default: --host)")
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -75,12 +82,12 @@ def serve(args) -> int:
     except ValueError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
-    configure_logging(config.log_format)
+    configure_logging(config.log_format, getattr(logging, config.log_level.upper()))
     log = structlog.get_logger("switch")
     try:
         lock_data_dir(config)
         uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (RecoveryError, DataDirLocked, TlsSetupError) as error:
+    except (RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError) as error:
         log.error("cannot_start", reason=str(error))
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from pathlib import Path
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ class Config:
     expiry_check_interval_s: float = 0.05
     shutdown_timeout_s: float = 30.0
     log_format: str = "auto"  # auto (console on a terminal, else json), json, console
+    log_level: str = "info"  # debug, info, warning, error
+    # The metrics listener (/metrics, /livez, /readyz), off unless a port is given (0 picks a
+    # free one); on the switch's host unless metrics_host is given. Each HTTP request must be
+    # read and answered within metrics_timeout_s (one at a time: an operator's port).
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    metrics_timeout_s: float = 5.0
 
     @property
     def wal_dir(self) -> Path:
@@ -114,9 +122,13 @@ class Config:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
-                     "batch_slice_s", "turn_s", "first_turn_s"):
+                     "batch_slice_s", "turn_s", "first_turn_s", "metrics_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {LOG_LEVELS}, not {self.log_level!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0..65535, not {self.metrics_port}")
         if not 0 <= self.decode_worker_nice <= 19:
             raise ValueError("decode_worker_nice must be 0..19")
         if not self.batch_pause_s >= 0:

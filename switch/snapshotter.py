@@ -9,10 +9,11 @@ older snapshots beyond `snapshots_kept`, with the WAL segments only they needed,
 import os
 import subprocess
 import sys
+import time
 
 import structlog
 
-from switch.storage.segments import prune_segments
+from switch.storage.segments import prune_segments, snapshot_path
 from switch.storage.snapshots import (prune_snapshots, publish_snapshot, save_snapshot,
                                       temporary_snapshot_path)
 
@@ -30,10 +31,20 @@ class Snapshotter:
         # recovery the next snapshot comes soon, not after another snapshot_every_bytes.
         self._bytes_at_last = self.wal.bytes_since_start - log_bytes_replayed
         self._builder: tuple[subprocess.Popen, int, int] | None = None  # process, pidfd, seq
+        # When the newest snapshot was written (wall clock); without one, this start.
+        self.last_snapshot_at_s = time.time()
+        if last_snapshot_seq:
+            self.last_snapshot_at_s = snapshot_path(config.snapshot_dir,
+                                                    last_snapshot_seq).stat().st_mtime
+
+    @property
+    def bytes_since_snapshot(self) -> int:
+        """Log written since the last snapshot began (counting what was replayed at start)."""
+        return self.wal.bytes_since_start - self._bytes_at_last
 
     def maybe_start(self) -> None:
         every_bytes = self.config.snapshot_every_bytes
-        backlog_bytes = self.wal.bytes_since_start - self._bytes_at_last
+        backlog_bytes = self.bytes_since_snapshot
         # A builder replays the log since the last snapshot on the second core, which a running
         # batch is using too; while one runs, wait for its end (up to twice the interval).
         deferred = self.service.batch_engine.tasks and backlog_bytes < 2 * every_bytes
@@ -74,6 +85,7 @@ class Snapshotter:
 
     def _published(self, seq: int) -> None:
         self.last_snapshot_seq = seq
+        self.last_snapshot_at_s = time.time()
         oldest_kept = prune_snapshots(self.config.snapshot_dir, self.config.snapshots_kept)
         deleted = prune_segments(self.config.wal_dir, oldest_kept)
         log.info("snapshot_published", seq=seq, segments_deleted=deleted)
