@@ -65,32 +65,49 @@ class Histogram:
 
 
 class RequestMetrics:
-    """Requests answered, by (op, code), and how long each op took on the event loop: from
-    taking the frame to queuing its reply (the wait for the fsync is the WAL's histogram)."""
+    """Requests answered, by op and code, and how long each op took on the event loop: from
+    taking the frame to queuing its reply (the wait for the fsync is the WAL's histogram).
+    record() runs once per request, so it is written out flat (no calls but one bisect)."""
 
     def __init__(self):
-        self.answered: dict[tuple[str, str], int] = {}
-        self.seconds: dict[str, Histogram] = {}
+        self.by_op: dict[str, tuple[dict[str, int], Histogram]] = {}  # op -> (code -> n, times)
 
     def record(self, op, code: str, seconds: float) -> None:
+        entry = self.by_op.get(op)
+        if entry is None:
+            entry = self._entry(op)
+        answered, histogram = entry
+        answered[code] = answered.get(code, 0) + 1
+        histogram.counts[bisect.bisect_left(histogram.bounds, seconds)] += 1
+        histogram.sum += seconds
+        if seconds > histogram.max:
+            histogram.max = seconds
+
+    def _entry(self, op) -> tuple[dict[str, int], Histogram]:
         if op not in OPS:
             op = UNKNOWN_OP
-        key = (op, code)
-        self.answered[key] = self.answered.get(key, 0) + 1
-        histogram = self.seconds.get(op)
-        if histogram is None:
-            histogram = self.seconds[op] = Histogram(REQUEST_SECONDS_BUCKETS)
-        histogram.observe(seconds)
+        entry = self.by_op.get(op)
+        if entry is None:
+            entry = self.by_op[op] = ({}, Histogram(REQUEST_SECONDS_BUCKETS))
+        return entry
+
+    def answered(self) -> dict[tuple[str, str], int]:
+        """(op, code) -> requests answered."""
+        return {(op, code): count for op, (answered, _) in list(self.by_op.items())
+                for code, count in dict(answered).items()}
+
+    def seconds(self) -> dict[str, Histogram]:
+        return {op: histogram for op, (_, histogram) in list(self.by_op.items())}
 
     def errors_by_code(self) -> dict[str, int]:
         errors: dict[str, int] = {}
-        for (_, code), count in dict(self.answered).items():
+        for (_, code), count in self.answered().items():
             if code != "ok":
                 errors[code] = errors.get(code, 0) + count
         return errors
 
     def all_ops(self) -> Histogram:
         total = Histogram(REQUEST_SECONDS_BUCKETS)
-        for histogram in list(self.seconds.values()):
+        for histogram in self.seconds().values():
             total = total.merged(histogram)
         return total

@@ -60,13 +60,13 @@ class SwitchCollector:
 def _request_metrics(request_metrics):
     answered = CounterMetricFamily("payswitch_requests", "Requests answered, by op and code.",
                                    labels=["op", "code"])
-    for (op, code), count in sorted(dict(request_metrics.answered).items()):
+    for (op, code), count in sorted(request_metrics.answered().items()):
         answered.add_metric([op, code], count)
     yield answered
     seconds = HistogramMetricFamily(
         "payswitch_request_duration_seconds", "Time on the event loop from taking a request "
         "to queuing its reply (without the wait for its fsync).", labels=["op"])
-    for op, histogram in sorted(dict(request_metrics.seconds).items()):
+    for op, histogram in sorted(request_metrics.seconds().items()):
         seconds.add_metric([op], *_buckets(histogram))
     yield seconds
 
