@@ -1,4 +1,5 @@
 """Readiness and the hot-path histograms, in-process, over the listener's real HTTP socket."""
+import asyncio
 import json
 import socket
 import subprocess
@@ -7,10 +8,14 @@ import time
 
 import pytest
 
+from switch.config import Config
 from switch.health import Readiness
 from switch.metrics import GROUP_RECORDS_BUCKETS, Histogram
 from switch.metrics_server import MetricsServer
+from switch.service import Service
+from switch.state import SwitchState
 from switch.storage.recovery import RecoveryProgress, recover
+from switch.storage.wal_writer import WalWriter
 from support.switch_process import SwitchProcess
 
 from metrics.metrics_support import REPO, http_get, promtool_check, samples, value
@@ -45,6 +50,35 @@ def test_readyz_reports_recovery_progress_until_recovered_then_starting(listener
     readiness.recovered = True
     status, body = http_get(server.port, "/readyz")
     assert status == 503 and json.loads(body) == {"ready": False, "reason": "starting"}
+
+
+async def test_readyz_follows_a_live_service_through_shutdown_and_writes_stopped(tmp_path,
+                                                                               listener):
+    server, readiness = listener
+    config = Config(data_dir=tmp_path / "data")
+    config.wal_dir.mkdir(parents=True)
+    loop = asyncio.get_running_loop()
+    service = Service(config, loop, SwitchState(), lambda on_durable, on_failure: WalWriter(
+        config.wal_dir, 1, config.wal_segment_bytes, True, on_durable, on_failure), "token")
+    readiness.recovered = True
+    readiness.service = service
+    try:
+        assert http_get(server.port, "/readyz") == (200, '{"ready": true}\n')
+        assert value(samples(http_get(server.port, "/metrics")[1]), "payswitch_connections") == 0
+        service.shutting_down = True  # as the server's shutdown sets it
+        status, body = http_get(server.port, "/readyz")
+        assert status == 503 and json.loads(body) == {"ready": False, "reason": "shutting_down"}
+        service.shutting_down = False
+        service.stop_writes("the disk went away")
+        status, body = http_get(server.port, "/readyz")
+        assert status == 503 and json.loads(body) == {
+            "ready": False, "reason": "writes_stopped: the disk went away"}
+        for _ in range(1000):  # let the durable-state reload that stop_writes began finish
+            if not service.reloading_durable_state:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        service.wal.close()
 
 
 def test_a_slow_client_does_not_hold_the_listener_past_its_timeout():
