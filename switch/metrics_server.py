@@ -9,9 +9,12 @@ One request at a time, each bounded by the standard library's limits on the requ
 headers and by `metrics_timeout_s`: this is an operator's port, not a public one.
 """
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import structlog
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, \
     generate_latest
@@ -20,6 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, \
 
 from switch.health import Readiness
 from switch.metrics import Histogram
+
+
+log = structlog.get_logger("switch.metrics")
 
 
 class MetricsSetupError(Exception):
@@ -133,7 +139,7 @@ class MetricsServer:
         handler = type("Handler", (_Handler,), {"registry": registry, "readiness": readiness,
                                                 "timeout": timeout_s})
         try:
-            self._http = HTTPServer((host, port), handler)
+            self._http = _QuietHTTPServer((host, port), handler)
         except OSError as error:
             raise MetricsSetupError(f"metrics port {host}:{port}: {error.strerror or error}") \
                 from error
@@ -147,6 +153,13 @@ class MetricsServer:
     def close(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+class _QuietHTTPServer(HTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A scraper that went away mid-reply: one log line, not a traceback on stderr."""
+        log.warning("metrics_request_failed", peer=f"{client_address[0]}:{client_address[1]}",
+                    reason=repr(sys.exc_info()[1]))
 
 
 class _Handler(BaseHTTPRequestHandler):
