@@ -92,7 +92,8 @@ def _wal_metrics(wal, snapshotter):
                             value=wal.durable_seq)
     if snapshotter is not None:
         yield GaugeMetricFamily("payswitch_wal_bytes_since_snapshot",
-                                "WAL bytes a restart would replay after the newest snapshot.",
+                                "WAL bytes written since the newest snapshot (or the one "
+                                "being built) was begun.",
                                 value=snapshotter.bytes_since_snapshot)
         yield GaugeMetricFamily("payswitch_snapshot_age_seconds",
                                 "Seconds since the newest snapshot was written (or since "
