@@ -11,9 +11,11 @@ from pathlib import Path
 import uvloop
 
 from switch.cli_help import ArgumentParser
-from switch.config import DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, Config
+from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
+                           Config)
 from switch.logs import configure_logging
 from switch.listen import BindFailed
+from switch.metrics_server import MetricsSetupError
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
 
@@ -95,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--extra-currencies", type=currency_list, metavar="CODES",
                        default=defaults.extra_currencies,
                        help="comma-separated codes accepted besides ISO 4217's, e.g. XTS,XXX")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level,
+                       help="the least severe log lines written")
+    serve.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve /metrics (Prometheus), /livez and /readyz over HTTP on this "
+                            "port (0 picks a free one); off unless given")
+    serve.add_argument("--metrics-host", metavar="HOST",
+                       help="the metrics listener's address (default: --host)")
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -130,10 +139,10 @@ def serve(args) -> int:
     except ValueError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
-    configure_logging(config.log_format)
+    configure_logging(config.log_format, getattr(logging, config.log_level.upper()))
     try:
         uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError) as error:
+    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError) as error:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ DURABILITY_MODES = ("fsync", "none")
 # nothing, and tiny test intervals would pause all the time while a builder starts).
 LOG_BOUND_INTERVALS = 3
 LOG_BOUND_MIN_BYTES = 64 << 20
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,13 @@ class Config:
     # Currency codes accepted besides ISO 4217's active ones with minor units (for example the
     # test code XTS). Checked when a request or batch is admitted, never on replay.
     extra_currencies: tuple[str, ...] = ()
+    log_level: str = "info"  # debug, info, warning, error
+    # The metrics listener (/metrics, /livez, /readyz), off unless a port is given (0 picks a
+    # free one); on the switch's host unless metrics_host is given. Each HTTP request must be
+    # read and answered within metrics_timeout_s (one at a time: an operator's port).
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    metrics_timeout_s: float = 5.0
 
     def __post_init__(self):
         if self.max_log_bytes_since_snapshot is None:
@@ -138,9 +146,13 @@ class Config:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
-                     "batch_slice_s", "turn_s", "first_turn_s"):
+                     "batch_slice_s", "turn_s", "first_turn_s", "metrics_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {LOG_LEVELS}, not {self.log_level!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0..65535, not {self.metrics_port}")
         if not 0 <= self.decode_worker_nice <= 19:
             raise ValueError("decode_worker_nice must be 0..19")
         if not 0 <= self.snapshot_builder_nice <= 19:

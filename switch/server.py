@@ -17,8 +17,10 @@ from protocol.currencies import accept_currencies
 from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
+from switch.health import Readiness
 from switch.listen import listening_sockets
-from switch.service import Service
+from switch.metrics_server import MetricsServer
+from switch.service import VERSION, Service
 from switch.snapshotter import Snapshotter
 from switch.storage.recovery import recover
 from switch.storage.wal_writer import WalWriter
@@ -83,12 +85,15 @@ class SwitchServer:
     def __init__(self, config):
         self.config = config
         self.stopping = asyncio.Event()
+        self.readiness = Readiness()
+        self.metrics: MetricsServer | None = None
 
     async def run(self, announce=print) -> None:
         config, loop = self.config, asyncio.get_running_loop()
         tls = tls_context(config)
         # Listen before touching the data directory: a failed start creates nothing there.
         sockets = listening_sockets(config.host, config.port, LISTEN_BACKLOG)
+        self._start_metrics()  # up before recovery: /readyz reports its progress
         lock_data_dir(config)  # held (its descriptor open) for the life of the process
         accept_currencies(config.extra_currencies)  # before the helpers start: they are told these
         fd_limit = raise_fd_limit()
@@ -100,10 +105,12 @@ class SwitchServer:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         gc.disable()  # recovery builds millions of long-lived objects: nothing to collect
         try:
-            recovered = recover(config.wal_dir, config.snapshot_dir)
+            recovered = recover(config.wal_dir, config.snapshot_dir,
+                                progress=self.readiness.recovery)
         finally:
             gc.enable()
         gc.freeze()
+        self.readiness.recovered = True
 
         def wal_factory(on_durable, on_failure):
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
@@ -125,6 +132,7 @@ class SwitchServer:
                    for sock in sockets]
         host, port = sockets[0].getsockname()[:2]
         self._write_server_info(host, port)
+        self.readiness.service = service
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         log.info("listening", host=host, port=port, durability=config.durability,
@@ -135,17 +143,40 @@ class SwitchServer:
             log.warning("fd_limit_below_max_connections", fd_limit=fd_limit,
                         max_connections=config.max_connections,
                         action="raise the hard RLIMIT_NOFILE or lower --max-connections")
-        announce(f"payswitch listening on {host}:{port} (durability: {config.durability})\n"
-                 f"  operator: participant 'admin', token in {config.admin_token_path}\n"
-                 f"  try:      python -m client --data-dir {config.data_dir} stats")
+        announce(self._announcement(host, port))
         housekeeping = loop.create_task(self._housekeeping(service, inbox))
         await self.stopping.wait()
         housekeeping.cancel()
         inbox.close()
         await self._shutdown(servers, service)
 
+    def _start_metrics(self) -> None:
+        config = self.config
+        if config.metrics_port is None:
+            return
+        self.metrics = MetricsServer(config.metrics_host or config.host, config.metrics_port,
+                                     config.metrics_timeout_s, self.readiness, VERSION)
+        self.metrics.start()
+        log.info("metrics_listening", host=self.metrics.host, port=self.metrics.port)
+
+    def _announcement(self, host: str, port: int) -> str:
+        """What to run to reach the switch, as it works from any directory: this very Python
+        (the venv's, under ./scripts/serve) and absolute paths."""
+        config = self.config
+        lines = [f"payswitch listening on {host}:{port} "
+                 f"(durability: {config.durability}, version {VERSION})",
+                 f"  operator: participant 'admin', token in {config.admin_token_path.resolve()}",
+                 f"  try:      {sys.executable} -m client --data-dir "
+                 f"{config.data_dir.resolve()} stats"]
+        if self.metrics is not None:
+            base = f"http://{_url_host(self.metrics.host)}:{self.metrics.port}"
+            lines.append(f"  metrics:  {base}/metrics  (health: {base}/livez, {base}/readyz)")
+        return "\n".join(lines)
+
     def _write_server_info(self, host: str, port: int) -> None:
         info = {"host": host, "port": port, "pid": os.getpid()}
+        if self.metrics is not None:
+            info["metrics_port"] = self.metrics.port
         temporary = self.config.server_info_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info) + "\n")
         os.replace(temporary, self.config.server_info_path)
@@ -212,4 +243,10 @@ class SwitchServer:
             connection.close()
         service.wal.close()
         Path(self.config.server_info_path).unlink(missing_ok=True)
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("stopped", durable_seq=service.wal.durable_seq)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -6,8 +6,10 @@ sequence number current when its request executed and leaves only when that pref
 so no client, reader or writer, ever sees state that a crash could take away.
 """
 import errno
+import importlib.metadata
 import shutil
 import time
+from time import perf_counter  # twice per request: no attribute lookup
 
 import structlog
 
@@ -17,6 +19,7 @@ from switch.batches.engine import BatchEngine
 from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
                          token_matches, write_token_file)
 from switch.decode_worker import DecodeWorker
+from switch.metrics import RequestMetrics
 from switch.ledger import LedgerError
 from switch.reply_steps import ReplyInSteps
 from switch.storage.recovery import recover_up_to
@@ -24,7 +27,8 @@ from switch.storage.wal_writer import RecordTooLarge, WalFailed
 from switch.turns import Turns
 
 log = structlog.get_logger("switch.service")
-SERVER_NAME = "payswitch/0.1.0"
+VERSION = importlib.metadata.version("payswitch")
+SERVER_NAME = f"payswitch/{VERSION}"
 NO_SESSION_OPS = frozenset({"ping", "hello"})
 
 
@@ -59,6 +63,7 @@ class Service:
         self._resume_refusal = None  # the last reason writes could not resume, logged once
         self.started_s = time.monotonic()
         self.requests_total = 0
+        self.request_metrics = RequestMetrics()
         self.snapshotter = None  # set by the server once it exists
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
@@ -111,7 +116,8 @@ class Service:
         validated is a bool or the decode worker's ProtocolError for the args; then the
         contract's order of checks, execution, and the reply (in `codec` if decode fails),
         held for the WAL."""
-        request_id = None
+        started_s = perf_counter()
+        request_id = op = None
         not_before_s = 0.0
         try:
             request_id, op, args, codec, validated = decode(connection, frame)
@@ -135,6 +141,8 @@ class Service:
         except Exception:  # a bug of ours: answer it, keep the connection and the switch up
             log.exception("request_failed", peer=_peer(connection))
             reply = error_reply(request_id, codes.INTERNAL, "internal error")
+        self.request_metrics.record(op, reply["error"]["code"] if "error" in reply else "ok",
+                                    perf_counter() - started_s)
         wal = self.wal
         seq = wal.durable_seq if wal.failure else wal.appended_seq
         pieces = encode_body_in_steps(reply, codec)
@@ -343,6 +351,10 @@ class Service:
                               "pending": self.decode_worker.pending,
                               "restarts": self.decode_worker.restarts},
             "snapshots": self.snapshotter.stats(),
+            "version": VERSION,
+            "latency_ms": _milliseconds(self.request_metrics.all_ops().percentiles()),
+            "fsync_ms": _milliseconds(wal.fsync_seconds.percentiles()),
+            "errors_by_code": self.request_metrics.errors_by_code(),
         }
 
     # durability events from the WAL
@@ -418,6 +430,12 @@ def _from_verdict(connection, verdict: list) -> tuple:
     if op is None:  # not a request at all: the contract's first checks
         raise error
     return request_id, op, None, codec, error
+
+
+def _milliseconds(percentiles: dict) -> dict:
+    """A histogram's percentiles (seconds) in milliseconds, for people reading `stats`."""
+    return {name: value if name == "count" or value is None else round(value * 1000, 3)
+            for name, value in percentiles.items()}
 
 
 def _peer(connection):

@@ -14,10 +14,11 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 
 import structlog
 
-from switch.storage.segments import prune_segments
+from switch.storage.segments import prune_segments, snapshot_path
 from switch.storage.snapshots import (prune_snapshots, publish_snapshot, save_snapshot,
                                       temporary_snapshot_path)
 
@@ -42,6 +43,11 @@ class Snapshotter:
         self.published_total = 0
         self.writes_refused_total = 0
         self._writes_paused = False  # for one log line per pause, not one per refusal
+        # When the newest snapshot was written (wall clock); without one, this start.
+        self.last_snapshot_at_s = time.time()
+        if last_snapshot_seq:
+            self.last_snapshot_at_s = snapshot_path(config.snapshot_dir,
+                                                    last_snapshot_seq).stat().st_mtime
 
     @property
     def log_bytes_since_snapshot(self) -> int:
@@ -134,6 +140,7 @@ class Snapshotter:
         self._bytes_at_snapshot = log_bytes
         self.published_total += 1
         self._snapshot_published.set()
+        self.last_snapshot_at_s = time.time()
         oldest_kept = prune_snapshots(self.config.snapshot_dir, self.config.snapshots_kept)
         deleted = prune_segments(self.config.wal_dir, oldest_kept)
         log.info("snapshot_published", seq=seq, segments_deleted=deleted,

@@ -20,6 +20,16 @@ from switch.storage.snapshots import SnapshotDamaged, read_snapshot
 
 log = structlog.get_logger("switch.recovery")
 PROGRESS_INTERVAL_S = 1.0
+PROGRESS_EVERY_RECORDS = 4096
+
+
+@dataclass
+class RecoveryProgress:
+    """How far a recovery has come, for /readyz; updated every PROGRESS_EVERY_RECORDS records
+    (read by the metrics listener's thread, so only whole-int assignments)."""
+    records_replayed: int = 0
+    bytes_replayed: int = 0
+    bytes_total: int | None = None  # known once the snapshot is loaded
 
 
 class RecoveryError(Exception):
@@ -71,8 +81,10 @@ def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
 
 class _Replayer:
     def __init__(self, state: SwitchState, snapshot_seq: int, total_bytes: int,
-                 up_to_seq: int | None):
+                 up_to_seq: int | None, progress: RecoveryProgress):
         self.state = state
+        self.progress = progress
+        progress.bytes_total = total_bytes
         self.up_to_seq = up_to_seq
         self.last_seq = snapshot_seq
         self.replayed = 0
@@ -90,6 +102,7 @@ class _Replayer:
                 return 0
             self._apply(path, offset, payload)
         self.done_bytes += len(data)
+        self._report(self.done_bytes)
         if scanner.damage is None:
             return 0
         where = f"{path} at offset {scanner.good_end}"
@@ -110,6 +123,10 @@ class _Replayer:
             os.fsync(file.fileno())
         return torn_bytes
 
+    def _report(self, bytes_replayed: int) -> None:
+        self.progress.records_replayed = self.replayed
+        self.progress.bytes_replayed = bytes_replayed
+
     def _apply(self, path: Path, offset: int, payload) -> None:
         seq, now_ns, caller, op, args = msgpack.unpackb(payload, raw=False, strict_map_key=False)
         if seq <= self.last_seq:
@@ -128,14 +145,18 @@ class _Replayer:
                                 f"diverged from the original run: {detail}")
         self.last_seq = seq
         self.replayed += 1
-        if self.replayed % 4096 == 0 and time.monotonic() >= self._next_progress:
+        if self.replayed % PROGRESS_EVERY_RECORDS == 0:
+            self._report(self.done_bytes + offset)
+            if time.monotonic() < self._next_progress:
+                return
             self._next_progress = time.monotonic() + PROGRESS_INTERVAL_S
             log.info("recovery_progress", seq=seq, records=self.replayed,
                      percent=round(100 * self.done_bytes / max(self.total_bytes, 1), 1))
 
 
 def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
-            up_to_seq: int | None = None) -> Recovered:
+            up_to_seq: int | None = None,
+            progress: RecoveryProgress | None = None) -> Recovered:
     """The state of the newest snapshot plus every intact WAL record after it.
 
     `read_only=True` is for tools that inspect a data directory, possibly while a switch is
@@ -143,13 +164,13 @@ def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
     tail ends the replay quietly (`truncated_bytes` then counts the bytes left unread), and the
     invariants are not checked (the caller checks what it needs and reports it).
     `up_to_seq` stops the replay after that record (read only: the durable state of a running
-    switch whose log has failed after it).
+    switch whose log has failed after it). `progress`, if given, is kept up to date.
     """
     started = time.monotonic()
     snapshot_seq, state = load_newest_snapshot(snapshot_dir)
     segments = _segments_from(wal_dir, snapshot_seq)
     replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments),
-                         up_to_seq)
+                         up_to_seq, RecoveryProgress() if progress is None else progress)
     truncated = 0
     for index, (_, path) in enumerate(segments):
         truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1,

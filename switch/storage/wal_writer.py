@@ -7,11 +7,13 @@ during the previous one, and durability does not cap throughput at the disk's fs
 import asyncio
 import errno
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgpack
 
+from switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
 from switch.storage.records import MAX_RECORD_BYTES, encode_record
 from switch.storage.segments import fsync_dir, list_segments, segment_path
 
@@ -50,6 +52,10 @@ class WalWriter:
         self.appended_bytes = 0
         self.durable_bytes = 0
         self.fsync_count = 0
+        # Written by the WAL thread only (see switch/metrics.py): how long each fsync took, and
+        # how many records each write-and-fsync carried (group commit).
+        self.fsync_seconds = Histogram(FSYNC_SECONDS_BUCKETS)
+        self.group_records = Histogram(GROUP_RECORDS_BUCKETS)
         self.failure: OSError | None = None
         self._on_durable = on_durable
         self._on_failure = on_failure
@@ -132,11 +138,14 @@ class WalWriter:
             data = data[written:]
             self._segment_size += written
             self.bytes_since_start += written
+        self.group_records.observe(len(batch))
         if self.fsync:
+            started_s = time.perf_counter()
             try:
                 os.fdatasync(self._fd)
             except OSError as error:
                 raise FsyncFailed(error.errno, error.strerror) from error
+            self.fsync_seconds.observe(time.perf_counter() - started_s)
             self.fsync_count += 1
         self._durable_end = (self._segment_path, self._segment_size)
 
