@@ -137,6 +137,8 @@ def test_a_metrics_port_in_use_is_a_one_line_error_and_exit_1(tmp_path):
         code, output = run_switch_once(tmp_path / "data", "--metrics-port", str(port))
     assert code == 1
     assert f"switch: cannot start: metrics port 127.0.0.1:{port}: " in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "data").exists()  # a failed start creates nothing
 
 
 def test_the_announced_command_works_from_another_directory(tmp_path):
