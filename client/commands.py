@@ -157,9 +157,24 @@ async def ping(client: AsyncClient, args: argparse.Namespace) -> Output:
                   "\n".join(lines))
 
 
+# Keys of `stats` shown as tables of their own rather than as flattened lines.
+STATS_LATENCIES = (("latency_ms", "requests"), ("fsync_ms", "WAL fsyncs"))
+
+
 async def stats(client: AsyncClient, args: argparse.Namespace) -> Output:
     result = await client.stats()
-    return Output(result, fields(_flatten(result)))
+    tabled = {"errors_by_code", *(key for key, _ in STATS_LATENCIES)}
+    parts = [fields(_flatten({k: v for k, v in result.items() if k not in tabled}))]
+    latencies = [(label, result[key]) for key, label in STATS_LATENCIES if key in result]
+    if latencies:
+        parts.append(table(["latency (ms)", "count", "p50", "p90", "p99", "max"], [
+            [label, *(summary[name] for name in ("count", "p50", "p90", "p99", "max"))]
+            for label, summary in latencies]))
+    if "errors_by_code" in result:
+        errors = result["errors_by_code"]
+        parts.append(table(["error code", "replies"], sorted(errors.items())) if errors
+                     else "errors: none")
+    return Output(result, "\n\n".join(parts))
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

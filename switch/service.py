@@ -21,6 +21,7 @@ from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_
 from switch.decode_worker import DecodeWorker
 from switch.metrics import RequestMetrics
 from switch.ledger import LedgerError
+from switch.ledger.codes import admin_only
 from switch.reply_steps import ReplyInSteps
 from switch.storage.recovery import recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
@@ -303,7 +304,7 @@ class Service:
         the old token is refused from then on, and every session opened with it ends: its
         connection stays open, but needs a `hello` with the new token before anything else."""
         if caller != ADMIN:
-            raise ProtocolError(codes.FORBIDDEN, "rotate_token is for the operator")
+            raise ProtocolError(codes.FORBIDDEN, admin_only("rotate_token", caller))
         participant = args["participant"]
         token = new_token()
         if participant == ADMIN:
@@ -332,7 +333,7 @@ class Service:
 
     def _stats(self, connection, caller, args):
         if caller != ADMIN:
-            raise ProtocolError(codes.FORBIDDEN, "stats is for the operator")
+            raise ProtocolError(codes.FORBIDDEN, admin_only("stats", caller))
         wal = self.wal
         return {
             "server": SERVER_NAME,

@@ -13,6 +13,11 @@ from protocol.codes import (  # noqa: F401
 ADMIN = "admin"
 
 
+def admin_only(op: str, caller) -> str:
+    """The `forbidden` message of an operator's op asked for by a participant."""
+    return f"{op} is for the operator (admin) only, not {caller}"
+
+
 class LedgerError(Exception):
     """A request-level failure carrying its wire code.
 

@@ -9,6 +9,7 @@ from .codes import (
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, CURRENCY_MISMATCH,
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
+    admin_only,
 )
 from .explain import SINGLE_LINKED, explain, explain_account, explain_participant
 from .records import Account, Participant, Totals, visible
@@ -353,4 +354,4 @@ def _no_window(wid, windows):
 
 def _require_admin(caller, op):
     if caller != ADMIN:
-        raise LedgerError(FORBIDDEN, f"{op} is for the operator (admin) only, not {caller}")
+        raise LedgerError(FORBIDDEN, admin_only(op, caller))

@@ -84,8 +84,11 @@ def test_stats_shows_percentiles_errors_by_code_and_version(switch):
                              str(switch.data_dir), "stats"], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert client.returncode == 0, client.stderr
-    assert re.search(r"latency_ms\.p99\s+\d", client.stdout), client.stdout
-    assert re.search(r"errors_by_code\.unknown_op\s+2", client.stdout), client.stdout
+    assert re.search(r"latency \(ms\)\s+count\s+p50\s+p90\s+p99\s+max\n"
+                     r"requests\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\n"
+                     r"WAL fsyncs\s+\d+", client.stdout), client.stdout
+    assert re.search(r"unknown_op\s+2", client.stdout), client.stdout
+    assert re.search(r"uptime_s\s+[\d.]+", client.stdout), client.stdout
 
 
 def test_livez_and_readyz_answer_while_serving_and_other_paths_are_404(switch):
