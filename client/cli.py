@@ -55,24 +55,17 @@ def _account_of(allow_none: bool):
     return parse
 
 
-def _window_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a window id is an integer from 1, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _from_one(what: str):
+    """An argparse type: a whole number from 1, refused with a message naming `what`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} is a whole number from 1, got {text!r}")
+        return value
+    return parse
 
 
 def _overdraft(text: str) -> int | None:
@@ -201,7 +194,7 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=commands.history)
 
     p = sub.add_parser("ping", help="check that the switch answers; print the round-trip time")
-    p.add_argument("--count", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--count", type=_from_one("a ping count"), default=1, metavar="N",
                    help="pings to send, one after another")
     p.set_defaults(run=commands.ping)
 
@@ -225,7 +218,7 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
             ("matrix", commands.window_matrix,
              "bilateral matrix: gross amounts payer -> payee before netting")]:
         w = window.add_parser(name, help=text)
-        w.add_argument("window_id", type=_window_id, metavar="ID", help="the window's number")
+        w.add_argument("window_id", type=_from_one("a window id"), metavar="ID", help="the window's number")
         w.add_argument("--format", choices=["table", "json", "csv"], default="table",
                        help="table for people, json as the switch gives it, csv with a header")
         w.add_argument("--output", metavar="FILE", help="write there instead of printing")

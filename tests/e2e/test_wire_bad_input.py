@@ -6,9 +6,9 @@ import msgpack
 import pytest
 
 from protocol import codes, decode_body, encode_body, encode_frame
-from support.switch_process import SwitchProcess
 from support.wire import WireClient, frame_header
-from support.world import FUNDS, assert_debits_equal_credits, create_world
+from support.world import (FUNDS, assert_debits_equal_credits, create_world,
+                           switch_with_world)
 
 MAX_FRAME_BYTES = 1 << 20
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
@@ -238,14 +238,8 @@ def ledger_state(client: WireClient, transfer_ids=()) -> dict:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One switch for the per-case tests, none of which may change its state."""
-    process = SwitchProcess(tmp_path_factory.mktemp("wire-bad-input") / "data").start()
-    try:
-        with WireClient(process.host, process.port) as admin:
-            admin.hello("admin", process.admin_token)
-            create_world(admin)
+    with switch_with_world(tmp_path_factory.mktemp("wire-bad-input") / "data") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from support.switch_process import SwitchProcess
 from support.wire import WireClient, frame_header
-from support.world import create_world
+from support.world import switch_with_world
 
 LEADS = {"space": b" ", "tab": b"\t", "cr": b"\r", "lf": b"\n", "bom": b"\xef\xbb\xbf",
          "bom-whitespace": b"\xef\xbb\xbf \r\n\t"}
@@ -21,14 +20,10 @@ def raw_reply(client: WireClient, body: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def admin_socket(tmp_path_factory):
-    switch = SwitchProcess(tmp_path_factory.mktemp("json-leading-bytes") / "data").start()
-    try:
-        with WireClient(switch.host, switch.port) as client:
-            client.hello("admin", switch.admin_token)
-            create_world(client)
-            yield client
-    finally:
-        switch.stop()
+    with switch_with_world(tmp_path_factory.mktemp("json-leading-bytes") / "data") as switch, \
+            WireClient(switch.host, switch.port) as client:
+        client.hello("admin", switch.admin_token)
+        yield client
 
 
 def decode_worker_frames(client: WireClient) -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
-from support.world import create_world
+from support.world import switch_with_world
 
 from hardening.fuzz import FuzzReport, run_fuzz, run_fuzz_in_child, run_valid_load
 from hardening.net_support import (SHARED_CPU_FLOOR_MS, LatencyProbe, assert_within_2x,
@@ -37,14 +37,8 @@ def ledger_state(admin: WireClient) -> dict:
 
 @pytest.fixture
 def world_switch(tmp_path):
-    process = SwitchProcess(tmp_path / "data").start()
-    try:
-        with WireClient(process.host, process.port) as admin:
-            admin.hello("admin", process.admin_token)
-            create_world(admin)
+    with switch_with_world(tmp_path / "data") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def fuzz_with_checks(switch: SwitchProcess, frames: int, seed: int) -> tuple[FuzzReport, dict]:

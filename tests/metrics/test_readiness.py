@@ -93,16 +93,23 @@ def test_a_slow_client_does_not_hold_the_listener_past_its_timeout():
         server.close()
 
 
-def test_recovery_reports_its_progress_as_it_replays(tmp_path):
-    switch = SwitchProcess(tmp_path / "data", extra_args=("--durability", "none")).start()
+def switch_killed_after(data_dir, transfers: int) -> SwitchProcess:
+    """A switch that took `transfers` from the load generator and was then killed: no shutdown
+    snapshot, so a restart replays all of them."""
+    switch = SwitchProcess(data_dir, extra_args=("--durability", "none")).start()
     try:
         loaded = subprocess.run(
             [sys.executable, "-m", "loadtest", "--data-dir", str(switch.data_dir), "--count",
-             "10000", "--connections", "4", "--pipeline", "32", "--warmup", "0",
+             str(transfers), "--connections", "4", "--pipeline", "64", "--warmup", "0",
              "--no-verify"], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     finally:
-        switch.kill()  # no shutdown snapshot: everything stays to be replayed
+        switch.kill()
+    return switch
+
+
+def test_recovery_reports_its_progress_as_it_replays(tmp_path):
+    switch = switch_killed_after(tmp_path / "data", transfers=10_000)
     progress = RecoveryProgress()
     recovered = recover(switch.data_dir / "wal", switch.data_dir / "snapshots",
                         read_only=True, progress=progress)
@@ -129,15 +136,7 @@ def test_readyz_says_recovering_while_a_real_switch_replays_a_long_log(tmp_path)
     """Polls /readyz of a restarting switch; a fast machine may finish the replay before the
     first poll, so `recovering` is required only if seen before ready (the readiness logic
     itself is pinned above, in-process)."""
-    switch = SwitchProcess(tmp_path / "data", extra_args=("--durability", "none")).start()
-    try:
-        loaded = subprocess.run(
-            [sys.executable, "-m", "loadtest", "--data-dir", str(switch.data_dir), "--count",
-             "40000", "--connections", "4", "--pipeline", "64", "--warmup", "0",
-             "--no-verify"], cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    finally:
-        switch.kill()
+    switch = switch_killed_after(tmp_path / "data", transfers=40_000)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -1,4 +1,8 @@
 """A small standard world of participants and accounts, created over the wire."""
+from contextlib import contextmanager
+from pathlib import Path
+
+from support.switch_process import SwitchProcess
 from support.wire import WireClient
 
 FUNDS = 1_000_000
@@ -44,3 +48,17 @@ def lookup_all(client: WireClient, ids) -> dict[str, dict]:
         chunk = client.call("lookup_transfers", {"ids": ids[start:start + 8190]}, "msgpack")
         found.update({t["id"]: t for t in chunk["transfers"]})
     return found
+
+
+@contextmanager
+def switch_with_world(data_dir: Path, *args: str):
+    """A switch process (extra flags `args`) holding the standard world; stopped on the way out,
+    also when the test fails."""
+    switch = SwitchProcess(data_dir, extra_args=args).start()
+    try:
+        with WireClient(switch.host, switch.port) as admin:
+            admin.hello("admin", switch.admin_token)
+            create_world(admin)
+        yield switch
+    finally:
+        switch.stop()
