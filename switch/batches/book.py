@@ -143,7 +143,8 @@ class BatchBook:
 
     def _validated(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
-        assert batch.state == RECEIVED, batch.state
+        if batch.state != RECEIVED:  # the engine validates a batch once (explicit: python -O)
+            raise AssertionError(f"batch {batch.batch_id} validated in state {batch.state}")
         if batch.digest is None:
             batch.digest = args.get("digest")
             self._digest_of(batch)  # the record predates reported digests: compute it
@@ -158,10 +159,13 @@ class BatchBook:
     def _apply(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
         items = args["items"]
-        assert batch.state == PROCESSING and args["start"] == batch.applied, (batch.state,
-                                                                              batch.applied)
+        if batch.state != PROCESSING or args["start"] != batch.applied:
+            raise AssertionError(f"batch {batch.batch_id}: chunk at {args['start']} applied in "
+                                 f"state {batch.state} after {batch.applied} items")
         if batch.mode == "atomic":
-            assert len(items) == batch.total
+            if len(items) != batch.total:
+                raise AssertionError(f"atomic batch {batch.batch_id}: {len(items)} items "
+                                     f"applied of {batch.total}")
             for item in items[:-1]:
                 item["linked"] = True
         result, _ = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},

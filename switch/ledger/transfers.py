@@ -159,7 +159,8 @@ class Book:
         totals = dr.totals
         totals.debits_posted += amount
         totals.credits_posted += amount
-        assert totals.debits_posted == totals.credits_posted
+        if totals.debits_posted != totals.credits_posted:  # explicit: survives python -O
+            raise AssertionError(f"{t.debit.currency}: posted debits != posted credits")
 
     def _reserve(self, t, amount):
         dr = t.debit
@@ -169,7 +170,8 @@ class Book:
         totals = dr.totals
         totals.debits_pending += amount
         totals.credits_pending += amount
-        assert totals.debits_pending == totals.credits_pending
+        if totals.debits_pending != totals.credits_pending:
+            raise AssertionError(f"{t.debit.currency}: pending debits != pending credits")
         if dr.owner is not cr.owner:
             dr.position.reserved += amount
 
@@ -204,7 +206,8 @@ class Book:
             if kind == POST:
                 self._move(t, -t.amount)
         del self.by_id[t.id]
-        assert t.debit.transfers[-1] is t and t.credit.transfers[-1] is t
+        if t.debit.transfers[-1] is not t or t.credit.transfers[-1] is not t:
+            raise AssertionError(f"undo of {t.id}: it is not its accounts' newest transfer")
         t.debit.transfers.pop()
         t.credit.transfers.pop()
 
