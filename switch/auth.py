@@ -3,14 +3,12 @@
 Tokens are 192 random bits, so a salted SHA-256 is enough (a slow password hash protects
 guessable secrets, which these are not) and keeps `hello` cheap.
 """
-import contextlib
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
-from switch.storage.segments import fsync_dir
+from switch.storage.files import write_atomically
 
 ADMIN = "admin"
 TOKEN_BYTES = 24
@@ -49,22 +47,8 @@ def load_or_create_admin_token(path: Path, from_env: str | None) -> str:
 
 
 def write_token_file(path: Path, token: str) -> None:
-    """Replaces `path` with `token` atomically and durably: a reader sees the old token or the
-    new one, never a mix, and after a crash the file holds the token last acknowledged."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode under O_TRUNC
-            file.write(token + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):  # the old file stands, whole; tidy up if we can
-            temporary.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """Replaces the token file atomically and durably, readable by its owner only."""
+    write_atomically(path, (token + "\n").encode(), mode=0o600)
 
 
 class HelloThrottle:

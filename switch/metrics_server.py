@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, \
     HistogramMetricFamily
 
 from switch.health import Readiness
+from switch.listen import display_address
 from switch.metrics import Histogram
 
 
@@ -142,7 +143,8 @@ class MetricsServer:
         try:
             self._http = _QuietHTTPServer((host, port), handler)
         except OSError as error:
-            raise MetricsSetupError(f"metrics port {host}:{port}: {error.strerror or error}") \
+            raise MetricsSetupError(f"metrics port {display_address(host, port)}: "
+                                    f"{error.strerror or error}") \
                 from error
         self.host, self.port = self._http.server_address[:2]
         self._thread = threading.Thread(target=self._http.serve_forever, name="metrics",

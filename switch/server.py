@@ -18,10 +18,11 @@ from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
 from switch.health import Readiness
-from switch.listen import listening_sockets
+from switch.listen import display_address, listening_sockets
 from switch.metrics_server import MetricsServer
 from switch.service import VERSION, Service
 from switch.snapshotter import Snapshotter
+from switch.storage.files import write_atomically
 from switch.storage.recovery import recover
 from switch.storage.wal_writer import WalWriter
 
@@ -169,7 +170,7 @@ class SwitchServer:
                  f"  try:      {sys.executable} -m client --data-dir "
                  f"{config.data_dir.resolve()} stats"]
         if self.metrics is not None:
-            base = f"http://{_url_host(self.metrics.host)}:{self.metrics.port}"
+            base = f"http://{display_address(self.metrics.host, self.metrics.port)}"
             lines.append(f"  metrics:  {base}/metrics  (health: {base}/livez, {base}/readyz)")
         return "\n".join(lines)
 
@@ -177,9 +178,7 @@ class SwitchServer:
         info = {"host": host, "port": port, "pid": os.getpid()}
         if self.metrics is not None:
             info["metrics_port"] = self.metrics.port
-        temporary = self.config.server_info_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(info) + "\n")
-        os.replace(temporary, self.config.server_info_path)
+        write_atomically(self.config.server_info_path, json.dumps(info).encode() + b"\n")
 
     async def _housekeeping(self, service: Service, inbox: Inbox) -> None:
         """Timers kept off the request path: pending expiry, idle connections, snapshots,
@@ -246,7 +245,3 @@ class SwitchServer:
         if self.metrics is not None:
             self.metrics.close()
         log.info("stopped", durable_seq=service.wal.durable_seq)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

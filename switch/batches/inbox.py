@@ -18,6 +18,7 @@ import structlog
 
 from switch.batches.book import COMPLETED, REJECTED
 from switch.batches.formats import pain002, results_csv
+from switch.storage.files import write_atomically
 
 log = structlog.get_logger("switch.inbox")
 FORMATS = {".csv": "csv", ".json": "json", ".xml": "pain.001"}
@@ -86,7 +87,7 @@ class Inbox:
     def _write_refusal(self, participant: str, path: Path, reason: str) -> None:
         """A file the switch would not take at all still gets an outcome and leaves the inbox."""
         outbox, archive = self._folders(participant)
-        _write_atomically(outbox / f"{path.name}.rejected.txt", reason.encode() + b"\n")
+        write_atomically(outbox / f"{path.name}.rejected.txt", reason.encode() + b"\n")
         os.replace(path, archive / path.name)
 
     def _folders(self, participant: str) -> tuple[Path, Path]:
@@ -100,24 +101,15 @@ class Inbox:
         outbox, archive = self._folders(participant)
         if batch.state == REJECTED:
             lines = [f"{where}: {reason}" for where, reason in batch.problems]
-            _write_atomically(outbox / f"{path.name}.rejected.txt", "\n".join(lines).encode() + b"\n")
+            write_atomically(outbox / f"{path.name}.rejected.txt", "\n".join(lines).encode() + b"\n")
         else:
             rows = list(zip(range(len(batch.ids)), batch.ids, batch.statuses))
-            _write_atomically(outbox / f"{path.name}.results.csv", results_csv(rows))
+            write_atomically(outbox / f"{path.name}.results.csv", results_csv(rows))
             if batch.format == "pain.001":
                 now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
                 report = pain002(meta, rows, now, batch.batch_id[:35])
-                _write_atomically(outbox / f"{path.name}.pain002.xml", report)
+                write_atomically(outbox / f"{path.name}.pain002.xml", report)
         os.replace(path, archive / path.name)
 
     def close(self) -> None:
         self._files.shutdown(wait=False, cancel_futures=True)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
