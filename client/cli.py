@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
-from switch.cli_help import ArgumentParser
+from protocol.cli_help import ArgumentParser
 
 from . import batch_commands, commands
 from .async_client import AsyncClient

@@ -8,7 +8,7 @@ from pathlib import Path
 from client.cli import ConfigError, resolve_port  # the operator CLI's discovery, shared
 from protocol import JSON, MSGPACK, is_valid_id
 from protocol.values import MAX_ITEMS
-from switch.cli_help import ArgumentParser
+from protocol.cli_help import ArgumentParser
 
 MIX_KINDS = ("single", "two_phase", "lookup")
 MAX_PREFIX_CHARS = 40  # leaves room for "-p<i>-a<j>" within the 64-character id limit

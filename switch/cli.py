@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from switch.cli_help import ArgumentParser
+from protocol.cli_help import ArgumentParser
 from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
                            Config)
 from switch.logs import configure_logging

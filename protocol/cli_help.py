@@ -1,5 +1,6 @@
 """`--help` that shows every option's default: the parser of every command line here (the switch,
-the operator CLI, the load generator)."""
+the operator CLI, the load generator). It lives in `protocol`, the one package all three may
+import, so that the client never needs the server installed."""
 import argparse
 
 
