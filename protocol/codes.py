@@ -13,6 +13,11 @@ UNAUTHENTICATED = "unauthenticated"
 OVERLOADED = "overloaded"
 SHUTTING_DOWN = "shutting_down"
 INTERNAL = "internal"
+# Replication (docs/replication.md): this node is not the primary (the error object also carries
+# `primary`, the primary's advertised "host:port" or null while unknown); the replicated log
+# cannot be reached, so nothing new is acknowledged. Both: resend with the same ids, safely.
+NOT_PRIMARY = "not_primary"
+UNAVAILABLE = "unavailable"
 
 # Item statuses that mean success
 CREATED = "created"
@@ -43,7 +48,7 @@ WINDOW_NOT_FOUND = "window_not_found"
 
 ENVELOPE = frozenset({
     BAD_FRAME, FRAME_TOO_LARGE, BAD_REQUEST, UNKNOWN_OP, UNAUTHENTICATED,
-    OVERLOADED, SHUTTING_DOWN, INTERNAL,
+    OVERLOADED, SHUTTING_DOWN, INTERNAL, NOT_PRIMARY, UNAVAILABLE,
 })
 SUCCESS = frozenset({CREATED, EXISTS})
 ITEM = frozenset({

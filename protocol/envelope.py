@@ -46,8 +46,10 @@ def ok_reply(request_id, result) -> dict:
     return {"id": request_id, "ok": True, "result": result}
 
 
-def error_reply(request_id, code: str, message: str) -> dict:
-    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+def error_reply(request_id, code: str, message: str, **details) -> dict:
+    """`details` are extra fields of the error object (`not_primary` carries `primary`)."""
+    return {"id": request_id, "ok": False,
+            "error": {"code": code, "message": message, **details}}
 
 
 def encode_request(request_id, op: str, args: dict, codec: str) -> bytes:

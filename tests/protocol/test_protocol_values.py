@@ -7,6 +7,7 @@ from protocol import (
 
 CONTRACT_CODES = """
 bad_frame frame_too_large bad_request unknown_op unauthenticated overloaded shutting_down internal
+not_primary unavailable
 created exists forbidden exists_with_different_fields participant_not_found participant_exists
 participant_suspended account_not_found account_exists currency_mismatch same_account
 invalid_amount insufficient_funds net_debit_cap_exceeded pending_not_found pending_already_posted
