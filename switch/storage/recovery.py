@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import msgpack
 import structlog
@@ -79,10 +80,44 @@ def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
     return needed
 
 
+class AppliedRecord(NamedTuple):
+    """One WAL record as replayed, with what executing it returned (None when it failed)."""
+    seq: int
+    now_ns: int
+    caller: str
+    op: str
+    args: Any
+    result: Any
+
+
+def apply_record(state: SwitchState, payload, last_seq: int, where: str) -> AppliedRecord | None:
+    """Executes one WAL record's payload on `state`, the one replay path of crash recovery and
+    of a standby following the replicated log. Returns None for a record at or before
+    `last_seq` (already in the state); raises RecoveryError for a record out of order or one
+    that does not change the state as it did when it was logged."""
+    seq, now_ns, caller, op, args = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    if seq <= last_seq:
+        return None
+    if seq != last_seq + 1:
+        raise RecoveryError(f"{where}: record {seq} follows {last_seq}; the log is out of order")
+    result = None
+    try:
+        result, changed = state.execute(caller, op, args, now_ns)
+    except LedgerError as error:
+        changed, detail = error.changed, f"it failed with {error.code}"
+    else:
+        detail = "it changed nothing"
+    if not changed:
+        raise RecoveryError(f"{where}: replaying record {seq} ({op}) diverged from the original "
+                            f"run: {detail}")
+    return AppliedRecord(seq, now_ns, caller, op, args, result)
+
+
 class _Replayer:
     def __init__(self, state: SwitchState, snapshot_seq: int, total_bytes: int,
-                 up_to_seq: int | None, progress: RecoveryProgress):
+                 up_to_seq: int | None, progress: RecoveryProgress, on_applied=None):
         self.state = state
+        self.on_applied = on_applied
         self.progress = progress
         progress.bytes_total = total_bytes
         self.up_to_seq = up_to_seq
@@ -128,21 +163,12 @@ class _Replayer:
         self.progress.bytes_replayed = bytes_replayed
 
     def _apply(self, path: Path, offset: int, payload) -> None:
-        seq, now_ns, caller, op, args = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-        if seq <= self.last_seq:
+        applied = apply_record(self.state, payload, self.last_seq, f"{path} at offset {offset}")
+        if applied is None:
             return  # covered by the snapshot
-        if seq != self.last_seq + 1:
-            raise RecoveryError(f"{path} at offset {offset}: record {seq} follows "
-                                f"{self.last_seq}; the log is out of order")
-        try:
-            _, changed = self.state.execute(caller, op, args, now_ns)
-        except LedgerError as error:
-            changed, detail = error.changed, f"it failed with {error.code}"
-        else:
-            detail = "it changed nothing"
-        if not changed:
-            raise RecoveryError(f"{path} at offset {offset}: replaying record {seq} ({op}) "
-                                f"diverged from the original run: {detail}")
+        if self.on_applied is not None:
+            self.on_applied(applied)
+        seq = applied.seq
         self.last_seq = seq
         self.replayed += 1
         if self.replayed % PROGRESS_EVERY_RECORDS == 0:
@@ -156,7 +182,7 @@ class _Replayer:
 
 def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
             up_to_seq: int | None = None,
-            progress: RecoveryProgress | None = None) -> Recovered:
+            progress: RecoveryProgress | None = None, on_applied=None) -> Recovered:
     """The state of the newest snapshot plus every intact WAL record after it.
 
     `read_only=True` is for tools that inspect a data directory, possibly while a switch is
@@ -165,12 +191,14 @@ def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
     invariants are not checked (the caller checks what it needs and reports it).
     `up_to_seq` stops the replay after that record (read only: the durable state of a running
     switch whose log has failed after it). `progress`, if given, is kept up to date.
+    `on_applied(AppliedRecord)`, if given, is called for each record replayed after the snapshot.
     """
     started = time.monotonic()
     snapshot_seq, state = load_newest_snapshot(snapshot_dir)
     segments = _segments_from(wal_dir, snapshot_seq)
     replayer = _Replayer(state, snapshot_seq, sum(p.stat().st_size for _, p in segments),
-                         up_to_seq, RecoveryProgress() if progress is None else progress)
+                         up_to_seq, RecoveryProgress() if progress is None else progress,
+                         on_applied)
     truncated = 0
     for index, (_, path) in enumerate(segments):
         truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1,
