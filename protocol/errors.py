@@ -10,11 +10,13 @@ class ProtocolError(Exception):
 
     `request_id` is the request's id when it was readable, else None, so the
     server can answer with the right id (docs/protocol.md: a bad id answers null).
+    `details` are extra fields of the error object (`not_primary` carries `primary`).
     """
 
-    def __init__(self, code: str, message: str, request_id=None):
+    def __init__(self, code: str, message: str, request_id=None, details: dict | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.details = details or {}
 

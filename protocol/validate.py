@@ -315,6 +315,7 @@ OPS: dict[str, OpSpec] = _specs(
     OpSpec("ping", False, _no_args),
     OpSpec("hello", False, _hello),
     OpSpec("stats", False, _no_args),
+    OpSpec("state_digest", False, _no_args),
     OpSpec("create_participants", True, _create_participants),
     OpSpec("set_participant", True, _set_participant),
     OpSpec("rotate_token", True, _rotate_token),

@@ -5,6 +5,7 @@ report equals its transfers (see switch/reconcile.py); safe while the switch run
 """
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_
 from switch.logs import configure_logging
 from switch.listen import BindFailed
 from switch.metrics_server import MetricsSetupError
+from switch.replication.errors import ReplicationUnusable
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
 
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
                        help="log lines as JSON or for people; auto: console on a terminal, "
                             "else json")
-    serve.add_argument("--extra-currencies", type=currency_list, metavar="CODES",
+    serve.add_argument("--extra-currencies", type=comma_list, metavar="CODES",
                        default=defaults.extra_currencies,
                        help="comma-separated codes accepted besides ISO 4217's, e.g. XTS,XXX")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level,
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "port (0 picks a free one); off unless given")
     serve.add_argument("--metrics-host", metavar="HOST",
                        help="the metrics listener's address (default: --host)")
+    add_replication_options(serve, defaults)
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -127,8 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def currency_list(text: str) -> tuple[str, ...]:
-    return tuple(code.strip() for code in text.split(",") if code.strip())
+def add_replication_options(serve, defaults: Config) -> None:
+    group = serve.add_argument_group("replication (docs/replication.md; needs payswitch[replication])")
+    group.add_argument("--replication", type=comma_list, metavar="URLS", default=(),
+                       help="replicate the log through this NATS JetStream cluster "
+                            "(comma-separated, e.g. nats://h1:4222,nats://h2:4222); a mutating "
+                            "reply then waits for the local fsync and the stream's quorum")
+    group.add_argument("--node-id", metavar="NAME", help="this node's name, unique in the cluster")
+    group.add_argument("--advertise", metavar="HOST:PORT",
+                       help="the address clients are sent to (default: --host:--port)")
+    group.add_argument("--replication-stream", default=defaults.replication_stream,
+                       metavar="NAME", help="the JetStream stream of the log (also names the "
+                                            "lease bucket and the snapshot store)")
+    group.add_argument("--replication-replicas", type=int, metavar="N",
+                       default=defaults.replication_replicas,
+                       help="copies JetStream keeps of the stream, bucket and store")
+    for name, text in (
+            ("lease_ttl_s", "seconds the lease outlives its last renewal: about how long after "
+                            "the primary dies a standby takes over"),
+            ("lease_renew_interval_s", "seconds between the primary's lease renewals"),
+            ("lease_safety_margin_s", "the primary stops acknowledging this long before its "
+                                      "lease would expire, by its own clock"),
+            ("lease_poll_interval_s", "seconds between a standby's looks for an expired lease"),
+            ("replication_request_timeout_s", "seconds an append or JetStream request may wait "
+                                              "for its answer")):
+        group.add_argument("--" + name.replace("_", "-"), type=float,
+                           default=getattr(defaults, name), help=text)
+    group.add_argument("--replication-max-inflight", type=int, metavar="N",
+                       default=defaults.replication_max_inflight,
+                       help="stream appends in flight at once (pipelined)")
+    group.add_argument("--max-unreplicated-bytes", type=int, metavar="BYTES",
+                       default=defaults.max_unreplicated_bytes,
+                       help="log not yet acknowledged by the stream at which writes are refused "
+                            "`unavailable`")
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def serve(args) -> int:
@@ -140,12 +178,18 @@ def serve(args) -> int:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(config.log_format, getattr(logging, config.log_level.upper()))
+    server = SwitchServer(config)
     try:
-        uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError) as error:
+        uvloop.run(server.run(announce=lambda text: print(text, flush=True)))
+    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError,
+            ReplicationUnusable) as error:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1
+    if server.restart_reason is not None:  # a deposed primary: start afresh as a standby
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "switch", *sys.argv[1:]])
     return 0
 
 

@@ -110,11 +110,39 @@ class Config:
     metrics_port: int | None = None
     metrics_host: str | None = None
     metrics_timeout_s: float = 5.0
+    # Replication (docs/replication.md): the NATS servers of a JetStream cluster; empty: a single
+    # node. node_id names this node; advertise is the host:port clients are sent to.
+    replication: tuple[str, ...] = ()
+    node_id: str | None = None
+    advertise: str | None = None
+    replication_stream: str = "PAYSWITCH_LOG"
+    replication_replicas: int = 3
+    # The lease: the key expires lease_ttl_s after its last renewal (so a standby takes over
+    # about that long after the primary dies); the primary renews every lease_renew_interval_s
+    # and stops acknowledging lease_safety_margin_s before the TTL ends, by its own clock. A
+    # standby looks for an expired lease every lease_poll_interval_s.
+    lease_ttl_s: float = 2.0
+    lease_renew_interval_s: float = 0.4
+    lease_safety_margin_s: float = 0.5
+    lease_poll_interval_s: float = 0.1
+    # Stream messages in flight (pipelined appends) and how long one may wait for its
+    # acknowledgement (also the limit on each JetStream API request).
+    replication_max_inflight: int = 256
+    replication_request_timeout_s: float = 2.0
+    # Log bytes appended here but not yet acknowledged by the stream; past it writes are refused
+    # `unavailable` (the stream is down or too slow) instead of queueing without bound.
+    max_unreplicated_bytes: int = 64 << 20
 
     def __post_init__(self):
+        if self.replicated and self.advertise is None:
+            object.__setattr__(self, "advertise", f"{self.host}:{self.port}")
         if self.max_log_bytes_since_snapshot is None:
             object.__setattr__(self, "max_log_bytes_since_snapshot", max(
                 LOG_BOUND_INTERVALS * self.snapshot_every_bytes, LOG_BOUND_MIN_BYTES))
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.replication)
 
     @property
     def wal_dir(self) -> Path:
@@ -170,7 +198,30 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        if self.replicated:
+            self._validate_replication()
         for code in self.extra_currencies:
             if not is_valid_currency(code):
                 raise ValueError(f"extra_currencies: {code!r} must be a currency code of 3 "
                                  f"uppercase letters")
+
+    def _validate_replication(self) -> None:
+        if not self.node_id:
+            raise ValueError("--replication needs --node-id: a name for this node, unique in "
+                             "the cluster")
+        if self.advertise is None and self.port == 0:
+            raise ValueError("--replication with --port 0 needs --advertise HOST:PORT: the "
+                             "address clients are sent to must not change across restarts")
+        for name in ("replication_replicas", "replication_max_inflight",
+                     "max_unreplicated_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("lease_renew_interval_s", "lease_safety_margin_s", "lease_poll_interval_s",
+                     "replication_request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if not self.lease_renew_interval_s < self.lease_ttl_s - self.lease_safety_margin_s:
+            raise ValueError(f"need lease_renew_interval_s ({self.lease_renew_interval_s}) < "
+                             f"lease_ttl_s ({self.lease_ttl_s}) - lease_safety_margin_s "
+                             f"({self.lease_safety_margin_s}): the lease must be renewed "
+                             f"before this node stops trusting it")

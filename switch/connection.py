@@ -275,15 +275,16 @@ class Connection(asyncio.Protocol):
         self._release_timer = None
         if self.transport is None or not self.waiting:
             return
-        if not self.release(self.service.wal.durable_seq):
+        if not self.release(self.service.durable_seq):
             self.service.waiting_connections.discard(self)
 
-    def fail_waiting(self, code: str, message: str, durable_seq: int) -> None:
+    def fail_waiting(self, code: str, message: str, durable_seq: int, **details) -> None:
         """Answers every waiting request now: those not yet durable with an error (their records
         will never be), the others with their reply."""
         for seq, request_id, codec, frame, _ in self.waiting:
             if seq > durable_seq:
-                frame = encode_frame(encode_body(error_reply(request_id, code, message), codec))
+                frame = encode_frame(encode_body(error_reply(request_id, code, message,
+                                                             **details), codec))
             self.ready.append(frame)
         self.service.queued_replies -= len(self.waiting)
         self.waiting.clear()

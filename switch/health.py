@@ -28,4 +28,6 @@ class Readiness:
         failure = service.wal.failure
         if failure is not None:
             return {"reason": f"{WRITES_STOPPED}: {failure}"}
+        if not service.writable():  # a standby: clients belong at the primary
+            return {"reason": service.role, "primary": service.replication.primary_address()}
         return None

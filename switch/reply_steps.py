@@ -30,5 +30,5 @@ class ReplyInSteps:
         frame = encode_frame(b"".join(done))
         done.clear()
         connection.queue_reply(self.seq, self.request_id, self.codec, frame,
-                               connection.service.wal.durable_seq)
+                               connection.service.durable_seq)
         return False

@@ -20,6 +20,7 @@ from switch.connection import Connection
 from switch.health import Readiness
 from switch.listen import display_address, listening_sockets
 from switch.metrics_server import MetricsServer
+from switch.replication.errors import ReplicationUnusable
 from switch.service import VERSION, Service
 from switch.snapshotter import Snapshotter
 from switch.storage.files import write_atomically
@@ -88,6 +89,8 @@ class SwitchServer:
         self.stopping = asyncio.Event()
         self.readiness = Readiness()
         self.metrics: MetricsServer | None = None
+        self.node = None  # the ReplicationNode with --replication
+        self.restart_reason: str | None = None  # set when a deposed primary must start afresh
 
     async def run(self, announce=print) -> None:
         config, loop = self.config, asyncio.get_running_loop()
@@ -104,6 +107,7 @@ class SwitchServer:
         # folder's parse thread must not hold it for 5 ms at a time; 0.5 ms serves both (0.1 ms
         # measured slower: more switching than the hand-back saves).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        cluster = await self._join_cluster() if config.replicated else None
         gc.disable()  # recovery builds millions of long-lived objects: nothing to collect
         try:
             recovered = recover(config.wal_dir, config.snapshot_dir,
@@ -115,15 +119,22 @@ class SwitchServer:
 
         def wal_factory(on_durable, on_failure):
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
-                             config.durability == "fsync", on_durable, on_failure)
+                             config.durability == "fsync", on_durable, on_failure,
+                             on_batch=self._replicate_batch if cluster else None)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,
                           admin_token_from_env=bool(admin_token_from_env))
+        if cluster is not None:
+            from switch.replication.node import ReplicationNode
+            self.node = service.replication = ReplicationNode(config, cluster, service,
+                                                              self._restart)
         await service.decode_worker.start()
-        service.open_first_window()
-        service.snapshotter = Snapshotter(config, loop, service, recovered.snapshot_seq,
-                                          recovered.log_bytes_read)
-        service.batch_engine.resume_unfinished()
+        service.snapshotter = Snapshotter(
+            config, loop, service, recovered.snapshot_seq, recovered.log_bytes_read,
+            on_published=None if self.node is None else self.node.snapshot_published)
+        if self.node is None:  # a replicated node does these once it is the primary
+            service.open_first_window()
+            service.batch_engine.resume_unfinished()
         inbox = Inbox(service, config.data_dir)
         # A TLS handshake must finish within frame_timeout_s, like any frame.
         tls_options = {} if tls is None else {"ssl": tls,
@@ -145,11 +156,38 @@ class SwitchServer:
                         max_connections=config.max_connections,
                         action="raise the hard RLIMIT_NOFILE or lower --max-connections")
         announce(self._announcement(host, port))
+        if self.node is not None:
+            self.node.start()
         housekeeping = loop.create_task(self._housekeeping(service, inbox))
         await self.stopping.wait()
         housekeeping.cancel()
         inbox.close()
         await self._shutdown(servers, service)
+
+    async def _join_cluster(self):
+        """Connects to the replication cluster and makes the local log one the stream can
+        continue (see switch/replication/node.py), before recovery reads it."""
+        try:
+            from switch.replication.cluster import Cluster
+            from switch.replication.node import prepare_local_log
+        except ImportError as error:
+            raise ReplicationUnusable(f"--replication needs nats-py: pip install "
+                                      f"'payswitch[replication]' ({error})") from error
+        cluster = Cluster(self.config)
+        await cluster.connect()
+        await prepare_local_log(self.config, cluster)
+        log.info("replication_joined", stream=cluster.stream, node_id=self.config.node_id,
+                 advertise=self.config.advertise)
+        return cluster
+
+    def _replicate_batch(self, records: list[bytes], first_seq: int) -> None:
+        self.node.on_wal_batch(records, first_seq)
+
+    def _restart(self, reason: str) -> None:
+        """A deposed primary (or a standby that cannot follow) starts its process afresh."""
+        if self.restart_reason is None:
+            self.restart_reason = reason
+            self.stopping.set()
 
     def _start_metrics(self) -> None:
         config = self.config
@@ -200,6 +238,8 @@ class SwitchServer:
                 shed_logged = self._sweep_connections(service, shed_logged)
                 service.snapshotter.maybe_start()
                 service.try_resume_writes()
+                if self.node is not None:
+                    self.node.write_marker()
                 if service.accepting_writes() and not service.snapshotter.log_full():
                     inbox.scan()
                 gc.freeze()  # see below
@@ -228,19 +268,24 @@ class SwitchServer:
         await service.batch_engine.stop()
         deadline_s = service.loop.time() + self.config.shutdown_timeout_s
         await service.wal.drain()
+        if self.node is not None:
+            await self.node.drain(deadline_s)
         while (any(c.busy or c.transport.get_write_buffer_size()
                    for c in service.connections) and service.loop.time() < deadline_s):
             await asyncio.sleep(0.01)
         service.decode_worker.close()
         service.snapshotter.abandon()
         try:
-            service.snapshotter.save_now()
+            if self.restart_reason is None:  # a deposed primary's memory may be ahead of the stream
+                service.snapshotter.save_now()
         except OSError as error:  # e.g. a full disk: the log holds everything, restart replays it
             log.error("shutdown_snapshot_failed", reason=str(error),
                       consequence="the next start replays more of the log; nothing is lost")
         for connection in list(service.connections):
             connection.close()
         service.wal.close()
+        if self.node is not None:
+            await self.node.stop()
         Path(self.config.server_info_path).unlink(missing_ok=True)
         if self.metrics is not None:
             self.metrics.close()

@@ -31,6 +31,8 @@ log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")
 SERVER_NAME = f"payswitch/{VERSION}"
 NO_SESSION_OPS = frozenset({"ping", "hello"})
+# What a node that is not the primary answers (about itself); everything else is `not_primary`.
+STANDBY_OPS = frozenset({"ping", "hello", "stats", "state_digest"})
 
 
 class HelloRefused(ProtocolError):
@@ -63,6 +65,7 @@ class Service:
         self.reloading_durable_state = False
         self._resume_refusal = None  # the last reason writes could not resume, logged once
         self.started_s = time.monotonic()
+        self._released_seq = 0  # the highest durable_seq replies were released at
         self.requests_total = 0
         self.request_metrics = RequestMetrics()
         self.snapshotter = None  # set by the server once it exists
@@ -70,7 +73,8 @@ class Service:
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats,
-                          "rotate_token": self._rotate_token}
+                          "rotate_token": self._rotate_token, "state_digest": self._state_digest}
+        self.replication = None  # the ReplicationNode when --replication is on (set by the server)
 
     # connections
 
@@ -134,7 +138,7 @@ class Service:
             not_before_s = error.not_before_s
         except ProtocolError as error:
             request_id = request_id if error.request_id is None else error.request_id
-            reply = error_reply(request_id, error.code, error.message)
+            reply = error_reply(request_id, error.code, error.message, **error.details)
         except LedgerError as error:
             reply = error_reply(request_id, error.code, error.message)
         except WalFailed as error:
@@ -151,7 +155,7 @@ class Service:
             connection.reply_in_steps(ReplyInSteps(pieces, seq, request_id, codec))
             return
         connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
-                               wal.durable_seq, not_before_s)
+                               self.durable_seq, not_before_s)
 
     def _decode(self, connection, body: bytes) -> tuple:
         limit = self.config.max_unauthenticated_frame_bytes
@@ -177,6 +181,13 @@ class Service:
             raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
         if connection.participant is None and op not in NO_SESSION_OPS:
             raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
+        node = self.replication
+        if node is not None and op not in STANDBY_OPS:
+            refusal = node.refusal(spec.mutating)
+            if refusal is not None:
+                code, message = refusal
+                details = {"primary": node.primary_address()} if code == codes.NOT_PRIMARY else {}
+                raise ProtocolError(code, message, details=details)
         if spec.mutating and self.snapshotter.log_full():  # the restart-time bound
             self.shed["requests_overloaded"] += 1
             raise ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
@@ -235,7 +246,33 @@ class Service:
         return tokens
 
     def accepting_writes(self) -> bool:
-        return self.wal.failure is None and not self.shutting_down
+        return self.wal.failure is None and not self.shutting_down and self.writable()
+
+    def writable(self) -> bool:
+        """Whether this node makes state changes: a single node, or the primary."""
+        return self.replication is None or self.replication.writable()
+
+    @property
+    def role(self) -> str:
+        return "single" if self.replication is None else self.replication.role
+
+    @property
+    def durable_seq(self) -> int:
+        """The log prefix replies may show: fsynced here and, with replication, acknowledged by
+        the stream (while this node is the primary by its lease)."""
+        durable_seq = self.wal.durable_seq
+        if self.replication is None:
+            return durable_seq
+        acknowledgeable = self.replication.acknowledgeable_seq(durable_seq)
+        if acknowledgeable is None:  # not the primary any more: nothing further leaves
+            return self._released_seq
+        self._released_seq = acknowledgeable
+        return acknowledgeable
+
+    def become_primary(self) -> None:
+        """A promoted standby: the steps only the writer takes."""
+        self.open_first_window()
+        self.batch_engine.resume_unfinished()
 
     def execute_internal(self, op: str, args) -> None:
         """A state change the switch makes itself (window opening, batch steps)."""
@@ -264,7 +301,8 @@ class Service:
         """Expires due pending transfers as a logged step of its own, so that the request that
         follows either fails without changing anything or changes only what it says."""
         next_expiry_ns = self.state.next_expiry_ns()
-        if next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None:
+        if (next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None
+                or not self.writable()):
             return
         _, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
         if changed:
@@ -331,6 +369,14 @@ class Service:
                  peer=_peer(connection))
         return {"participant": participant, "token": token}
 
+    def _state_digest(self, connection, caller, args):
+        """A hash of the whole state at the applied sequence: equal on every node at the same
+        seq. It serializes the whole ledger on the event loop (an operator's check, not a
+        request to poll: about a second per million transfers)."""
+        if caller != ADMIN:
+            raise ProtocolError(codes.FORBIDDEN, admin_only("state_digest", caller))
+        return {"seq": self.wal.appended_seq, "digest": self.state.digest()}
+
     def _stats(self, connection, caller, args):
         if caller != ADMIN:
             raise ProtocolError(codes.FORBIDDEN, admin_only("stats", caller))
@@ -356,13 +402,23 @@ class Service:
             "latency_ms": _milliseconds(self.request_metrics.all_ops().percentiles()),
             "fsync_ms": _milliseconds(wal.fsync_seconds.percentiles()),
             "errors_by_code": self.request_metrics.errors_by_code(),
+            "role": self.role,
+            **({} if self.replication is None else {"replication": self.replication.stats()}),
         }
 
     # durability events from the WAL
 
-    def on_durable(self, durable_seq: int) -> None:
+    def on_durable(self, _seq: int) -> None:
+        """The WAL fsynced, or the stream acknowledged, a further part of the log."""
+        durable_seq = self.durable_seq
         still_waiting = {c for c in self.waiting_connections if c.release(durable_seq)}
         self.waiting_connections = still_waiting
+
+    def fail_unacknowledged(self, code: str, message: str, **details) -> None:
+        """Answers every reply still waiting for the log with an error (a primary deposed)."""
+        for connection in self.waiting_connections:
+            connection.fail_waiting(code, message, self._released_seq, **details)
+        self.waiting_connections = set()
 
     def on_wal_failure(self, error: OSError) -> None:
         self.stop_writes(f"WAL write or fsync failed: {error!r}")
@@ -379,7 +435,7 @@ class Service:
                      "it recovers from the log")
         for connection in self.waiting_connections:
             connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}",
-                                    wal.durable_seq)
+                                    self.durable_seq)
         self.waiting_connections = set()
         if not self.reloading_durable_state:
             self.reloading_durable_state = True

@@ -26,10 +26,12 @@ log = structlog.get_logger("switch.snapshots")
 
 
 class Snapshotter:
-    def __init__(self, config, loop, service, last_snapshot_seq: int, log_bytes_replayed: int):
+    def __init__(self, config, loop, service, last_snapshot_seq: int, log_bytes_replayed: int,
+                 on_published=None):
         self.config = config
         self.loop = loop
         self.service = service  # its state (ledger and batches) is what save_now writes
+        self._on_published = on_published  # (seq): a replicated primary uploads it
         self.wal = service.wal
         self.last_snapshot_seq = last_snapshot_seq
         # Log bytes (wal.appended_bytes) at the last published snapshot and at the last builder
@@ -86,7 +88,7 @@ class Snapshotter:
     def maybe_start(self) -> None:
         every_bytes = self.config.snapshot_every_bytes
         backlog_bytes = self.wal.appended_bytes - self._bytes_at_last_start
-        seq = self.wal.durable_seq
+        seq = self.service.durable_seq  # with replication: in the stream too
         if seq == self.wal.appended_seq == self.last_snapshot_seq:
             # Nothing follows the snapshot (the log replayed at start was counted whole, with
             # the records before the snapshot in its first segment): there is nothing to bound.
@@ -130,7 +132,7 @@ class Snapshotter:
 
     def save_now(self) -> None:
         """A synchronous snapshot (at shutdown, when everything appended is durable)."""
-        seq = self.wal.durable_seq
+        seq = self.service.durable_seq
         if seq > self.last_snapshot_seq and self.wal.failure is None:
             save_snapshot(self.config.snapshot_dir, seq, self.service.state.snapshot_state())
             self._published(seq, self.wal.durable_bytes)
@@ -145,6 +147,8 @@ class Snapshotter:
         deleted = prune_segments(self.config.wal_dir, oldest_kept)
         log.info("snapshot_published", seq=seq, segments_deleted=deleted,
                  log_bytes_since_snapshot=self.log_bytes_since_snapshot)
+        if self._on_published is not None:
+            self._on_published(seq)
         self.log_full()  # logs the end of a pause now, not at the next request
 
     def stats(self) -> dict:

@@ -1,4 +1,8 @@
 """Everything the WAL replays: the ledger and the batch book, behind one `execute`."""
+import hashlib
+
+import msgpack
+
 from switch.batches.book import BatchBook
 from switch.ledger import Ledger
 
@@ -27,6 +31,11 @@ class SwitchState:
 
     def check_invariants(self) -> None:
         self.ledger.check_invariants()
+
+    def digest(self) -> str:
+        """SHA-256 of the whole state as a snapshot holds it (deterministic: replay builds the
+        same maps in the same order on every node)."""
+        return hashlib.sha256(msgpack.packb(self.snapshot_state(), use_bin_type=True)).hexdigest()
 
     def snapshot_state(self) -> dict:
         return {"ledger": self.ledger.snapshot_state(),

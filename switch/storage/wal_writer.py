@@ -40,7 +40,7 @@ class WalWriter:
     """Appends records with sequence numbers; reports each durable prefix via `on_durable(seq)`."""
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
-                 on_durable, on_failure):
+                 on_durable, on_failure, on_batch=None):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -59,6 +59,10 @@ class WalWriter:
         self.failure: OSError | None = None
         self._on_durable = on_durable
         self._on_failure = on_failure
+        # With replication: each batch handed to the WAL thread is also handed, at the same
+        # moment, to the stream publisher (on_batch(records, first_seq)), so the local fsync and
+        # the stream's acknowledgement overlap.
+        self._on_batch = on_batch
         self._pending: list[bytes] = []
         self._flushing = False
         self._idle = asyncio.Event()
@@ -88,15 +92,25 @@ class WalWriter:
         if len(payload) > MAX_RECORD_BYTES:  # recovery would take it for damage
             raise RecordTooLarge(f"{op} would make a WAL record of {len(payload)} bytes; "
                                  f"the limit is {MAX_RECORD_BYTES}")
-        record = encode_record(payload)
+        self._add(encode_record(payload))
+        return seq
+
+    def append_encoded(self, record: bytes) -> int:
+        """Appends a record already encoded, as it came from the primary's stream (a standby);
+        returns its sequence number, the next one."""
+        if self.failure is not None:
+            raise WalFailed(str(self.failure))
+        self._add(record)
+        return self.appended_seq
+
+    def _add(self, record: bytes) -> None:
         self._pending.append(record)
-        self.appended_seq = seq
+        self.appended_seq += 1
         self.appended_bytes += len(record)
         if not self._flushing:
             self._flushing = True
             self._idle.clear()
             asyncio.get_running_loop().create_task(self._flush_loop())
-        return seq
 
     async def _flush_loop(self) -> None:
         """One batch at a time in the WAL thread. The next batch is handed over before the
@@ -126,6 +140,8 @@ class WalWriter:
         last_seq = self.appended_seq
         future = asyncio.get_running_loop().run_in_executor(
             self._thread, self._write_batch, batch, last_seq - len(batch) + 1)
+        if self._on_batch is not None:
+            self._on_batch(batch, last_seq - len(batch) + 1)
         return future, last_seq, self.appended_bytes
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:

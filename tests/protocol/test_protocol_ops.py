@@ -12,6 +12,7 @@ MUTATING = {
 READING = {
     "ping", "hello", "stats", "lookup_accounts", "lookup_transfers", "get_account_transfers",
     "get_window", "get_window_matrix", "list_windows", "get_batch", "get_batch_results",
+    "state_digest",
 }
 
 

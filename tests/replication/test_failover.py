@@ -1,0 +1,163 @@
+"""Replication through a real three-server JetStream cluster (sync_interval: always) with two
+or three switch nodes: failover, fencing, rejoin, joining empty, NATS servers lost."""
+import signal
+import time
+
+import pytest
+
+from support.nats_cluster import NatsCluster
+from support.replicated import (admin, digest_at, node, ports, senders, stats, wait_for,
+                                wait_for_role, wait_for_same_state)
+from support.world import assert_debits_equal_credits, create_world, lookup_all
+
+ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nats = NatsCluster(tmp_path / "nats").start()
+    try:
+        yield nats
+    finally:
+        nats.stop()
+
+
+@pytest.fixture
+def pair(tmp_path, cluster):
+    """Node a (primary, with the standard world) and node b (its standby)."""
+    port_a, port_b = ports(2)
+    a = node(tmp_path, cluster, "a", port_a).start()
+    b = None
+    try:
+        wait_for_role(a, "primary")
+        with admin(a) as client:
+            create_world(client)
+        b = node(tmp_path, cluster, "b", port_b).start()
+        wait_for_role(b, "standby")
+        yield a, b
+    finally:
+        for switch in (a, b):
+            if switch is not None:
+                switch.stop()
+
+
+def everything_acknowledged_is_there(primary, threads) -> int:
+    acked = {tid: ts for thread in threads for tid, ts in thread.acked.items()}
+    with admin(primary) as client:
+        stored = lookup_all(client, acked)
+        assert set(stored) == set(acked)
+        assert all(stored[tid]["timestamp"] == ts for tid, ts in acked.items())
+        assert_debits_equal_credits(client, ACCOUNTS)
+        balance = {a["id"]: a for a in client.call("lookup_accounts", {"ids": ["b-1"]})["accounts"]}
+        assert balance["b-1"]["credits_posted"] == len(acked)  # each once: amount 1
+    return len(acked)
+
+
+def test_standby_follows_and_refuses_writes_naming_the_primary(pair):
+    a, b = pair
+    digest = wait_for_same_state(a, b)
+    assert digest["seq"] > 0 and len(digest["digest"]) == 64
+    with admin(b) as client:
+        reply = client.request("lookup_accounts", {"ids": ["a-1"]})
+        assert reply["error"]["code"] == "not_primary"
+        assert reply["error"]["primary"] == f"{a.host}:{a.port}"
+        assert client.call("ping") == {}
+    standby = stats(b)
+    assert standby["role"] == "standby"
+    assert standby["replication"]["lease_holder"] == "a"
+    assert len(standby["replication"]["nats_servers"]) == 3
+
+
+def test_primary_killed_under_load_a_standby_takes_over_losing_nothing(pair):
+    a, b = pair
+    with senders([a, b], 4) as threads:
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= 200, "transfers before the kill")
+        a.kill()
+        killed_at = time.monotonic()
+        acked_at_kill = sum(len(t.acked) for t in threads)
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= acked_at_kill + 200,
+                 "transfers after the failover")
+    first_ack_after = min(t for thread in threads for t in thread.ack_times if t > killed_at)
+    print(f"failover: writes resumed {first_ack_after - killed_at:.2f}s after the kill")
+    assert stats(b)["role"] == "primary"
+    assert everything_acknowledged_is_there(b, threads) >= acked_at_kill + 200
+
+
+def test_killed_primary_rejoins_as_standby_with_the_same_state(pair, tmp_path, cluster):
+    a, b = pair
+    with senders([a, b], 2) as threads:
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= 100, "transfers")
+        a.kill()
+        wait_for_role(b, "primary")
+        a.start()
+        wait_for_role(a, "standby")
+        done = sum(len(t.acked) for t in threads)
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= done + 100, "more transfers")
+    wait_for_same_state(b, a)
+    everything_acknowledged_is_there(b, threads)
+
+
+def test_paused_primary_acknowledges_nothing_after_the_promotion(pair):
+    a, b = pair
+    with senders([a, b], 2) as threads:
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= 100, "transfers")
+        a.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for_role(b, "primary")
+            promoted = sum(len(t.acked) for t in threads)
+            wait_for(lambda: sum(len(t.acked) for t in threads) >= promoted + 100,
+                     "transfers on the new primary")
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        # it steps down, restarts its process and follows the new primary
+        wait_for(lambda: a.log_events("stepping_down"), "the old primary to step down")
+        wait_for_role(a, "standby")
+    assert everything_acknowledged_is_there(b, threads) > 0
+    wait_for_same_state(b, a)
+
+
+def test_empty_node_joins_from_the_stored_snapshot(tmp_path, cluster):
+    port_a, port_c = ports(2)
+    small = ("--snapshot-every-bytes", "20000", "--max-log-bytes-since-snapshot", str(64 << 20))
+    a = node(tmp_path, cluster, "a", port_a, *small).start()
+    c = None
+    try:
+        wait_for_role(a, "primary")
+        with admin(a) as client:
+            create_world(client)
+        with senders([a], 2) as threads:
+            wait_for(lambda: stats(a)["snapshots"]["published"] >= 3, "snapshots")
+        wait_for(lambda: a.log_events("snapshot_uploaded"), "a snapshot uploaded")
+        uploaded = a.log_events("snapshot_uploaded")[-1]
+        assert uploaded["stream_trimmed_before"] is not None  # the stream does not grow forever
+        c = node(tmp_path, cluster, "c", port_c).start()
+        wait_for_role(c, "standby")
+        assert c.log_events("joined_from_stored_snapshot")
+        wait_for_same_state(a, c)
+        everything_acknowledged_is_there(a, threads)
+    finally:
+        for switch in (a, c):
+            if switch is not None:
+                switch.stop()
+
+
+def test_nats_servers_lost_one_writes_go_on_two_they_stop_then_resume(pair, cluster):
+    a, b = pair
+    with senders([a, b], 2) as threads:
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= 50, "transfers")
+        cluster.servers[0].kill()
+        done = sum(len(t.acked) for t in threads)
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= done + 100,
+                 "transfers with one NATS server down")
+        cluster.servers[1].kill()
+        time.sleep(3)  # no quorum: whatever is sent now waits (retried, never acknowledged)
+        stalled = sum(len(t.acked) for t in threads)
+        time.sleep(2)
+        assert sum(len(t.acked) for t in threads) <= stalled + len(threads)
+        cluster.servers[1].start()
+        cluster.servers[0].start()
+        cluster.wait_healthy()
+        wait_for(lambda: sum(len(t.acked) for t in threads) >= stalled + 100,
+                 "transfers once NATS has a quorum again", timeout_s=120)
+    primary = a if stats(a)["role"] == "primary" else b
+    everything_acknowledged_is_there(primary, threads)
