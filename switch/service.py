@@ -149,7 +149,9 @@ class Service:
         self.request_metrics.record(op, reply["error"]["code"] if "error" in reply else "ok",
                                     perf_counter() - started_s)
         wal = self.wal
-        seq = wal.durable_seq if wal.failure else wal.appended_seq
+        # Answers about the node itself (ping, hello, stats, state_digest) need no log: they
+        # leave at once (behind earlier replies), also while the replicated log is unreachable.
+        seq = 0 if op in STANDBY_OPS else wal.durable_seq if wal.failure else wal.appended_seq
         pieces = encode_body_in_steps(reply, codec)
         if pieces is not None:  # a long result: encoded in the connection's next turns
             connection.reply_in_steps(ReplyInSteps(pieces, seq, request_id, codec))

@@ -69,10 +69,6 @@ def parse_message(headers: dict | None, data: bytes) -> tuple[LogMessage, list]:
     return LogMessage(first_seq, last_seq, data), payloads
 
 
-def record_seqs(message: LogMessage) -> range:
-    return range(message.first_seq, message.last_seq + 1)
-
-
 def encoded_records(data: bytes) -> list[bytes]:
     """The encoded records (header included) of a message's bytes, for the local log."""
     records, offset = [], 0
