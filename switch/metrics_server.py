@@ -57,6 +57,8 @@ class SwitchCollector:
         yield from _request_metrics(service.request_metrics)
         yield from _wal_metrics(service.wal, service.snapshotter)
         yield from _ledger_metrics(service.state)
+        if service.replication is not None:
+            yield from _replication_metrics(service.replication)
         yield GaugeMetricFamily("payswitch_connections", "Open client connections.",
                                 value=len(service.connections))
         yield GaugeMetricFamily("payswitch_requests_in_flight",
@@ -100,6 +102,28 @@ def _wal_metrics(wal, snapshotter):
                                 "Seconds since the newest snapshot was written (or since "
                                 "start, without one).",
                                 value=max(0.0, time.time() - snapshotter.last_snapshot_at_s))
+
+
+def _replication_metrics(node):
+    """Read from the metrics thread: plain attributes the event loop assigns whole."""
+    role = GaugeMetricFamily("payswitch_replication_role", "1 for this node's current role.",
+                             labels=["role"])
+    role.add_metric([node.role], 1)
+    yield role
+    stats = node.stats()
+    yield GaugeMetricFamily("payswitch_replication_lag_records",
+                            "On the primary: records not yet acknowledged by the stream; on a "
+                            "standby: records in the stream not yet applied.",
+                            value=stats["lag_records"])
+    yield GaugeMetricFamily("payswitch_replication_replicated_seq",
+                            "Last WAL record known to be in the replicated stream.",
+                            value=stats["replicated_seq"])
+    yield GaugeMetricFamily("payswitch_replication_unreplicated_bytes",
+                            "Log bytes appended on the primary, not yet acknowledged by the "
+                            "stream.", value=stats["unreplicated_bytes"])
+    yield CounterMetricFamily("payswitch_replication_appends",
+                              "Stream messages the primary appended since start.",
+                              value=node.publisher.published_total)
 
 
 def _ledger_metrics(state):

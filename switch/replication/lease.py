@@ -61,8 +61,8 @@ class Lease:
         sent_s = time.monotonic()
         try:
             revision = await self.kv.create(LEASE_KEY, self._value())
-        except KeyWrongLastSequenceError:
-            return False
+        except (KeyWrongLastSequenceError, NotFoundError):  # taken meanwhile (nats-py looks
+            return False                                      # the key up after a refusal)
         self._hold(revision, sent_s)
         return True
 

@@ -55,7 +55,7 @@ def discard_after(wal_dir: Path, seq: int) -> int:
         for offset, _ in scanner:
             record_seq += 1
             if record_seq > seq:
-                cut_at = offset
+                cut_at = min(cut_at, offset)
                 dropped += 1
         if cut_at < len(data) or scanner.damage is not None:
             with open(path, "r+b") as file:

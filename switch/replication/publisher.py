@@ -49,6 +49,7 @@ class LogPublisher:
         self.failing_since_s: float | None = None  # loop time of the first failure, until healed
         self.published_total = 0
         self._expected = 0  # the stream sequence the next message must follow
+        self._term = 0  # the stream sequence of this primary's fence (see message_headers)
         self._unsent: deque[LogMessage] = deque()
         self._inflight: deque[tuple[LogMessage, asyncio.Future]] = deque()
         self._wake = asyncio.Event()
@@ -57,7 +58,7 @@ class LogPublisher:
     def start(self, replicated_seq: int, stream_last_seq: int) -> None:
         """Begins after the fence this node appended at `stream_last_seq` as new primary."""
         self.replicated_seq = replicated_seq
-        self._expected = self.last_stream_seq = stream_last_seq
+        self._expected = self.last_stream_seq = self._term = stream_last_seq
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> None:
@@ -108,7 +109,7 @@ class LogPublisher:
         while True:
             while self._unsent and len(self._inflight) < self.max_inflight:
                 message = self._unsent.popleft()
-                headers = message_headers(message, self.node_id, self._expected)
+                headers = message_headers(message, self.node_id, self._term, self._expected)
                 future = await self.js.publish_async(self.subject, message.records,
                                                      headers=headers)
                 self._expected += 1

@@ -48,10 +48,14 @@ def split_records(records: list[bytes], first_seq: int, max_bytes: int) -> list[
     return messages
 
 
-def message_headers(message: LogMessage, node_id: str, expected_last_sequence: int) -> dict:
+def message_headers(message: LogMessage, node_id: str, term: int,
+                    expected_last_sequence: int) -> dict:
+    """`term` (the stream sequence of this primary's fence) makes the message id unique to one
+    promotion: a resend within it is de-duplicated, while the same record numbers written again
+    after a step-down (different records) are not mistaken for a duplicate."""
     return {FIRST_SEQ: str(message.first_seq), LAST_SEQ: str(message.last_seq), NODE: node_id,
             EXPECTED_LAST_SEQUENCE: str(expected_last_sequence),
-            MESSAGE_ID: f"{node_id}:{message.first_seq}:{message.last_seq}"}
+            MESSAGE_ID: f"{node_id}:{term}:{message.first_seq}:{message.last_seq}"}
 
 
 def parse_message(headers: dict | None, data: bytes) -> tuple[LogMessage, list]:

@@ -193,6 +193,7 @@ def test_every_op_as_the_wrong_participant(switch, admin):
     assert result(c, "lookup_accounts", {"ids": ["c-1"]})["accounts"][0]["id"] == "c-1"
     # the operator's ops
     assert error(c, "stats", {}) == "forbidden"
+    assert error(c, "state_digest", {}) == "forbidden"
     assert error(c, "create_participants", {"participants": [{"id": "x", "name": "X"}]}) == \
         "forbidden"
     assert error(c, "set_participant", {"id": "bank-a", "suspended": True}) == "forbidden"

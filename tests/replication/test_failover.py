@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
+                                     sample_names, samples, value)
 from support.nats_cluster import NatsCluster
 from support.replicated import (admin, digest_at, node, ports, senders, stats, wait_for,
                                 wait_for_role, wait_for_same_state)
@@ -53,7 +55,9 @@ def everything_acknowledged_is_there(primary, threads) -> int:
     with admin(primary) as client:
         stored = lookup_all(client, acked)
         assert set(stored) == set(acked)
-        assert all(stored[tid]["timestamp"] == ts for tid, ts in acked.items())
+        moved = {tid: (ts, stored[tid]["timestamp"]) for tid, ts in acked.items()
+                 if stored[tid]["timestamp"] != ts}
+        assert not moved, moved  # acknowledged with one timestamp, stored with another
         assert_debits_equal_credits(client, ACCOUNTS)
         balance = {a["id"]: a for a in client.call("lookup_accounts", {"ids": ["b-1"]})["accounts"]}
         assert balance["b-1"]["credits_posted"] == len(acked)  # each once: amount 1
@@ -73,6 +77,16 @@ def test_standby_follows_and_refuses_writes_naming_the_primary(pair):
     assert standby["role"] == "standby"
     assert standby["replication"]["lease_holder"] == "a"
     assert len(standby["replication"]["nats_servers"]) == 3
+    status, body = http_get(metrics_port(b), "/readyz")
+    assert status == 503 and "standby" in body and f"{a.host}:{a.port}" in body
+    assert http_get(metrics_port(a), "/readyz")[0] == 200
+    on_a, on_b = (samples(http_get(metrics_port(node), "/metrics")[1]) for node in (a, b))
+    assert value(on_a, "payswitch_replication_role", role="primary") == 1
+    assert value(on_b, "payswitch_replication_role", role="standby") == 1
+    assert value(on_a, "payswitch_replication_appends_total") >= 1
+    rules = (REPO / "docs/prometheus-alerts.yml").read_text()
+    used = {name for name in metric_names_in(rules) if name.startswith("payswitch_replication_")}
+    assert used and used <= sample_names(on_a), sorted(used - sample_names(on_a))
 
 
 def test_primary_killed_under_load_a_standby_takes_over_losing_nothing(pair):

@@ -27,8 +27,9 @@ def test_a_record_larger_than_a_message_is_refused():
 def test_a_message_parses_back_to_its_records():
     group = records(3)
     message = split_records(group, 5, max_bytes=1 << 20)[0]
-    headers = message_headers(message, "node-a", expected_last_sequence=12)
+    headers = message_headers(message, "node-a", term=3, expected_last_sequence=12)
     assert headers["Nats-Expected-Last-Sequence"] == "12"
+    assert headers["Nats-Msg-Id"] == "node-a:3:5:7"
     parsed, payloads = parse_message(headers, message.records)
     assert (parsed.first_seq, parsed.last_seq) == (5, 7)
     assert payloads == [bytes([n]) * 10 for n in range(3)]

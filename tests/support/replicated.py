@@ -20,7 +20,7 @@ RETRYABLE = ("not_primary", "unavailable", "shutting_down", "overloaded")
 def node(root: Path, cluster: NatsCluster, name: str, port: int, *args: str) -> SwitchProcess:
     return SwitchProcess(root / name, extra_args=(
         "--replication", cluster.urls, "--node-id", name, "--port", str(port),
-        "--replication-replicas", str(cluster.size), *args),
+        "--replication-replicas", str(cluster.size), "--metrics-port", "0", *args),
         env={"SWITCH_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
