@@ -6,6 +6,7 @@ branch."""
 
 import asyncio
 import itertools
+import json
 
 import pytest
 from support.ports import free_port
@@ -14,6 +15,7 @@ from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world, switch_with_world
 
 from client import AsyncClient, AsyncPool, Client, NotPrimary, OutcomeUnknown, SwitchError
+from client.cli import main
 from protocol import codes, error_reply, ok_reply
 
 STANDBY_OPS = ("hello", "ping", "stats", "state_digest")  # what a standby answers itself
@@ -255,3 +257,35 @@ def test_sync_client_follows_the_primary(thread_peer, primary):
         assert client.transfer("sync-1", "a-1", "b-1", 4).status == "created"
         assert client.address == address(primary.port)
         assert client.addresses == [dead, address(thread_peer.port), address(primary.port)]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv), environ={})
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_takes_hosts_repeated_or_comma_separated(primary, capsys):
+    dead = address(free_port())
+    data_dir = ("--data-dir", str(primary.data_dir))  # the port of "127.0.0.1", and the token
+    code, out, _ = run_cli(capsys, *data_dir, "--host", dead, "--host", "127.0.0.1", "ping")
+    assert code == 0 and out.startswith(f"pong from {address(primary.port)} in ")
+    code, out, _ = run_cli(capsys, *data_dir, "--host", f"{dead},127.0.0.1", "--json",
+                           "transfer", "a-1", "b-1", "25", "--id", "cli-f-1")
+    assert code == 0 and json.loads(out)["status"] == "created"
+
+
+def test_cli_follows_the_primary_a_standby_names(thread_peer, primary, capsys):
+    act_as_standby(thread_peer, address(primary.port))
+    code, out, _ = run_cli(capsys, "--token", primary.admin_token, "--host",
+                           f"{address(thread_peer.port)},{address(free_port())}", "--json",
+                           "balance", "a-1")
+    assert code == 0 and json.loads(out)[0]["balance"] == FUNDS
+
+
+def test_cli_without_an_answer_names_every_address_tried(capsys):
+    dead = [address(free_port()), address(free_port())]
+    code, _, err = run_cli(capsys, "--token", "t", "--host", dead[0], "--host", dead[1], "stats")
+    assert code == 2
+    assert err.startswith(f"error: no answer from the switch at {dead[0]}, {dead[1]}: ")
+    assert all(f"cannot connect to {a}" in err for a in dead)
