@@ -1,7 +1,7 @@
 """The SDK fails over by itself: past an address where nothing listens, across a switch killed
 (SIGKILL) and restarted on the next address, to the primary a standby names, and through
 `unavailable`. Real switch processes throughout; the standby is a stand-in (the scripted peer of
-conftest.py answering hello, then `not_primary`), as the replication server is not on this
+support/peer.py answering hello, then `not_primary`), as the replication server is not on this
 branch."""
 
 import asyncio
@@ -9,6 +9,7 @@ import itertools
 import json
 
 import pytest
+from support.peer import Peer
 from support.ports import free_port
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
@@ -18,7 +19,6 @@ from client import AsyncClient, AsyncPool, Client, NotPrimary, OutcomeUnknown, S
 from client.cli import main
 from protocol import codes, error_reply, ok_reply
 
-STANDBY_OPS = ("hello", "ping", "stats", "state_digest")  # what a standby answers itself
 WORLD_ACCOUNTS = ("a-funding", "a-1", "a-2", "b-1", "b-eur")
 # Generous, so that a slow restart on a busy machine is still ridden out.
 RETRY_DEADLINE_S = 60.0
@@ -28,19 +28,6 @@ NEVER_BACKS_OFF = {"backoff_s": 100.0, "max_backoff_s": 100.0, "retry_deadline_s
 
 def address(port: int) -> str:
     return f"127.0.0.1:{port}"
-
-
-def act_as_standby(peer, primary: str | None) -> None:
-    """From now on `peer` answers hello (and ping, stats) itself and everything else with
-    `not_primary` naming `primary`, as a standby does."""
-    answer_as_peer = peer.default_answer
-
-    def answer(request: dict) -> dict:
-        if request["op"] in STANDBY_OPS:
-            return answer_as_peer(request)
-        return error_reply(request["id"], codes.NOT_PRIMARY, "this node is a standby",
-                           primary=primary)
-    peer.default_answer = answer
 
 
 @pytest.fixture
@@ -137,7 +124,7 @@ async def test_transfers_in_flight_ride_out_a_kill_and_a_restart_on_the_second_a
 
 
 async def test_not_primary_sends_the_request_straight_to_the_primary_it_names(peer, primary):
-    act_as_standby(peer, address(primary.port))
+    peer.act_as_standby(address(primary.port))
     async with await connect([address(peer.port)], primary, **NEVER_BACKS_OFF) as client:
         assert client.address == address(peer.port)  # a standby answers hello
         assert (await client.transfer("r-1", "a-1", "b-1", 10)).status == "created"
@@ -149,7 +136,7 @@ async def test_not_primary_sends_the_request_straight_to_the_primary_it_names(pe
 
 
 async def test_requests_pipelined_to_a_standby_each_reach_the_primary_once(peer, primary):
-    act_as_standby(peer, address(primary.port))
+    peer.act_as_standby(address(primary.port))
     async with await connect([address(peer.port)], primary, backoff_s=0.01,
                              retry_deadline_s=RETRY_DEADLINE_S) as client:
         results = await asyncio.gather(*(client.transfer(f"p-{n}", "a-1", "b-1", n + 1)
@@ -160,7 +147,7 @@ async def test_requests_pipelined_to_a_standby_each_reach_the_primary_once(peer,
 
 
 async def test_not_primary_without_a_primary_moves_on_to_the_next_address(peer, primary):
-    act_as_standby(peer, None)
+    peer.act_as_standby(None)
     async with await connect([address(peer.port), address(primary.port)], primary,
                              backoff_s=0.01) as client:
         assert client.address == address(peer.port)
@@ -181,11 +168,11 @@ async def test_a_request_without_a_reply_goes_on_to_the_next_address(peer, prima
 async def test_primaries_that_point_at_each_other_are_not_followed_around_forever(peer):
     """The second redirect to the same node backs off (past the deadline here): the transfer
     ends `OutcomeUnknown`, not in a loop."""
-    other = type(peer)()
+    other = Peer()
     await other.start()
     try:
-        act_as_standby(peer, address(other.port))
-        act_as_standby(other, address(peer.port))
+        peer.act_as_standby(address(other.port))
+        other.act_as_standby(address(peer.port))
         async with await AsyncClient.connect(addresses=[address(peer.port)], token="t",
                                              **NEVER_BACKS_OFF) as client:
             with pytest.raises(OutcomeUnknown):
@@ -198,7 +185,7 @@ async def test_primaries_that_point_at_each_other_are_not_followed_around_foreve
 
 
 async def test_requests_never_resent_raise_not_primary_and_the_client_moves_on(peer, primary):
-    act_as_standby(peer, address(primary.port))
+    peer.act_as_standby(address(primary.port))
     async with await connect([address(peer.port)], primary) as client:
         with pytest.raises(NotPrimary) as caught:
             await client.create_participants([{"id": "bank-c", "name": "Bank C"}])
@@ -236,7 +223,7 @@ async def test_unavailable_until_the_deadline_is_an_unknown_outcome_not_a_failur
 
 
 async def test_pool_connections_pass_dead_addresses_and_standbys(peer, primary):
-    act_as_standby(peer, address(primary.port))
+    peer.act_as_standby(address(primary.port))
     addresses = [address(free_port()), address(peer.port)]
     async with AsyncPool(3, addresses=addresses, token=primary.admin_token,
                          backoff_s=0.01, retry_deadline_s=RETRY_DEADLINE_S) as pool:
@@ -249,7 +236,7 @@ async def test_pool_connections_pass_dead_addresses_and_standbys(peer, primary):
 
 
 def test_sync_client_follows_the_primary(thread_peer, primary):
-    act_as_standby(thread_peer, address(primary.port))
+    thread_peer.act_as_standby(address(primary.port))
     dead = address(free_port())
     with Client(addresses=[dead, address(thread_peer.port)], token=primary.admin_token,
                 backoff_s=0.01) as client:
@@ -276,7 +263,7 @@ def test_cli_takes_hosts_repeated_or_comma_separated(primary, capsys):
 
 
 def test_cli_follows_the_primary_a_standby_names(thread_peer, primary, capsys):
-    act_as_standby(thread_peer, address(primary.port))
+    thread_peer.act_as_standby(address(primary.port))
     code, out, _ = run_cli(capsys, "--token", primary.admin_token, "--host",
                            f"{address(thread_peer.port)},{address(free_port())}", "--json",
                            "balance", "a-1")
