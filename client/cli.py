@@ -19,7 +19,7 @@ from protocol.cli_help import ArgumentParser
 
 from . import batch_commands, commands
 from .async_client import AsyncClient
-from .errors import OutcomeUnknown, SwitchError, TransportError
+from .errors import NotPrimary, OutcomeUnknown, SwitchError, TransportError
 from .failover import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETRY_DEADLINE_S, Address, describe
 
 ADMIN = "admin"
@@ -327,7 +327,10 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     try:
         output = asyncio.run(run(args, addresses, token))
     except SwitchError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        # A command that is never resent (create-participant, ...) stops at a standby.
+        primary = f" (the primary is {exc.primary})" if isinstance(exc, NotPrimary) and \
+            exc.primary else ""
+        print(f"error: {exc.code}: {exc.message}{primary}", file=sys.stderr)
         return 1
     except OutcomeUnknown as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -270,6 +270,17 @@ def test_cli_follows_the_primary_a_standby_names(thread_peer, primary, capsys):
     assert code == 0 and json.loads(out)[0]["balance"] == FUNDS
 
 
+def test_cli_command_never_resent_stops_at_a_standby_and_names_the_primary(thread_peer,
+                                                                          primary, capsys):
+    thread_peer.act_as_standby(address(primary.port))
+    code, out, err = run_cli(capsys, "--token", primary.admin_token, "--host",
+                             address(thread_peer.port), "close-window")
+    assert code == 1 and out == ""
+    assert err == f"error: not_primary: this node is a standby (the primary is " \
+                  f"{address(primary.port)})\n"
+    assert len(thread_peer.ops("close_window")) == 1
+
+
 def test_cli_without_an_answer_names_every_address_tried(capsys):
     dead = [address(free_port()), address(free_port())]
     code, _, err = run_cli(capsys, "--token", "t", "--host", dead[0], "--host", dead[1], "stats")
