@@ -4,6 +4,8 @@ Each connection keeps `pipeline` requests encoded ahead, so a reply is answered 
 bytes that are already there; encoding the next ones happens after the write, while the switch
 works. Replies come back in request order, so the head of the in-flight queue is the request a
 reply answers; anything else (wrong id, undecodable or malformed reply) closes the connection.
+A connection whose node is lost, or answers `not_primary` or `unavailable`, reconnects (to the
+primary named, else the next address) and resends what it has in flight (`LoadConnection`).
 
 Closed loop: each reply frees a slot that is refilled at once; latency is from the write.
 Open loop: request i of connection g is due at t0 + (g + i * connections) / rate, whatever the
