@@ -3,7 +3,8 @@ demand, failing over to another node, with safe retries.
 
 A request that is safe to resend is retried with the same ids after a lost connection, a
 timeout, `overloaded` or `unavailable` (with capped, jittered exponential backoff), and after
-`not_primary` (at once to the primary the node names, else to the next address after a backoff),
+`not_primary` or `shutting_down` (at once to the primary a standby names, else to the next address
+after a backoff),
 until `retry_deadline_s` after it was first sent: a restart of the switch or a failover that
 takes a few seconds goes unnoticed by the caller. A state-changing request (transfers, accounts,
 batches) whose outcome is still unknown at the deadline raises `OutcomeUnknown`, never a failure:
@@ -15,16 +16,15 @@ import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from protocol import MSGPACK, codes
+from protocol import MSGPACK
 from protocol.addresses import display_address
 
 from .connection import MAX_REPLY_BYTES, Connection
-from .errors import (
-    ConnectionLost, NotPrimary, OutcomeUnknown, RequestTimeout, SwitchError, TransportError,
-)
+from .errors import ConnectionLost, OutcomeUnknown, RequestTimeout, SwitchError, TransportError
 from .failover import (
     DEFAULT_BACKOFF_S, DEFAULT_HOST, DEFAULT_MAX_BACKOFF_S, DEFAULT_PORT,
-    DEFAULT_RETRY_DEADLINE_S, Address, Nodes, advertised_primary, backoff_s, to_address,
+    DEFAULT_RETRY_DEADLINE_S, LEAVE_CODES, NOT_EXECUTED_CODES, RESENT_CODES, Address, Nodes,
+    advertised_primary, backoff_s, to_address,
 )
 from .results import (
     Account, Batch, BatchPart, BatchResultsPage, ItemResult, ParticipantResult, Transfer,
@@ -32,9 +32,6 @@ from .results import (
 )
 
 ACCOUNT_TRANSFERS_PAGE = 1000  # transfers per request when iterating an account's history
-# Answers after which a request that is safe to repeat is resent (not_primary is handled apart:
-# it also says where to go). overloaded: not executed; unavailable: not acknowledged.
-RESENT_CODES = frozenset({codes.OVERLOADED, codes.UNAVAILABLE})
 
 # The public request methods, shared by the sync wrapper and the pool.
 OP_METHODS = (
@@ -85,8 +82,8 @@ class AsyncClient:
         "host:port" or "[ipv6]:port", or (host, port) pairs) that answers; or give `host` and
         `port` (default 127.0.0.1:7878) for one address. `timeout_s` bounds each attempt's wait
         for its reply, and each address's connect and hello. A request that is safe to repeat is
-        resent with the same ids after a connection loss, a timeout, `overloaded`, `unavailable`
-        or `not_primary` (to the primary it names, else to the next address) until
+        resent with the same ids after a connection loss, a timeout, `overloaded`, `unavailable`,
+        `not_primary` or `shutting_down` (to the primary named, else to the next address) until
         `retry_deadline_s` after its first attempt (0: never resent), waiting `backoff_s` before
         the first retry, doubling up to `max_backoff_s`, each wait jittered.
         `ssl`: a client SSLContext to connect with TLS (None: plain TCP)."""
@@ -187,8 +184,9 @@ class AsyncClient:
         return conn
 
     def _leave(self, conn: Connection, primary: Address | None) -> None:
-        """`conn`'s node is not the primary: the next attempt goes to `primary` when the node
-        named it, else to the next address. Requests still on `conn` fail and are resent."""
+        """`conn`'s node takes no requests (not the primary, shutting down): the next attempt
+        goes to `primary` when the node named it, else to the next address. Requests still on
+        `conn` fail and are resent."""
         if self._conn is not conn:  # another request already left that node
             return
         conn.close()
@@ -198,9 +196,9 @@ class AsyncClient:
 
     async def _call(self, op: str, args: dict[str, Any], *, retry: bool,
                     changes_state: bool = False) -> dict[str, Any]:
-        """Run one request; if `retry`, resend it after transport failures, `overloaded`,
-        `unavailable` and `not_primary` until the retry deadline. `changes_state`: give up with
-        `OutcomeUnknown` when an attempt may have reached the switch."""
+        """Run one request; if `retry`, resend it after transport failures and the answers of
+        RESENT_CODES until the retry deadline. `changes_state`: give up with `OutcomeUnknown`
+        when an attempt may have been executed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_deadline_s
         attempt = 0
@@ -212,20 +210,15 @@ class AsyncClient:
                 return await self._attempt(op, args)
             except _Unsent as unsent:  # no connection: this attempt never reached the switch
                 error = unsent.error
-            except NotPrimary as exc:  # perhaps executed by a primary that lost its lease
-                if not retry:
-                    raise
-                error = exc
-                maybe_executed = True
-                primary = advertised_primary(exc.primary)
-                if primary is not None and primary not in followed:
-                    followed.add(primary)
-                    delay_s = 0.0  # straight to the primary; a second time there, back off
             except SwitchError as exc:
                 if exc.code not in RESENT_CODES or not retry:
                     raise
                 error = exc
-                maybe_executed = maybe_executed or exc.code != codes.OVERLOADED
+                maybe_executed = maybe_executed or exc.code not in NOT_EXECUTED_CODES
+                primary = advertised_primary(exc.details.get("primary"))
+                if primary is not None and primary not in followed:
+                    followed.add(primary)
+                    delay_s = 0.0  # straight to the primary; a second time there, back off
             except TransportError as exc:
                 error = exc
                 maybe_executed = True
@@ -249,8 +242,9 @@ class AsyncClient:
         except TimeoutError:
             raise RequestTimeout(f"{op}: no reply from {self.address} within "
                                  f"{self._timeout_s}s") from None
-        except NotPrimary as exc:
-            self._leave(conn, advertised_primary(exc.primary))
+        except SwitchError as exc:
+            if exc.code in LEAVE_CODES:
+                self._leave(conn, advertised_primary(exc.details.get("primary")))
             raise
 
     async def request(self, op: str, args: Mapping[str, Any] | None = None, *,

@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-deadline", type=float, default=DEFAULT_RETRY_DEADLINE_S,
                         metavar="S", help="keep resending a request that is safe to repeat, "
                         "with the same ids, for this many seconds after a lost connection, a "
-                        "timeout or a node that is not the primary or cannot commit (with "
-                        "backoff, trying the next address)")
+                        "timeout, or a node that is not the primary, shuts down or cannot commit "
+                        "(with backoff, trying the next address)")
     parser.add_argument("--json", action="store_true",
                         help="machine-readable output (times as raw nanoseconds)")
     parser.add_argument("--tls-ca", type=Path, metavar="FILE",

@@ -5,9 +5,19 @@ backoff between attempts. The SDK and the load generator fail over by these same
 import random
 from collections.abc import Iterable
 
+from protocol import codes
 from protocol.addresses import MAX_PORT, AddressError, display_address, parse_address
 
 Address = tuple[str, int]
+
+# Answers after which a request that is safe to repeat is resent. Not executed: overloaded, and
+# shutting_down (the node takes no new work). Not acknowledged, perhaps applied: unavailable, and
+# not_primary from a primary that lost its lease.
+NOT_EXECUTED_CODES = frozenset({codes.OVERLOADED, codes.SHUTTING_DOWN})
+RESENT_CODES = NOT_EXECUTED_CODES | {codes.UNAVAILABLE, codes.NOT_PRIMARY}
+# Of those, the answers of a node that takes no requests now: the next attempt goes to another
+# (the primary a not_primary names, else the next address).
+LEAVE_CODES = frozenset({codes.NOT_PRIMARY, codes.SHUTTING_DOWN})
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7878
 DEFAULT_RETRY_DEADLINE_S = 10.0  # outlasts a failover (about 3 s) or a quick restart

@@ -141,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "DATA_DIR/admin.token")
     target.add_argument("--retry-deadline", dest="retry_deadline_s", type=_non_negative_float,
                         default=DEFAULT_RETRY_DEADLINE_S, metavar="S",
-                        help="after a lost connection, not_primary or unavailable, a connection "
-                        "reconnects (to the primary named, else the next --host) and resends "
-                        "what it had in flight with the same ids, for up to this many seconds; "
-                        "then those requests count as failed in transport (0: at once)")
+                        help="after a lost connection, not_primary, shutting_down or unavailable, "
+                        "a connection reconnects (to the primary named, else the next --host) "
+                        "and resends what it had in flight with the same ids, for up to this "
+                        "many seconds; then those requests count as failed in transport (0: at "
+                        "once)")
 
     world = parser.add_argument_group("participants and accounts")
     world.add_argument("--participants", type=_positive_int, default=4,

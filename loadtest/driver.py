@@ -4,8 +4,8 @@ Each connection keeps `pipeline` requests encoded ahead, so a reply is answered 
 bytes that are already there; encoding the next ones happens after the write, while the switch
 works. Replies come back in request order, so the head of the in-flight queue is the request a
 reply answers; anything else (wrong id, undecodable or malformed reply) closes the connection.
-A connection whose node is lost, or answers `not_primary` or `unavailable`, reconnects (to the
-primary named, else the next address) and resends what it has in flight (`LoadConnection`).
+A connection whose node is lost, or answers `not_primary`, `shutting_down` or `unavailable`,
+reconnects and resends what it has in flight (`LoadConnection`).
 
 Closed loop: each reply frees a slot that is refilled at once; latency is from the write.
 Open loop: request i of connection g is due at t0 + (g + i * connections) / rate, whatever the
@@ -28,7 +28,7 @@ import msgpack
 from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
 from protocol.addresses import display_address
 
-from .failover import LEAVE_CODES, Failover, Move
+from .failover import RECONNECT_CODES, Failover, Move
 from .stats import TRANSPORT_PREFIX, Tick
 from .verify import Evidence, Reservoir, Tally
 from .workload import AccountPicker, Workload
@@ -45,7 +45,7 @@ DRAIN_TIMEOUT = TRANSPORT_PREFIX + "drain_timeout"
 _SUCCESS = codes.SUCCESS
 _ENVELOPE = codes.ENVELOPE
 _INTERNAL = codes.INTERNAL
-_LEAVE_CODES = LEAVE_CODES
+_RECONNECT_CODES = RECONNECT_CODES
 _now_s = time.monotonic  # system-wide on Linux, so processes agree on t0
 _unpackb = msgpack.unpackb
 
@@ -153,10 +153,11 @@ class Run:
 
 class LoadConnection(asyncio.Protocol):
     """One connection's stream of requests, on one transport at a time. When its node is lost,
-    or answers `not_primary` or `unavailable`, the stream leaves it (replies behind that one
-    are not read), reconnects to the primary named or the next address, and resends what is
-    in flight, in order, with the same ids, until the retry deadline (`Failover`). A new
-    transport is opened only after the previous one's connection_lost: callbacks never mix."""
+    or answers `not_primary`, `shutting_down` or `unavailable`, the stream leaves it (replies
+    behind that one are not read), reconnects (to the primary named, else the next address; the
+    same one after `unavailable`), and resends what is in flight, in order, with the same ids,
+    until the retry deadline (`Failover`). A new transport is opened only after the previous
+    one's connection_lost: callbacks never mix."""
 
     def __init__(self, run: Run, workload: Workload, index: int, target):
         self.run = run
@@ -319,7 +320,7 @@ class LoadConnection(asyncio.Protocol):
                 if reply.get("id") != request.request_id:
                     raise ValueError(f"reply id {reply.get('id')!r}, expected "
                                      f"{request.request_id}: {reply.get('error')}")
-                if reply["ok"] is not True and reply["error"]["code"] in _LEAVE_CODES:
+                if reply["ok"] is not True and reply["error"]["code"] in _RECONNECT_CODES:
                     inflight.appendleft((start_s, request))  # unanswered: resent elsewhere
                     return self._leave(self.failover.answered(reply["error"]),
                                        reply["error"].get("message"))
@@ -395,7 +396,7 @@ class LoadConnection(asyncio.Protocol):
     def _leave(self, move: Move, message: str | None) -> None:
         """Drop the open transport; connection_lost then reconnects as `move` says."""
         self._leaving = move
-        self._warn(move.reason, f"{message or 'no message'}; reconnecting")
+        self._warn_once(move.reason, message or "no message")
         self.open = False
         self.transport.abort()
 
@@ -462,6 +463,11 @@ class LoadConnection(asyncio.Protocol):
         self.lost.set_result(None)
         run.connection_failed()
 
+    def _warn_once(self, code: str, message: str) -> None:
+        """Say why the connection reconnects, once a streak: a failover may take many tries."""
+        if not self.failover.retrying:
+            self._warn(code, f"{message}; reconnecting")
+
     def _warn(self, code: str, message: str) -> None:
         print(f"\nloadtest: connection {self.index}: {code}: {message} "
               f"({len(self.inflight)} requests in flight)", file=sys.stderr)
@@ -485,7 +491,7 @@ class LoadConnection(asyncio.Protocol):
         move, self._leaving = self._leaving, None
         if move is None:
             move = self.failover.lost()
-            self._warn(move.reason, f"{exc or 'closed by the switch'}; reconnecting")
+            self._warn_once(move.reason, str(exc or "closed by the switch"))
         self.run.loop.create_task(self._reconnect(move))
 
 

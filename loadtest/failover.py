@@ -5,17 +5,20 @@ everything it has in flight at once."""
 from dataclasses import dataclass
 
 from client.failover import (
-    DEFAULT_BACKOFF_S, DEFAULT_MAX_BACKOFF_S, Address, Nodes, advertised_primary, backoff_s,
+    DEFAULT_BACKOFF_S, DEFAULT_MAX_BACKOFF_S, LEAVE_CODES, Address, Nodes, advertised_primary,
+    backoff_s,
 )
 from protocol import codes
 
 CONNECTION_LOST = "connection_lost"
-LEAVE_CODES = frozenset({codes.NOT_PRIMARY, codes.UNAVAILABLE})  # answers that move a connection
+# Answers after which a connection reconnects and resends what it has in flight (`overloaded`
+# stays an error here: the load generator measures it).
+RECONNECT_CODES = LEAVE_CODES | {codes.UNAVAILABLE}
 
 
 @dataclass(frozen=True)
 class Move:
-    reason: str  # what the resent requests count under: connection_lost, not_primary, unavailable
+    reason: str  # what the resent requests count under: connection_lost or the code answered
     skip_current: bool  # try the node in use last (it failed or is a standby), not first
     wait: bool  # back off before reconnecting
 
@@ -35,8 +38,12 @@ class Failover:
     def lost(self) -> Move:
         return Move(CONNECTION_LOST, skip_current=True, wait=True)
 
+    @property
+    def retrying(self) -> bool:
+        return self._since_s is not None
+
     def answered(self, error: dict) -> Move:
-        """After a `not_primary` or `unavailable` reply: to the primary named (at once the first
+        """After a reply of RECONNECT_CODES: to the primary a standby names (at once the first
         time), else to the next node; `unavailable`: to the same node again, after a backoff."""
         code = error["code"]
         if code == codes.UNAVAILABLE:

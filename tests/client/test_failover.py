@@ -287,3 +287,13 @@ def test_cli_without_an_answer_names_every_address_tried(capsys):
     assert code == 2
     assert err.startswith(f"error: no answer from the switch at {dead[0]}, {dead[1]}: ")
     assert all(f"cannot connect to {a}" in err for a in dead)
+
+
+async def test_shutting_down_is_resent_to_the_next_address(peer, primary):
+    """A node told to stop (a planned switchover) took nothing: the transfer goes on."""
+    peer.on("transfer", lambda r: error_reply(r["id"], codes.SHUTTING_DOWN, "stopping"))
+    async with await connect([address(peer.port), address(primary.port)], primary,
+                             backoff_s=0.01) as client:
+        assert (await client.transfer("sd-1", "a-1", "b-1", 6)).status == "created"
+        assert client.address == address(primary.port)
+    assert len(peer.ops("transfer")) == 1
