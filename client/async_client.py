@@ -177,6 +177,9 @@ class AsyncClient:
                     conn.close()
                     if isinstance(exc, ConnectionLost):
                         raise type(exc)(f"{where}: hello failed: {exc}") from exc
+                    if isinstance(exc, SwitchError) and exc.code in RESENT_CODES:
+                        # Not taking sessions now (shutting down, say): the next node may.
+                        raise ConnectionLost(f"{where}: hello answered {exc}") from exc
                     raise
         except TimeoutError:
             raise RequestTimeout(f"no connection to {where} within {self._timeout_s}s") from None

@@ -297,3 +297,12 @@ async def test_shutting_down_is_resent_to_the_next_address(peer, primary):
         assert (await client.transfer("sd-1", "a-1", "b-1", 6)).status == "created"
         assert client.address == address(primary.port)
     assert len(peer.ops("transfer")) == 1
+
+
+async def test_a_node_refusing_sessions_is_passed_over(peer, primary):
+    peer.on("hello", lambda r: error_reply(r["id"], codes.SHUTTING_DOWN, "stopping"))
+    async with await connect([address(peer.port), address(primary.port)], primary) as client:
+        assert client.address == address(primary.port)
+    with pytest.raises(ConnectionError, match=f"{address(peer.port)}: hello answered "
+                                              "shutting_down: stopping"):
+        await connect([address(peer.port)], primary)
