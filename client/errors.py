@@ -43,7 +43,8 @@ class NotFound(SwitchError):
 class NotPrimary(SwitchError):
     """`not_primary`: the node is a standby, or stopped being the primary while the request was
     in flight (then it may or may not have committed). Requests that are safe to resend are sent
-    to the primary by the SDK itself; this reaches the caller for those that are not."""
+    to the primary by the SDK itself; this reaches the caller for those that are not, and for
+    reads still refused at the retry deadline."""
 
     @property
     def primary(self) -> str | None:
