@@ -1,22 +1,31 @@
-"""The asyncio SDK: one authenticated connection, reopened on demand, with safe retries.
+"""The asyncio SDK: one authenticated connection to one of the switch's nodes, reopened on
+demand, failing over to another node, with safe retries.
 
-A request that is safe to resend is retried after a lost connection, a timeout or `overloaded`,
-with capped, jittered exponential backoff, until `retry_deadline_s` after it was first sent: a
-restart of the switch that takes a few seconds goes unnoticed by the caller. A state-changing
-request (transfers, accounts, batches) whose outcome is still unknown at the deadline raises
-`OutcomeUnknown`, never a failure: it may have committed, and resending the same ids is safe.
+A request that is safe to resend is retried with the same ids after a lost connection, a
+timeout, `overloaded` or `unavailable` (with capped, jittered exponential backoff), and after
+`not_primary` or `shutting_down` (at once to the primary a standby names, else to the next address
+after a backoff),
+until `retry_deadline_s` after it was first sent: a restart of the switch or a failover that
+takes a few seconds goes unnoticed by the caller. A state-changing request (transfers, accounts,
+batches) whose outcome is still unknown at the deadline raises `OutcomeUnknown`, never a failure:
+it may have committed, and resending the same ids is safe.
 """
 
 import asyncio
-import random
 import ssl as _ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from protocol import MSGPACK, codes
+from protocol import MSGPACK
+from protocol.addresses import display_address
 
 from .connection import MAX_REPLY_BYTES, Connection
 from .errors import ConnectionLost, OutcomeUnknown, RequestTimeout, SwitchError, TransportError
+from .failover import (
+    DEFAULT_BACKOFF_S, DEFAULT_HOST, DEFAULT_MAX_BACKOFF_S, DEFAULT_PORT,
+    DEFAULT_RETRY_DEADLINE_S, LEAVE_CODES, NOT_EXECUTED_CODES, RESENT_CODES, Address, Nodes,
+    advertised_primary, backoff_s, to_address,
+)
 from .results import (
     Account, Batch, BatchPart, BatchResultsPage, ItemResult, ParticipantResult, Transfer,
     TransferPage, TransferResult, Window, WindowMatrix,
@@ -40,10 +49,10 @@ class AsyncClient:
     Many tasks may call methods concurrently: their requests are pipelined on one connection.
     """
 
-    def __init__(self, host: str, port: int, *, participant: str, token: str, codec: str,
-                 timeout_s: float, retry_deadline_s: float, backoff_s: float,
+    def __init__(self, addresses: Iterable[Address], *, participant: str, token: str,
+                 codec: str, timeout_s: float, retry_deadline_s: float, backoff_s: float,
                  max_backoff_s: float, max_reply_bytes: int, ssl: _ssl.SSLContext | None = None):
-        self.host, self.port = host, port
+        self._nodes = Nodes(addresses)
         self._ssl = ssl
         self._hello = {"participant": participant, "token": token}
         self._codec = codec
@@ -52,35 +61,64 @@ class AsyncClient:
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
         self._max_reply_bytes = max_reply_bytes
+        # The connection to the node in use; after it failed, kept (closed) until the next one
+        # opens, so that the next round of connection attempts tries its node last.
         self._conn: Connection | None = None
         self._reconnecting = asyncio.Lock()
         self._closed = False
         self.server_info: dict[str, Any] = {}  # the `hello` result of the current connection
 
     @classmethod
-    async def connect(cls, host: str = "127.0.0.1", port: int = 7878, *,
+    async def connect(cls, host: str | None = None, port: int | None = None, *,
+                      addresses: Iterable[str | Address] | None = None,
                       participant: str = "admin", token: str, codec: str = MSGPACK,
-                      timeout_s: float = 10.0, retry_deadline_s: float = 10.0,
-                      backoff_s: float = 0.05, max_backoff_s: float = 1.0,
+                      timeout_s: float = 10.0,
+                      retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S,
+                      backoff_s: float = DEFAULT_BACKOFF_S,
+                      max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
                       max_reply_bytes: int = MAX_REPLY_BYTES,
                       ssl: _ssl.SSLContext | None = None) -> "AsyncClient":
-        """Open and authenticate a connection. `timeout_s` bounds each attempt's wait for its
-        reply. A request that is safe to repeat is resent after a connection loss, a timeout or
-        `overloaded` until `retry_deadline_s` after its first attempt (0: never resent), waiting
-        `backoff_s` before the first retry, doubling up to `max_backoff_s`, each wait jittered.
+        """Open and authenticate a connection to the first of the switch's `addresses` (strings
+        "host:port" or "[ipv6]:port", or (host, port) pairs) that answers; or give `host` and
+        `port` (default 127.0.0.1:7878) for one address. `timeout_s` bounds each attempt's wait
+        for its reply, and each address's connect and hello. A request that is safe to repeat is
+        resent with the same ids after a connection loss, a timeout, `overloaded`, `unavailable`,
+        `not_primary` or `shutting_down` (to the primary named, else to the next address) until
+        `retry_deadline_s` after its first attempt (0: never resent), waiting `backoff_s` before
+        the first retry, doubling up to `max_backoff_s`, each wait jittered.
         `ssl`: a client SSLContext to connect with TLS (None: plain TCP)."""
         if not (retry_deadline_s >= 0 and 0 < backoff_s <= max_backoff_s):
             raise ValueError("need retry_deadline_s >= 0 and 0 < backoff_s <= max_backoff_s")
-        client = cls(host, port, participant=participant, token=token, codec=codec,
-                     timeout_s=timeout_s, retry_deadline_s=retry_deadline_s,
+        if addresses is None:
+            addresses = [(DEFAULT_HOST if host is None else host,
+                          DEFAULT_PORT if port is None else port)]
+        elif host is not None or port is not None:
+            raise ValueError("give either addresses or host and port, not both")
+        client = cls([to_address(a) for a in addresses], participant=participant, token=token,
+                     codec=codec, timeout_s=timeout_s, retry_deadline_s=retry_deadline_s,
                      backoff_s=backoff_s, max_backoff_s=max_backoff_s,
                      max_reply_bytes=max_reply_bytes, ssl=ssl)
-        try:
-            async with asyncio.timeout(timeout_s):
-                await client._connection()
-        except TimeoutError:
-            raise RequestTimeout(f"no connection to {host}:{port} within {timeout_s}s") from None
+        await client._connection()
         return client
+
+    @property
+    def address(self) -> str:
+        """The node the client talks to, "host:port": the one connected to (the last one while
+        reconnecting, the primary a standby named until a connection to it opens)."""
+        return display_address(*self._nodes.current)
+
+    @property
+    def host(self) -> str:
+        return self._nodes.current[0]
+
+    @property
+    def port(self) -> int:
+        return self._nodes.current[1]
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address known, in the order tried: those given, then primaries learnt since."""
+        return [display_address(*address) for address in self._nodes.all]
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -106,62 +144,111 @@ class AsyncClient:
             if self._closed:
                 raise ConnectionLost("client is closed")
             if self._conn is None or not self._conn.is_open:
-                self._conn = await self._open()
+                self._conn = await self._open_first_answering()
             return self._conn
 
-    async def _open(self) -> Connection:
-        conn = await Connection.open(self.host, self.port, self._codec, self._max_reply_bytes,
-                                     ssl=self._ssl)
+    async def _open_first_answering(self) -> Connection:
+        """A connection to the first address that answers hello, trying each once: from the
+        node in use, or from the one after it when its connection failed. When none answers,
+        the error names every address tried."""
+        failures: list[TransportError] = []
+        for address in self._nodes.round(skip_current=self._conn is not None):
+            try:
+                conn = await self._open(address)
+            except TransportError as exc:
+                failures.append(exc)
+                continue
+            self._nodes.use(address)
+            return conn
+        if len(failures) == 1:
+            raise failures[0]
+        raise ConnectionLost("; ".join(str(failure) for failure in failures))
+
+    async def _open(self, address: Address) -> Connection:
+        """A connection to `address` that said hello; its errors name the address."""
+        where = display_address(*address)
         try:
-            self.server_info = await conn.request("hello", self._hello)
-        except BaseException:
-            conn.close()
-            raise
+            async with asyncio.timeout(self._timeout_s):
+                conn = await Connection.open(*address, self._codec, self._max_reply_bytes,
+                                             ssl=self._ssl)
+                try:
+                    self.server_info = await conn.request("hello", self._hello)
+                except BaseException as exc:
+                    conn.close()
+                    if isinstance(exc, ConnectionLost):
+                        raise type(exc)(f"{where}: hello failed: {exc}") from exc
+                    if isinstance(exc, SwitchError) and exc.code in RESENT_CODES:
+                        # Not taking sessions now (shutting down, say): the next node may.
+                        raise ConnectionLost(f"{where}: hello answered {exc}") from exc
+                    raise
+        except TimeoutError:
+            raise RequestTimeout(f"no connection to {where} within {self._timeout_s}s") from None
         conn.max_request_bytes = self.server_info.get("max_frame_bytes")
         return conn
 
+    def _leave(self, conn: Connection, primary: Address | None) -> None:
+        """`conn`'s node takes no requests (not the primary, shutting down): the next attempt
+        goes to `primary` when the node named it, else to the next address. Requests still on
+        `conn` fail and are resent."""
+        if self._conn is not conn:  # another request already left that node
+            return
+        conn.close()
+        if primary is not None:
+            self._nodes.use(primary)
+            self._conn = None  # the next round starts at the primary, not after it
+
     async def _call(self, op: str, args: dict[str, Any], *, retry: bool,
                     changes_state: bool = False) -> dict[str, Any]:
-        """Run one request; if `retry`, resend it after transport failures and `overloaded`
-        until the retry deadline. `changes_state`: give up with `OutcomeUnknown` when an attempt
-        may have reached the switch."""
+        """Run one request; if `retry`, resend it after transport failures and the answers of
+        RESENT_CODES until the retry deadline. `changes_state`: give up with `OutcomeUnknown`
+        when an attempt may have been executed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_deadline_s
         attempt = 0
         maybe_executed = False
+        followed: set[Address] = set()  # primaries this request was redirected to
         while True:
+            delay_s = None
             try:
                 return await self._attempt(op, args)
             except _Unsent as unsent:  # no connection: this attempt never reached the switch
                 error = unsent.error
             except SwitchError as exc:
-                if exc.code != codes.OVERLOADED or not retry:  # overloaded: not executed
+                if exc.code not in RESENT_CODES or not retry:
                     raise
                 error = exc
+                maybe_executed = maybe_executed or exc.code not in NOT_EXECUTED_CODES
+                primary = advertised_primary(exc.details.get("primary"))
+                if primary is not None and primary not in followed:
+                    followed.add(primary)
+                    delay_s = 0.0  # straight to the primary; a second time there, back off
             except TransportError as exc:
                 error = exc
                 maybe_executed = True
-            # Capped exponential backoff (the exponent capped too: a float overflows past 2^1023);
-            # the jitter spreads the reconnects of many clients.
-            delay_s = min(self._max_backoff_s, self._backoff_s * 2 ** min(attempt, 60))
-            delay_s *= random.uniform(0.5, 1.0)
+            if delay_s is None:
+                delay_s = backoff_s(attempt, self._backoff_s, self._max_backoff_s)
+                attempt += 1
             if not retry or self._closed or loop.time() + delay_s > deadline:
                 if changes_state and maybe_executed:
                     raise OutcomeUnknown(_outcome_unknown_message(op, args, error)) from error
                 raise error
             await asyncio.sleep(delay_s)
-            attempt += 1
 
     async def _attempt(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
+            conn = await self._connection()
+        except TransportError as exc:
+            raise _Unsent(exc) from exc
+        try:
             async with asyncio.timeout(self._timeout_s):
-                try:
-                    conn = await self._connection()
-                except TransportError as exc:
-                    raise _Unsent(exc) from exc
                 return await conn.request(op, args)
         except TimeoutError:
-            raise RequestTimeout(f"{op}: no reply within {self._timeout_s}s") from None
+            raise RequestTimeout(f"{op}: no reply from {self.address} within "
+                                 f"{self._timeout_s}s") from None
+        except SwitchError as exc:
+            if exc.code in LEAVE_CODES:
+                self._leave(conn, advertised_primary(exc.details.get("primary")))
+            raise
 
     async def request(self, op: str, args: Mapping[str, Any] | None = None, *,
                       retry: bool = False) -> dict[str, Any]:

@@ -14,14 +14,20 @@ import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
+from protocol.addresses import AddressError, parse_address
 from protocol.cli_help import ArgumentParser
 
 from . import batch_commands, commands
 from .async_client import AsyncClient
-from .errors import OutcomeUnknown, SwitchError, TransportError
+from .errors import NotPrimary, OutcomeUnknown, SwitchError, TransportError
+from .failover import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETRY_DEADLINE_S, Address, describe
 
-DEFAULT_PORT = 7878
 ADMIN = "admin"
+HOST_HELP = ("the switch's address, HOST or HOST:PORT ([IPV6]:PORT); repeat it or separate "
+             "addresses with commas to list a cluster's nodes, tried in order, requests going "
+             "on to the primary (default: 127.0.0.1)")
+PORT_HELP = ("the port of each address given without one (default: from DATA_DIR/server.json, "
+             "else 7878)")
 
 
 class ConfigError(Exception):
@@ -78,13 +84,26 @@ def _overdraft(text: str) -> int | None:
             f"expected an integer or 'unlimited', got {text!r}") from None
 
 
+def host_entries(text: str) -> list[tuple[str, int | None]]:
+    """--host: comma-separated addresses, each HOST or HOST:PORT; port None where not given."""
+    try:
+        return [parse_address(entry.strip()) for entry in text.split(",")]
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_address_arguments(group) -> None:
+    """--host (repeatable) and --port: the switch's nodes, shared with the load generator."""
+    group.add_argument("--host", dest="hosts", action="extend", type=host_entries,
+                       metavar="HOST[:PORT][,...]", help=HOST_HELP)
+    group.add_argument("--port", type=int, help=PORT_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m client", description="Operate the payment switch. Global flags go "
         "before the command; amounts are integers in minor units.")
-    parser.add_argument("--host", default="127.0.0.1", help="the switch's address")
-    parser.add_argument("--port", type=int, help="the switch's port (default: from "
-                        "DATA_DIR/server.json, else 7878)")
+    add_address_arguments(parser)
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="a switch's data directory, for its port and admin token")
     parser.add_argument("--participant", default=ADMIN, help="whom to authenticate as")
@@ -94,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="body encoding of the requests")
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
                         help="seconds to wait for each reply")
-    parser.add_argument("--retry-deadline", type=float, default=10.0, metavar="S",
-                        help="keep resending a request that is safe to repeat (with backoff) "
-                             "for this many seconds after a lost connection")
+    parser.add_argument("--retry-deadline", type=float, default=DEFAULT_RETRY_DEADLINE_S,
+                        metavar="S", help="keep resending a request that is safe to repeat, "
+                        "with the same ids, for this many seconds after a lost connection, a "
+                        "timeout, or a node that is not the primary, shuts down or cannot commit "
+                        "(with backoff, trying the next address)")
     parser.add_argument("--json", action="store_true",
                         help="machine-readable output (times as raw nanoseconds)")
     parser.add_argument("--tls-ca", type=Path, metavar="FILE",
@@ -152,7 +173,8 @@ def _add_participant_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_transfer_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("transfer", help="move money (resent safely on connection loss)")
+    p = sub.add_parser("transfer", help="move money (resent with the same id after a lost "
+                       "connection or a failover: safe)")
     p.add_argument("debit", help="account to take the money from")
     p.add_argument("credit", help="account to pay it into")
     p.add_argument("amount", type=int, help="in minor units")
@@ -225,6 +247,15 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
         w.set_defaults(run=run)
 
 
+def resolve_addresses(args) -> list[Address]:
+    """The --host entries, those without a port on --port (else DATA_DIR's, else 7878)."""
+    entries = args.hosts or [(DEFAULT_HOST, None)]
+    if all(port is not None for _, port in entries):
+        return entries  # server.json is not needed, not even read
+    default_port = resolve_port(args)
+    return [(host, default_port if port is None else port) for host, port in entries]
+
+
 def resolve_port(args: argparse.Namespace) -> int:
     if args.port is not None:
         return args.port
@@ -268,9 +299,10 @@ def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
                           f"{path} ({exc.strerror})") from None
 
 
-async def run(args: argparse.Namespace, port: int, token: str) -> commands.Output:
+async def run(args: argparse.Namespace, addresses: list[Address],
+              token: str) -> commands.Output:
     async with await AsyncClient.connect(
-            args.host, port, participant=args.participant, token=token, codec=args.codec,
+            addresses=addresses, participant=args.participant, token=token, codec=args.codec,
             timeout_s=args.request_timeout, retry_deadline_s=args.retry_deadline,
             ssl=getattr(args, "tls", None)) as client:
         return await args.run(client, args)
@@ -286,22 +318,26 @@ def print_output(output: commands.Output, as_json: bool) -> None:
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        port = resolve_port(args)
+        addresses = resolve_addresses(args)
         token = resolve_token(args, os.environ if environ is None else environ)
         args.tls = tls_context(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        output = asyncio.run(run(args, port, token))
+        output = asyncio.run(run(args, addresses, token))
     except SwitchError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        # A command that is never resent (create-participant, ...) stops at a standby.
+        primary = f" (the primary is {exc.primary})" if isinstance(exc, NotPrimary) and \
+            exc.primary else ""
+        print(f"error: {exc.code}: {exc.message}{primary}", file=sys.stderr)
         return 1
     except OutcomeUnknown as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except TransportError as exc:
-        print(f"error: no answer from the switch at {args.host}:{port}: {exc}", file=sys.stderr)
+        print(f"error: no answer from the switch at {describe(addresses)}: {exc}",
+              file=sys.stderr)
         return 2
     print_output(output, args.json)
     if output.error is not None:

@@ -152,7 +152,7 @@ async def ping(client: AsyncClient, args: argparse.Namespace) -> Output:
         started = time.perf_counter_ns()
         await client.ping()
         round_trips_ns.append(time.perf_counter_ns() - started)
-    lines = [f"pong from {client.host}:{client.port} in {ns / 1e6:.3f} ms" for ns in round_trips_ns]
+    lines = [f"pong from {client.address} in {ns / 1e6:.3f} ms" for ns in round_trips_ns]
     return Output({"host": client.host, "port": client.port, "round_trip_ns": round_trips_ns},
                   "\n".join(lines))
 

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
+from protocol.addresses import display_address
 
 from .errors import ConnectionLost, ProtocolViolation, error_from_code
 
@@ -51,7 +52,8 @@ class Connection(asyncio.Protocol):
             _, conn = await loop.create_connection(lambda: cls(codec, max_reply_bytes), host, port,
                                                    ssl=ssl)
         except OSError as exc:  # ssl.SSLError (a failed handshake) is an OSError too
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise ConnectionLost(
+                f"cannot connect to {display_address(host, port)}: {exc}") from exc
         return conn
 
     @property
@@ -164,7 +166,8 @@ def _settle(future: asyncio.Future, reply: dict) -> bool:
     if ok is True and isinstance(result, dict):
         value = result
     elif ok is False and isinstance(error, dict) and isinstance(error.get("code"), str):
-        value = error_from_code(error["code"], str(error.get("message") or ""))
+        details = {k: v for k, v in error.items() if k not in ("code", "message")}
+        value = error_from_code(error["code"], str(error.get("message") or ""), details)
     else:
         return False
     if not future.done():  # a cancelled request's future; the connection is closing anyway

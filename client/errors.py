@@ -4,16 +4,21 @@
 `RequestTimeout` are transport failures, after which the outcome of a mutating request is unknown.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from protocol import codes
 
 
 class SwitchError(Exception):
-    """The switch answered with an error code (see docs/protocol.md for the list)."""
+    """The switch answered with an error code (see docs/protocol.md for the list). `details`: the
+    error object's other fields, such as `primary` of `not_primary`."""
 
-    def __init__(self, code: str, message: str = ""):
+    def __init__(self, code: str, message: str = "", details: Mapping[str, Any] | None = None):
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.details = dict(details or {})
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" if self.message else self.code
@@ -35,17 +40,32 @@ class NotFound(SwitchError):
     """Any `*_not_found` code (account, participant, pending transfer, batch, window)."""
 
 
+class NotPrimary(SwitchError):
+    """`not_primary`: the node is a standby, or stopped being the primary while the request was
+    in flight (then it may or may not have committed). Requests that are safe to resend are sent
+    to the primary by the SDK itself; this reaches the caller for those that are not, and for
+    reads still refused at the retry deadline."""
+
+    @property
+    def primary(self) -> str | None:
+        """The primary's "host:port" as the node advertises it; None while unknown."""
+        primary = self.details.get("primary")
+        return primary if isinstance(primary, str) else None
+
+
 _BY_CODE = {
     codes.UNAUTHENTICATED: Unauthenticated,
     codes.FORBIDDEN: Forbidden,
     codes.INSUFFICIENT_FUNDS: InsufficientFunds,
+    codes.NOT_PRIMARY: NotPrimary,
 }
 
 
-def error_from_code(code: str, message: str = "") -> SwitchError:
+def error_from_code(code: str, message: str = "",
+                    details: Mapping[str, Any] | None = None) -> SwitchError:
     """The most specific `SwitchError` subclass for a protocol code."""
     cls = _BY_CODE.get(code) or (NotFound if code.endswith("_not_found") else SwitchError)
-    return cls(code, message)
+    return cls(code, message, details)
 
 
 class TransportError(Exception):

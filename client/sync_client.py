@@ -16,9 +16,10 @@ from .results import Transfer
 
 
 class Client:
-    """Connects on construction; takes the arguments of `AsyncClient.connect`."""
+    """Connects on construction; takes the arguments of `AsyncClient.connect`, such as
+    `Client(addresses=["h1:7878", "h2:7878"], token=...)`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 7878, **connect_kwargs: Any):
+    def __init__(self, host: str | None = None, port: int | None = None, **connect_kwargs: Any):
         self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="switch-client-loop", daemon=True)
@@ -30,12 +31,22 @@ class Client:
             raise
 
     @classmethod
-    def connect(cls, host: str = "127.0.0.1", port: int = 7878, **connect_kwargs: Any) -> "Client":
+    def connect(cls, host: str | None = None, port: int | None = None,
+                **connect_kwargs: Any) -> "Client":
         return cls(host, port, **connect_kwargs)
 
     @property
     def server_info(self) -> dict[str, Any]:
         return self._client.server_info
+
+    @property
+    def address(self) -> str:
+        """As `AsyncClient.address`: the node in use, "host:port"."""
+        return self._client.address
+
+    @property
+    def addresses(self) -> list[str]:
+        return self._client.addresses
 
     def __enter__(self) -> "Client":
         return self

@@ -36,14 +36,15 @@ def new_run_id() -> str:
     return "".join(reversed(digits))
 
 
-async def _admin(target: Target) -> AsyncClient:
-    return await AsyncClient.connect(target.host, target.port, token=target.token,
-                                     timeout_s=120.0)
+async def _admin(config: Config, target: Target) -> AsyncClient:
+    """The operator's SDK client: its requests follow the primary, as the load's do."""
+    return await AsyncClient.connect(addresses=target.addresses, token=target.token,
+                                     timeout_s=120.0, retry_deadline_s=config.retry_deadline_s)
 
 
 async def prepare(config: Config, target: Target, layout: setup.Layout) -> Totals | None:
     """Create (or confirm) the accounts; returns their totals before the load, for verify."""
-    async with await _admin(target) as client:
+    async with await _admin(config, target) as client:
         if config.reuse is None:
             await setup.create(client, layout, config.initial_balance)
         else:
@@ -51,9 +52,11 @@ async def prepare(config: Config, target: Target, layout: setup.Layout) -> Total
         return await account_totals(client, layout.all_accounts()) if config.verify else None
 
 
-def check(target: Target, layout: setup.Layout, before: Totals, evidence) -> Verdict:
+def check(config: Config, target: Target, layout: setup.Layout, before: Totals,
+          evidence) -> Verdict:
+    """Verification reads from the primary (a standby answers reads with not_primary)."""
     async def checked() -> Verdict:
-        async with await _admin(target) as client:
+        async with await _admin(config, target) as client:
             return await verify(client, layout.all_accounts(), before, evidence)
     try:
         return uvloop.run(checked())
@@ -77,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                                     config.accounts)
         before = uvloop.run(prepare(config, target, layout))
         stats = Stats(config.processes, config.warmup_s, live)
-        with CpuMeter(local_switch_pid(config.data_dir, target.port)) as cpu:
+        ports = {port for _, port in target.addresses}
+        with CpuMeter(local_switch_pid(config.data_dir, ports)) as cpu:
             evidence = run_load(config, target, [list(a) for a in layout.accounts], run_id,
                                 stats)
         live.close()
-        verdict = check(target, layout, before, evidence) if config.verify else None
+        verdict = check(config, target, layout, before, evidence) if config.verify else None
     except (setup.SetupError, LoadError, SwitchError, TransportError) as error:
         live.close()
         print(f"loadtest: {error}", file=sys.stderr)

@@ -5,8 +5,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from client.cli import ConfigError, resolve_port  # the operator CLI's discovery, shared
+# The operator CLI's --host list and discovery, shared.
+from client.cli import ConfigError, add_address_arguments, resolve_addresses
+from client.failover import DEFAULT_HOST, DEFAULT_RETRY_DEADLINE_S, Address
 from protocol import JSON, MSGPACK, is_valid_id
+from protocol.addresses import display_address
 from protocol.values import MAX_ITEMS
 from protocol.cli_help import ArgumentParser
 
@@ -16,10 +19,11 @@ MAX_PREFIX_CHARS = 40  # leaves room for "-p<i>-a<j>" within the 64-character id
 
 @dataclass(frozen=True)
 class Config:
-    host: str
-    port: int | None  # None: from DATA_DIR/server.json, else the default port
+    hosts: tuple[tuple[str, int | None], ...]  # the switch's nodes, a port None where not given
+    port: int | None  # for hosts without one; None: from DATA_DIR/server.json, else the default
     data_dir: Path
     token: str | None
+    retry_deadline_s: float
     participants: int
     accounts: int  # per participant
     initial_balance: int
@@ -53,6 +57,8 @@ class Config:
         """Every option as plain JSON values, the token withheld."""
         values = asdict(self)
         values["token"] = None if self.token is None else "(given)"
+        values["hosts"] = [host if port is None else display_address(host, port)
+                           for host, port in self.hosts]
         for name in ("data_dir", "json_path"):
             values[name] = None if values[name] is None else str(values[name])
         return values
@@ -128,13 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 done and verified; 1 verification failed; 2 usage, connection or "
         "set-up failure; 3 verified, but some requests failed in transport; 130 interrupted")
     target = parser.add_argument_group("switch")
-    target.add_argument("--host", default="127.0.0.1", help="switch address")
-    target.add_argument("--port", type=int,
-                        help="switch port (default: from DATA_DIR/server.json, else 7878)")
+    add_address_arguments(target)
     target.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="the switch's data directory, for its port and admin token")
     target.add_argument("--token", help="admin token; default: $SWITCH_ADMIN_TOKEN, else "
                         "DATA_DIR/admin.token")
+    target.add_argument("--retry-deadline", dest="retry_deadline_s", type=_non_negative_float,
+                        default=DEFAULT_RETRY_DEADLINE_S, metavar="S",
+                        help="after a lost connection, not_primary, shutting_down or unavailable, "
+                        "a connection reconnects (to the primary named, else the next --host) "
+                        "and resends what it had in flight with the same ids, for up to this "
+                        "many seconds; then those requests count as failed in transport (0: at "
+                        "once)")
 
     world = parser.add_argument_group("participants and accounts")
     world.add_argument("--participants", type=_positive_int, default=4,
@@ -201,6 +212,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     args = parser.parse_args(argv)
     options = vars(args)
     options["amount_min"], options["amount_max"] = options.pop("amount")
+    options["hosts"] = tuple(options["hosts"] or [(DEFAULT_HOST, None)])
     if options["duration_s"] is None and options["count"] is None:
         options["duration_s"] = 10.0
     if options["seed"] is None:
@@ -234,14 +246,13 @@ def valid_prefix(prefix: str) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the switch is and how to authenticate as the operator."""
-    host: str
-    port: int
+    """Where the switch's nodes are and how to authenticate as the operator."""
+    addresses: tuple[Address, ...]
     token: str
 
 
 def resolve_target(config: Config, environ) -> Target:
-    return Target(config.host, resolve_port(config), _resolve_token(config, environ))
+    return Target(tuple(resolve_addresses(config)), _resolve_token(config, environ))
 
 
 def _resolve_token(config: Config, environ) -> str:

@@ -16,14 +16,15 @@ def generator_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def local_switch_pid(data_dir, port: int) -> int | None:
-    """The switch's pid from DATA_DIR/server.json, if that file describes the switch we load."""
+def local_switch_pid(data_dir, ports: set[int]) -> int | None:
+    """The switch's pid from DATA_DIR/server.json, if that file describes a switch we load (one
+    listening on one of `ports`)."""
     try:
         info = json.loads((data_dir / "server.json").read_text())
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if info.get("port") == port and process_cpu_s(pid) is not None else None
+    return pid if info.get("port") in ports and process_cpu_s(pid) is not None else None
 
 
 def process_cpu_s(pid: int) -> float | None:

@@ -4,6 +4,8 @@ Each connection keeps `pipeline` requests encoded ahead, so a reply is answered 
 bytes that are already there; encoding the next ones happens after the write, while the switch
 works. Replies come back in request order, so the head of the in-flight queue is the request a
 reply answers; anything else (wrong id, undecodable or malformed reply) closes the connection.
+A connection whose node is lost, or answers `not_primary`, `shutting_down` or `unavailable`,
+reconnects and resends what it has in flight (`LoadConnection`).
 
 Closed loop: each reply frees a slot that is refilled at once; latency is from the write.
 Open loop: request i of connection g is due at t0 + (g + i * connections) / rate, whatever the
@@ -24,7 +26,9 @@ from typing import Protocol
 import msgpack
 
 from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
+from protocol.addresses import display_address
 
+from .failover import RECONNECT_CODES, Failover, Move
 from .stats import TRANSPORT_PREFIX, Tick
 from .verify import Evidence, Reservoir, Tally
 from .workload import AccountPicker, Workload
@@ -32,15 +36,16 @@ from .workload import AccountPicker, Workload
 MAX_REPLY_BYTES = 256 << 20
 HELLO_TIMEOUT_S = 10.0
 MIN_WAKE_S = 0.001  # the event loop's timers have millisecond resolution
+IDLE_WAKE_S = 0.01  # open loop with every connection reconnecting: look again this soon
 EARLY_SEND_S = 0.001
 ITEM_SIZE_MARGIN_BYTES = 16  # ids and amounts grow a little as a run goes on
-CONNECTION_LOST = TRANSPORT_PREFIX + "connection_lost"
 PROTOCOL_VIOLATION = TRANSPORT_PREFIX + "protocol_violation"
 DRAIN_TIMEOUT = TRANSPORT_PREFIX + "drain_timeout"
 
 _SUCCESS = codes.SUCCESS
 _ENVELOPE = codes.ENVELOPE
 _INTERNAL = codes.INTERNAL
+_RECONNECT_CODES = RECONNECT_CODES
 _now_s = time.monotonic  # system-wide on Linux, so processes agree on t0
 _unpackb = msgpack.unpackb
 
@@ -136,51 +141,96 @@ class Run:
         now_s = _now_s()
         next_due_s = math.inf
         for connection in self.connections:
-            if connection.failure is None:
+            if connection.open:
                 connection.send_due(now_s)
                 next_due_s = min(next_due_s, connection.next_due_s())
         if self.sending:
             delay_s = next_due_s - EARLY_SEND_S / 2 - _now_s()
+            if delay_s == math.inf:
+                delay_s = IDLE_WAKE_S
             self.loop.call_later(max(MIN_WAKE_S, delay_s), self._wake)
 
 
 class LoadConnection(asyncio.Protocol):
-    def __init__(self, run: Run, workload: Workload, index: int):
+    """One connection's stream of requests, on one transport at a time. When its node is lost,
+    or answers `not_primary`, `shutting_down` or `unavailable`, the stream leaves it (replies
+    behind that one are not read), reconnects (to the primary named, else the next address; the
+    same one after `unavailable`), and resends what is in flight, in order, with the same ids,
+    until the retry deadline (`Failover`). A new transport is opened only after the previous
+    one's connection_lost: callbacks never mix."""
+
+    def __init__(self, run: Run, workload: Workload, index: int, target):
         self.run = run
         self.workload = workload
         self.index = index  # among all connections of the run, every process's
+        self.token = target.token
+        self.failover = Failover(target.addresses, run.config.retry_deadline_s)
         self.decoder = FrameDecoder(MAX_REPLY_BYTES)
         self.transport: asyncio.Transport | None = None
+        self.open = False  # connected, greeted and sending
+        self._said_hello = False  # the current transport answered hello
         self.inflight: deque = deque()  # (start_s, Request), oldest first
         self.ready: deque = deque()  # encoded, not yet sent
         self.sent = 0  # open loop: requests sent, the index into the schedule
-        self.failure: str | None = None  # an error code once the connection is unusable
+        self.failure: str | None = None  # an error code once the stream has ended
         self.max_frame_bytes = 0
-        self.lost = run.loop.create_future()
+        self.lost = run.loop.create_future()  # done when the stream has ended
         self._greeting: asyncio.Future | None = None
+        self._transport_gone: asyncio.Future | None = None
+        self._leaving: Move | None = None  # why the open transport is being dropped
 
     @classmethod
     async def open(cls, run: Run, target, workload: Workload, index: int) -> "LoadConnection":
-        try:
-            _, connection = await run.loop.create_connection(
-                lambda: cls(run, workload, index), target.host, target.port)
-        except OSError as exc:
-            raise LoadError(f"cannot connect to {target.host}:{target.port}: {exc}") from None
-        await connection._hello(target.token)
+        connection = cls(run, workload, index, target)
+        await connection._connect(skip_current=False)
         connection._refill()
         return connection
 
-    async def _hello(self, token: str) -> None:
+    async def _connect(self, skip_current: bool) -> None:
+        """Connect and say hello to the first address that answers, each tried once; the
+        LoadError names every address tried."""
+        failures = []
+        for address in self.failover.nodes.round(skip_current):
+            if self.failure is not None:
+                raise LoadError("closed")
+            try:
+                await self._open_transport(address)
+            except LoadError as error:
+                failures.append(str(error))
+                continue
+            self.failover.nodes.use(address)
+            self._said_hello = self.open = True
+            return
+        raise LoadError("; ".join(failures))
+
+    async def _open_transport(self, address) -> None:
+        where = display_address(*address)
+        try:
+            await self.run.loop.create_connection(lambda: self, *address)
+        except OSError as exc:
+            raise LoadError(f"cannot connect to {where}: {exc}") from None
+        try:
+            if self.failure is not None:
+                raise LoadError("closed")
+            await self._hello()
+        except LoadError as error:
+            gone = self._transport_gone
+            if self.transport is not None:
+                self.transport.abort()
+            await gone
+            raise LoadError(f"{where}: {error}") from None
+
+    async def _hello(self) -> None:
+        if self.transport is None:
+            raise LoadError("connection lost before hello")
         self._greeting = self.run.loop.create_future()
-        args = {"participant": "admin", "token": token}
+        args = {"participant": "admin", "token": self.token}
         self.transport.write(encode_request(0, "hello", args, self.workload.codec))
         try:
             reply = await asyncio.wait_for(self._greeting, HELLO_TIMEOUT_S)
         except TimeoutError:
-            self.close()
             raise LoadError(f"no answer to hello within {HELLO_TIMEOUT_S}s") from None
         if not reply.get("ok"):
-            self.close()
             raise LoadError(f"hello refused: {reply.get('error')}")
         self.max_frame_bytes = reply["result"]["max_frame_bytes"]
 
@@ -194,7 +244,7 @@ class LoadConnection(asyncio.Protocol):
     def send_closed(self) -> None:
         """Closed loop: fill every free slot now."""
         free = self.run.pipeline - len(self.inflight)
-        if free <= 0 or self.failure is not None:
+        if free <= 0 or not self.open:
             return
         run, ready, inflight = self.run, self.ready, self.inflight
         start_s = _now_s()
@@ -209,7 +259,7 @@ class LoadConnection(asyncio.Protocol):
     def send_due(self, now_s: float) -> None:
         """Open loop: send every request whose time has come, as far as slots are free."""
         free = self.run.pipeline - len(self.inflight)
-        if free <= 0 or self.failure is not None:
+        if free <= 0 or not self.open:
             return
         run, ready, inflight = self.run, self.ready, self.inflight
         # The last schedule index due: index * connections + self.index <= elapsed * rate
@@ -240,16 +290,28 @@ class LoadConnection(asyncio.Protocol):
             self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
             self._refill()
 
+    def _send_more(self) -> None:
+        """After replies or a reconnect: send what may go now, or tell the run when drained."""
+        run = self.run
+        if run.sending:
+            if run.rate_per_s is None:
+                self.send_closed()
+            else:
+                self.send_due(_now_s())
+        elif not self.inflight:
+            run.check_finished()
+
     # Replies
 
     def data_received(self, data: bytes) -> None:
-        if self.failure is not None:
-            return
         if self._greeting is not None and not self._greeting.done():
             return self._greeted(data)
+        if not self.open:
+            return
         now_s = _now_s()
         inflight = self.inflight
-        for body in self.decoder.feed(data):
+        bodies = self.decoder.feed(data)
+        for body in bodies:
             if not inflight:
                 return self._violation("a reply to no request")
             start_s, request = inflight.popleft()
@@ -258,20 +320,19 @@ class LoadConnection(asyncio.Protocol):
                 if reply.get("id") != request.request_id:
                     raise ValueError(f"reply id {reply.get('id')!r}, expected "
                                      f"{request.request_id}: {reply.get('error')}")
+                if reply["ok"] is not True and reply["error"]["code"] in _RECONNECT_CODES:
+                    inflight.appendleft((start_s, request))  # unanswered: resent elsewhere
+                    return self._leave(self.failover.answered(reply["error"]),
+                                       reply["error"].get("message"))
                 self._settle(reply, request, start_s, now_s)
             except (ProtocolError, ValueError, LookupError, TypeError) as exc:
                 inflight.appendleft((start_s, request))
                 return self._violation(f"unusable reply: {exc!r}")
         if self.decoder.too_large_length is not None:
             return self._violation(f"reply of {self.decoder.too_large_length} bytes")
-        run = self.run
-        if run.sending:
-            if run.rate_per_s is None:
-                self.send_closed()
-            else:
-                self.send_due(_now_s())
-        elif not inflight:
-            run.check_finished()
+        if bodies:
+            self.failover.answering()
+        self._send_more()
 
     def _greeted(self, data: bytes) -> None:
         bodies = self.decoder.feed(data)
@@ -330,44 +391,108 @@ class LoadConnection(asyncio.Protocol):
         for item in items:
             tally.uncertain(item[2], item[1])
 
+    # Leaving a node
+
+    def _leave(self, move: Move, message: str | None) -> None:
+        """Drop the open transport; connection_lost then reconnects as `move` says."""
+        self._leaving = move
+        self._warn_once(move.reason, message or "no message")
+        self.open = False
+        self.transport.abort()
+
+    async def _reconnect(self, move: Move) -> None:
+        """Reconnect and resend what is in flight, in order, with the same ids; at the retry
+        deadline the stream ends and what was in flight has an unknown outcome."""
+        failover = self.failover
+        deadline_s = failover.deadline_s(_now_s())
+        delay_s = failover.backoff_s() if move.wait else 0.0
+        while True:
+            if self.failure is None and _now_s() + delay_s > deadline_s:
+                self.failure = TRANSPORT_PREFIX + move.reason
+                self._warn(self.failure, "no node took the requests within the retry "
+                           f"deadline of {self.run.config.retry_deadline_s:g} s")
+            if self.failure is not None:
+                return self._give_up()
+            await asyncio.sleep(delay_s)
+            try:
+                await self._connect(move.skip_current)
+            except LoadError:
+                delay_s = failover.backoff_s()
+                continue
+            break
+        retries = self.run.tick.retries
+        retries[move.reason] = retries.get(move.reason, 0) + len(self.inflight)
+        if self.inflight:
+            self.transport.write(b"".join(request.frame for _, request in self.inflight))
+        self._send_more()
+
     # Failures and closing
 
     def _violation(self, message: str) -> None:
         self.fail(PROTOCOL_VIOLATION, message)
 
     def fail(self, code: str, message: str) -> None:
-        """Give up on the connection: what is in flight has an unknown outcome."""
+        """End the stream: what is in flight has an unknown outcome."""
         if self.failure is None:
             self.failure = code
-            self._warn(message)
-        self.transport.abort()
-
-    def _warn(self, message: str) -> None:
-        print(f"\nloadtest: connection {self.index}: {self.failure}: {message} "
-              f"({len(self.inflight)} requests in flight)", file=sys.stderr)
+            self._warn(code, message)
+        self._end(graceful=False)
 
     def close(self) -> None:
         self.failure = self.failure or "closed"
-        self.transport.close()
+        self._end(graceful=True)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
+    def _end(self, graceful: bool) -> None:
+        self.open = False
+        if self.transport is None:  # between transports: nothing to wait for
+            self._give_up()
+        elif graceful:
+            self.transport.close()  # connection_lost (or the reconnect under way) gives up
+        else:
+            self.transport.abort()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.failure is None:
-            self.failure = CONNECTION_LOST
-            self._warn(str(exc or "closed by the switch"))
-        if self._greeting is not None and not self._greeting.done():
-            self._greeting.set_exception(LoadError(f"connection lost during hello: {exc}"))
+    def _give_up(self) -> None:
+        if self.lost.done():
+            return
         run = self.run
         errors = run.tick.errors
         for _, request in self.inflight:
             self._uncertain(request.items)
             errors[self.failure] = errors.get(self.failure, 0) + 1
         self.inflight.clear()
-        if not self.lost.done():
-            self.lost.set_result(None)
+        self.lost.set_result(None)
         run.connection_failed()
+
+    def _warn_once(self, code: str, message: str) -> None:
+        """Say why the connection reconnects, once a streak: a failover may take many tries."""
+        if not self.failover.retrying:
+            self._warn(code, f"{message}; reconnecting")
+
+    def _warn(self, code: str, message: str) -> None:
+        print(f"\nloadtest: connection {self.index}: {code}: {message} "
+              f"({len(self.inflight)} requests in flight)", file=sys.stderr)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._said_hello = False
+        self.decoder = FrameDecoder(MAX_REPLY_BYTES)  # nothing carries over from the last one
+        self._transport_gone = self.run.loop.create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._transport_gone.set_result(None)
+        if not self._said_hello:  # before or during hello: the round of attempts goes on
+            if self._greeting is not None and not self._greeting.done():
+                self._greeting.set_exception(LoadError(f"connection lost during hello: {exc}"))
+            return
+        self._said_hello = self.open = False
+        if self.failure is not None:
+            return self._give_up()
+        move, self._leaving = self._leaving, None
+        if move is None:
+            move = self.failover.lost()
+            self._warn_once(move.reason, str(exc or "closed by the switch"))
+        self.run.loop.create_task(self._reconnect(move))
 
 
 class Control(Protocol):

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from client.failover import describe
+
 from .histogram import Histogram
 from .stats import Tick
 from .verify import Verdict
@@ -27,7 +29,7 @@ def summarize(config, target, prefix: str, run_id: str, total: Tick, verdict: Ve
     return {
         "run_id": run_id,
         "prefix": prefix,
-        "switch": f"{target.host}:{target.port}",
+        "switch": describe(target.addresses),
         "mode": "open" if config.open_loop else "closed",
         "duration_s": round(duration_s, 3),
         "requests": total.requests,
@@ -40,6 +42,7 @@ def summarize(config, target, prefix: str, run_id: str, total: Tick, verdict: Ve
                                for kind, h in zip(KINDS, total.latency) if h.total},
         "send_lag_ms": latency_ms(total.send_lag) if config.open_loop else None,
         "errors": dict(sorted(total.errors.items())),
+        "retries": dict(sorted(total.retries.items())),
         "transport_failures": total.transport_failures(),
         "cpu": cpu,
         "verification": None if verdict is None else {"ok": verdict.ok,
@@ -88,6 +91,8 @@ def render(summary: dict) -> str:
                  f"({summary['transfers_acknowledged']:,d} transfers)")
     errors = ", ".join(f"{code} {n:,d}" for code, n in summary["errors"].items()) or "none"
     lines.append(f"{'errors':<14}{errors}")
+    retries = ", ".join(f"{why} {n:,d}" for why, n in summary["retries"].items()) or "none"
+    lines.append(f"{'retries':<14}{retries} (requests resent with the same ids on reconnecting)")
     cpu = summary["cpu"]
     usage = f"generator {cpu['generator_cores']:.0%}"
     if cpu["switch_cores"] is not None:

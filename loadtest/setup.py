@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from client import ParticipantResult
 from protocol import is_valid_id
 from protocol.values import MAX_ITEMS
 
@@ -39,7 +40,7 @@ class Layout:
 async def create(client, layout: Layout, initial_balance: int) -> None:
     """Participants, accounts, and one funding transfer per traffic account."""
     participants = [{"id": p, "name": f"loadtest {p}"} for p in layout.participants]
-    await _expect_created(client.create_participants, participants, "participants")
+    await _expect_created(_resending_create_participants(client), participants, "participants")
     accounts = [{"id": f, "participant": p, "currency": CURRENCY, "overdraft_limit": None}
                 for p, f in zip(layout.participants, layout.funding)]
     accounts += [{"id": a, "participant": p, "currency": CURRENCY}
@@ -49,6 +50,17 @@ async def create(client, layout: Layout, initial_balance: int) -> None:
                 "amount": initial_balance}
                for f, owned in zip(layout.funding, layout.accounts) for a in owned]
     await _expect_created(client.create_transfers, funding, "funding transfers")
+
+
+def _resending_create_participants(client):
+    """`create_participants` resent like the other creates, after a lost connection or a
+    standby's not_primary (the SDK never resends it, as a token is returned only once): the run
+    never uses the participants' tokens, and an identical participant answers `exists`."""
+    async def create(participants: list[dict]) -> list[ParticipantResult]:
+        result = await client.request("create_participants", {"participants": participants},
+                                      retry=True)
+        return [ParticipantResult.from_wire(r) for r in result["results"]]
+    return create
 
 
 def _funding_transfer_id(account: str) -> str:

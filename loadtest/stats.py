@@ -14,7 +14,7 @@ class Tick:
     counts every reply, for the live rate during the warm-up."""
 
     __slots__ = ("seq", "final", "replies", "requests", "transfers_acknowledged", "errors",
-                 "latency", "send_lag", "measured_s")
+                 "retries", "latency", "send_lag", "measured_s")
 
     def __init__(self, seq: int = 0, final: bool = False):
         self.seq = seq
@@ -23,6 +23,7 @@ class Tick:
         self.requests = 0
         self.transfers_acknowledged = 0
         self.errors: dict[str, int] = {}  # code -> failed requests or items
+        self.retries: dict[str, int] = {}  # why -> requests resent on reconnecting (warm-up too)
         self.latency = [Histogram() for _ in KINDS]  # per request kind, microseconds
         self.send_lag = Histogram()  # open loop: actual minus intended send time
         self.measured_s = 0.0  # the last recorded reply, in seconds after measuring began
@@ -33,6 +34,8 @@ class Tick:
         self.transfers_acknowledged += other.transfers_acknowledged
         for code, count in other.errors.items():
             self.errors[code] = self.errors.get(code, 0) + count
+        for reason, count in other.retries.items():
+            self.retries[reason] = self.retries.get(reason, 0) + count
         for mine, theirs in zip(self.latency, other.latency):
             mine.merge(theirs)
         self.send_lag.merge(other.send_lag)

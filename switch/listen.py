@@ -7,13 +7,11 @@ meanwhile waits in the backlog and is served then.
 """
 import socket
 
+from protocol.addresses import display_address
+
 
 class BindFailed(Exception):
     pass
-
-
-def display_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:

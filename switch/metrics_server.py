@@ -21,8 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, \
     HistogramMetricFamily
 
+from protocol.addresses import display_address
 from switch.health import Readiness
-from switch.listen import display_address
 from switch.metrics import Histogram
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import structlog
 
+from protocol.addresses import display_address
 from protocol.currencies import accept_currencies
 from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
 from switch.health import Readiness
-from switch.listen import display_address, listening_sockets
+from switch.listen import listening_sockets
 from switch.metrics_server import MetricsServer
 from switch.replication.errors import ReplicationUnusable
 from switch.service import VERSION, Service

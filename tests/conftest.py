@@ -1,6 +1,11 @@
+import asyncio
+import threading
+
 import pytest
+import uvloop
 
 from support import processes
+from support.peer import Peer
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 
@@ -28,3 +33,27 @@ def admin(switch):
     with WireClient(switch.host, switch.port) as client:
         client.hello("admin", switch.admin_token)
         yield client
+
+
+@pytest.fixture
+async def peer():
+    """A scripted peer (support/peer.py) on the test's event loop."""
+    server = Peer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def thread_peer():
+    """The same peer on its own event loop thread, for the blocking client and the CLI."""
+    loop = uvloop.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = Peer()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result()
+    yield server
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()

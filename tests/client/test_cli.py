@@ -5,7 +5,9 @@ import socket
 
 import pytest
 
-from client.cli import ConfigError, build_parser, main, resolve_port, resolve_token
+from client.cli import (
+    ConfigError, build_parser, main, resolve_addresses, resolve_port, resolve_token,
+)
 from client.tables import iso_utc, table
 from protocol import error_reply, ok_reply
 
@@ -57,6 +59,28 @@ def test_port_comes_from_server_json(tmp_path):
     (tmp_path / "server.json").write_text("{")
     with pytest.raises(ConfigError):
         resolve_port(args)
+
+
+def test_hosts_repeat_take_comma_lists_and_get_the_default_port(tmp_path):
+    args = parse("--data-dir", str(tmp_path), "--host", "n1:7001, n2", "--host", "[::1]:7003",
+                 "--host", "::1", "stats")
+    assert args.hosts == [("n1", 7001), ("n2", None), ("::1", 7003), ("::1", None)]
+    assert resolve_addresses(args) == [("n1", 7001), ("n2", 7878), ("::1", 7003), ("::1", 7878)]
+    (tmp_path / "server.json").write_text(json.dumps({"port": 4321}))
+    assert resolve_addresses(args)[1] == ("n2", 4321)
+    args = parse("--data-dir", str(tmp_path), "--host", "n2", "--port", "99", "stats")
+    assert resolve_addresses(args) == [("n2", 99)]
+    assert resolve_addresses(parse("--data-dir", str(tmp_path), "stats")) == [("127.0.0.1", 4321)]
+    (tmp_path / "server.json").write_text("{")  # not read when every address has its port
+    assert resolve_addresses(parse("--data-dir", str(tmp_path), "--host", "n1:1", "stats")) == \
+        [("n1", 1)]
+
+
+@pytest.mark.parametrize("hosts", ["n1:", "n1:0", "n1,,n2", "[::1", "n1:http"])
+def test_a_malformed_host_is_a_usage_error(hosts, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse("--host", hosts, "stats")
+    assert exit_info.value.code == 2 and "--host" in capsys.readouterr().err
 
 
 def test_admin_token_from_flag_then_environment_then_file(tmp_path):

@@ -2,9 +2,9 @@
 
 import asyncio
 import json
-import socket
 
 import pytest
+from support.ports import free_port
 from support.switch_process import SwitchProcess
 
 from client import (
@@ -135,12 +135,6 @@ async def test_batch_of_json_items(switch):
         page = await client.get_batch_results("batch-1")
         assert [r.index for r in page.results] == list(range(10))
         assert all(r.ok for r in page.results)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_transfer_is_resent_across_a_switch_crash(tmp_path):

@@ -4,9 +4,9 @@ is in the ledger exactly once."""
 
 import asyncio
 import itertools
-import socket
 import time
 
+from support.ports import free_port
 from support.switch_process import SwitchProcess
 
 from client import AsyncClient
@@ -15,12 +15,6 @@ SENDERS = 4
 DOWN_S = 3.0  # how long the switch stays dead before the restart begins
 # Generous so that a slow restart on a busy machine is still ridden out; the SDK's default is 10 s.
 RETRY_DEADLINE_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_transfers_ride_out_a_kill_and_restart(tmp_path):

@@ -46,3 +46,20 @@ def test_refused(argv, capsys):
 def test_one_participant_is_fine_for_on_us_only():
     assert parse_args(["--participants", "1", "--interbank", "0"]).participants == 1
     assert parse_mix("lookup=1")["lookup"] == 1.0
+
+
+def test_hosts_and_retry_deadline():
+    config = parse_args([])
+    assert config.hosts == (("127.0.0.1", None),) and config.retry_deadline_s == 10.0
+    config = parse_args(["--host", "n1:7001,n2", "--host", "[::1]:7003", "--retry-deadline", "0"])
+    assert config.hosts == (("n1", 7001), ("n2", None), ("::1", 7003))
+    assert config.retry_deadline_s == 0
+    assert config.for_report()["hosts"] == ["n1:7001", "n2", "[::1]:7003"]
+
+
+@pytest.mark.parametrize("argv", [["--host", "n1:"], ["--host", "n1,,n2"],
+                                  ["--retry-deadline", "-1"]])
+def test_refused_hosts_and_retry_deadlines(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2 and "error" in capsys.readouterr().err

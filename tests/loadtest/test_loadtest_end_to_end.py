@@ -1,5 +1,6 @@
 """`python -m loadtest` against a real switch process: closed loop, open loop, worker processes
-with reused accounts, and a switch that dies mid-run."""
+with reused accounts, a switch that dies mid-run, and failing over: past a dead address, across a
+switch killed and restarted on the next address, and from a standby to the primary it names."""
 
 import json
 import subprocess
@@ -7,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from support.ports import free_port
 from support.processes import track
+from support.switch_process import SwitchProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
@@ -105,3 +108,65 @@ def test_a_switch_that_dies_mid_run_is_reported(switch, tmp_path):
     assert "VERIFICATION FAILED" in stderr
     results = read_results(tmp_path / "out.json")
     assert results["transport_failures"] > 0 and not results["verification"]["ok"]
+
+
+def address(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def test_two_hosts_the_first_dead(switch, tmp_path):
+    out, dead = tmp_path / "out.json", free_port()
+    run = loadtest("--host", address(dead), "--host", "127.0.0.1", "--data-dir",
+                   str(switch.data_dir), "--count", "200", "--connections", "4", "--pipeline",
+                   "4", "--mix", "single=80,two_phase=10,lookup=10", "--json", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = read_results(out)
+    assert results["switch"] == f"{address(dead)}, {address(switch.port)}"
+    assert results["config"]["hosts"] == [address(dead), "127.0.0.1"]
+    assert results["requests"] == 200 and results["retries"] == {}
+    assert_verified(results)
+    assert "retries       none" in run.stdout
+
+
+def test_a_run_across_a_kill_and_a_restart_on_the_second_address_completes(tmp_path):
+    """The switch is killed (SIGKILL) under the load and its data directory restarted on the
+    second --host: the connections reconnect there and resend what was in flight; nothing is
+    lost or applied twice, and the resent requests are counted."""
+    ports = free_port(), free_port()
+    first = SwitchProcess(tmp_path / "data", extra_args=("--port", str(ports[0]))).start()
+    second = SwitchProcess(tmp_path / "data", extra_args=("--port", str(ports[1])))
+    out = tmp_path / "out.json"
+    try:
+        process = track(subprocess.Popen(
+            [sys.executable, "-m", "loadtest", "--host", f"{address(ports[0])},{address(ports[1])}",
+             "--data-dir", str(first.data_dir), "--duration", "6", "--connections", "4",
+             "--pipeline", "4", "--mix", "single=80,two_phase=10,lookup=10",
+             "--retry-deadline", "60", "--json", str(out)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        line = process.stderr.readline()  # the first live line: the load is running
+        assert "req/s" in line, line
+        first.kill()
+        second.start()
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        first.stop()
+        second.stop()
+    assert process.returncode == 0, stdout + stderr
+    results = read_results(out)
+    assert_verified(results)
+    assert results["retries"]["connection_lost"] > 0 and results["transport_failures"] == 0
+    assert "connection_lost: " in stderr and "reconnecting" in stderr
+
+
+def test_a_run_through_a_standby_goes_to_the_primary(thread_peer, switch, tmp_path):
+    """Set-up, load and verification all start on a standby (a stand-in answering hello, then
+    not_primary) and go on to the primary it names."""
+    thread_peer.act_as_standby(address(switch.port))
+    out = tmp_path / "out.json"
+    run = loadtest("--host", address(thread_peer.port), "--token", switch.admin_token,
+                   "--count", "100", "--connections", "2", "--pipeline", "4", "--json", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = read_results(out)
+    assert_verified(results)
+    assert results["requests"] == 100 and results["retries"]["not_primary"] >= 2
+    assert len(thread_peer.ops("hello")) == 4  # set-up, two connections, verification

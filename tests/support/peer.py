@@ -1,19 +1,17 @@
-"""A scripted raw TCP peer for testing the client's own defences.
+"""A scripted raw TCP peer for testing the clients' own defences.
 
 This is not a switch: it knows no ledger and answers only what each test scripts (by default an
 echo of the request). It exists to misbehave on cue (wrong reply ids, silence, dropped
-connections), which a correct server never does.
+connections), which a correct server never does, and to stand in for a standby.
 """
 
 import asyncio
 import inspect
-import threading
 from collections.abc import Callable
 
-import pytest
-import uvloop
-
-from protocol import FrameDecoder, decode_body, encode_body, encode_frame, ok_reply
+from protocol import (
+    FrameDecoder, codes, decode_body, encode_body, encode_frame, error_reply, ok_reply,
+)
 
 PEER_MAX_FRAME_BYTES = 1 << 20
 
@@ -27,9 +25,11 @@ def default_answer(request: dict) -> dict:
     return ok_reply(request["id"], result)
 
 
+STANDBY_OPS = ("hello", "ping", "stats", "state_digest")  # what a standby answers itself
+
+
 class Peer:
-    """Test modules reach it only through the fixtures (they are not importable under
-    --import-mode=importlib), hence the constants and the default answer live on the class."""
+    """Tests get one from the `peer` and `thread_peer` fixtures (tests/conftest.py)."""
 
     CLOSE = "close"  # a script returns this to drop the connection without replying
     SILENT = "silent"  # ... or this to read the request and never answer it
@@ -48,6 +48,19 @@ class Peer:
         """`script(request)` (sync or async) returns a reply map, raw bytes to write as they are,
         CLOSE or SILENT."""
         self.scripts[op] = script
+
+    def act_as_standby(self, primary: str | None) -> None:
+        """From now on answer hello, ping and stats as before and everything else with
+        `not_primary` naming `primary` ("host:port", None: unknown), as a standby does: a
+        stand-in until a replicating switch can play the part."""
+        answer_as_peer = self.default_answer
+
+        def answer(request: dict) -> dict:
+            if request["op"] in STANDBY_OPS:
+                return answer_as_peer(request)
+            return error_reply(request["id"], codes.NOT_PRIMARY, "this node is a standby",
+                               primary=primary)
+        self.default_answer = answer
 
     def ops(self, op: str) -> list[dict]:
         return [r for r in self.requests if r["op"] == op]
@@ -99,26 +112,3 @@ class Peer:
         async with asyncio.timeout(timeout_s):
             while not condition():
                 await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-async def peer():
-    server = Peer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def thread_peer():
-    """The same peer on its own event loop thread, for the blocking client and the CLI."""
-    loop = uvloop.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = Peer()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result()
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
