@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.addresses import display_address
 from protocol.values import is_valid_currency
 from switch.storage.records import MAX_RECORD_BYTES
 
@@ -135,7 +136,7 @@ class Config:
 
     def __post_init__(self):
         if self.replicated and self.advertise is None:
-            object.__setattr__(self, "advertise", f"{self.host}:{self.port}")
+            object.__setattr__(self, "advertise", display_address(self.host, self.port))
         if self.max_log_bytes_since_snapshot is None:
             object.__setattr__(self, "max_log_bytes_since_snapshot", max(
                 LOG_BOUND_INTERVALS * self.snapshot_every_bytes, LOG_BOUND_MIN_BYTES))

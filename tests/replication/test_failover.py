@@ -1,5 +1,6 @@
 """Replication through a real three-server JetStream cluster (sync_interval: always) with two
 or three switch nodes: failover, fencing, rejoin, joining empty, NATS servers lost."""
+import asyncio
 import signal
 import time
 from contextlib import contextmanager
@@ -9,7 +10,8 @@ import pytest
 from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
                                      sample_names, samples, value)
 from support.nats_cluster import NatsCluster
-from support.replicated import (admin, digest_at, node, ports, senders, stats, wait_for,
+from client import AsyncClient
+from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, ports, senders, stats, wait_for,
                                 wait_for_role, wait_for_same_state)
 from support.world import assert_debits_equal_credits, create_world, lookup_all
 
@@ -240,3 +242,42 @@ def test_many_failovers_under_load_lose_nothing(pair):
     final = next(n for n in nodes if stats(n)["role"] == "primary")
     everything_acknowledged_is_there(final, threads)
     wait_for_same_state(final, nodes[1 - nodes.index(final)])
+
+
+async def test_sdk_clients_ride_out_a_failover_starting_at_the_standby(pair):
+    """Several SDK clients, each given the standby's address first: they follow not_primary
+    to the primary, then across a kill -9 to the new one; every acknowledged transfer is
+    there once, with the timestamp it was acknowledged with."""
+    a, b = pair
+    addresses = [f"{b.host}:{b.port}", f"{a.host}:{a.port}"]
+    acked: dict[str, int] = {}
+    stop = asyncio.Event()
+
+    async def sender(name: str) -> None:
+        client = await AsyncClient.connect(addresses=addresses, token=ADMIN_TOKEN,
+                                           retry_deadline_s=30)
+        async with client:
+            counter = 0
+            while not stop.is_set():
+                counter += 1
+                result = await client.transfer(f"{name}-{counter}", "a-1", "b-1", 1)
+                assert result.ok, result
+                acked[f"{name}-{counter}"] = result.timestamp
+
+    async def until(count: int) -> None:
+        while len(acked) < count:
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(sender(f"sdk{n}")) for n in range(4)]
+    try:
+        await asyncio.wait_for(until(100), WAIT_S)
+        await asyncio.to_thread(a.kill)
+        killed_at = len(acked)
+        await asyncio.wait_for(until(killed_at + 100), WAIT_S)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    with admin(b) as client:
+        stored = lookup_all(client, acked)
+        assert {tid: t["timestamp"] for tid, t in stored.items()} == acked
+        assert_debits_equal_credits(client, ACCOUNTS)
