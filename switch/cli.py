@@ -10,11 +10,12 @@ from pathlib import Path
 
 import uvloop
 
-from protocol.cli_help import ArgumentParser
+from protocol.cli_help import ArgumentParser, comma_list
 from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
                            Config)
 from switch.logs import configure_logging
 from switch.listen import BindFailed
+from switch.events import EventsSetupError
 from switch.metrics_server import MetricsSetupError
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
@@ -52,6 +53,16 @@ SERVE_LIMITS_HELP = {
     "hello_failure_max_delay_s": "the most a failed hello's reply is delayed",
     "turn_s": "seconds of work one connection gets per round-robin turn",
     "first_turn_s": "seconds of work for a connection's first frames, ahead of the round robin",
+    "events_max_backlog": "events waiting for the stream's acknowledgement, in memory; at this "
+                          "many, mutating requests are refused `unavailable` until half are "
+                          "published",
+    "events_max_in_flight": "events sent to the stream and not yet acknowledged, at once",
+    "events_ack_timeout_s": "seconds within which the stream must acknowledge an event; else "
+                            "it is sent again after the stream's last event",
+    "events_retry_s": "seconds between attempts to reach the stream (and between reads of its "
+                      "end while publishing is paused)",
+    "events_connect_timeout_s": "seconds within which a NATS server must answer at start; else "
+                                "the switch refuses to start",
 }
 
 
@@ -94,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
                        help="log lines as JSON or for people; auto: console on a terminal, "
                             "else json")
-    serve.add_argument("--extra-currencies", type=currency_list, metavar="CODES",
+    serve.add_argument("--extra-currencies", type=comma_list, metavar="CODES",
                        default=defaults.extra_currencies,
                        help="comma-separated codes accepted besides ISO 4217's, e.g. XTS,XXX")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level,
@@ -104,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "port (0 picks a free one); off unless given")
     serve.add_argument("--metrics-host", metavar="HOST",
                        help="the metrics listener's address (default: --host)")
+    _add_events_arguments(serve, defaults)
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -127,8 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def currency_list(text: str) -> tuple[str, ...]:
-    return tuple(code.strip() for code in text.split(",") if code.strip())
+def _add_events_arguments(serve: argparse.ArgumentParser, defaults: Config) -> None:
+    """The committed-event stream's options (docs/events.md)."""
+    serve.add_argument("--events", type=comma_list, metavar="URLS", default=defaults.events,
+                       help="publish the committed-event stream to NATS JetStream at these "
+                            "servers (comma-separated, e.g. nats://h1:4222,nats://h2:4222; "
+                            "needs nats-py: payswitch[replication]); default: off")
+    serve.add_argument("--events-stream", metavar="NAME", default=defaults.events_stream,
+                       help="the JetStream stream of the events")
+    serve.add_argument("--events-subjects", metavar="PREFIX", default=defaults.events_subjects,
+                       help="subject prefix: each event goes to PREFIX.<type>")
+    serve.add_argument("--events-replicas", type=int, metavar="N",
+                       default=defaults.events_replicas,
+                       help="copies of the stream when it is created (3 recommended with a "
+                            "NATS cluster)")
+    for name in ("events_max_backlog", "events_max_in_flight"):
+        serve.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
+    for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
+        serve.add_argument("--" + name.replace("_", "-"), type=float, metavar="S",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
 
 
 def serve(args) -> int:
@@ -142,7 +172,8 @@ def serve(args) -> int:
     configure_logging(config.log_format, getattr(logging, config.log_level.upper()))
     try:
         uvloop.run(SwitchServer(config).run(announce=lambda text: print(text, flush=True)))
-    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError) as error:
+    except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError,
+            EventsSetupError) as error:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1

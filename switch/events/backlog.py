@@ -86,13 +86,25 @@ class Backlog:
                 return None
             return end.seq - end.wal_index
         if applied.seq > end.wal_seq + 1:
-            log.warning("events_stream_gap", stream_last_seq=end.seq,
-                        stream_last_wal_seq=end.wal_seq, first_wal_seq=applied.seq,
-                        reason="this node's log starts after the stream's last event (its "
-                               "snapshot is newer): the records between are not in the stream",
-                        consequence=f"the stream continues at event {end.seq + 1} with WAL "
-                                    f"record {applied.seq}")
+            self._gap(applied.seq)
         return end.seq + 1
+
+    def recovered(self, snapshot_seq: int) -> None:
+        """Recovery loaded a snapshot of `snapshot_seq` and replayed the log after it: when the
+        stream ends before the snapshot, say so now rather than at the next write."""
+        if self._next_seq is None and snapshot_seq > self.end.wal_seq:
+            self._gap(snapshot_seq + 1)
+            self._next_seq = self.end.seq + 1
+
+    def _gap(self, first_wal_seq: int) -> None:
+        end = self.end
+        log.warning("events_stream_gap", stream_last_seq=end.seq, stream_last_wal_seq=end.wal_seq,
+                    first_wal_seq=first_wal_seq,
+                    reason="this node's log starts after the stream's last event (its snapshot "
+                           "is newer, e.g. events switched on for a ledger with history): the "
+                           "records between are not in the stream",
+                    consequence=f"the stream continues at event {end.seq + 1} with WAL record "
+                                f"{first_wal_seq}")
 
     def next_sendable(self) -> Event | None:
         """The next event whose record is durable, moved to `in_flight`; None when there is none."""

@@ -164,3 +164,28 @@ def test_records_lost_when_writes_stopped_give_their_numbers_to_the_next_ones():
     assert [event.seq for event in backlog.unsent] == [1, 2, 3, 4, 5]
     backlog.add(records[2])  # the next record is numbered where the lost ones were
     assert [event.seq for event in backlog.unsent][-1] == 6
+
+
+def test_a_snapshot_newer_than_the_stream_is_a_gap_said_at_start():
+    """Nothing was replayed after the snapshot: the warning comes at start, and the next
+    record continues the stream's numbers."""
+    records = history()
+    with capture_logs() as logged:
+        backlog = Backlog(PREFIX, EMPTY_STREAM)
+        backlog.recovered(snapshot_seq=4)
+    assert [entry["first_wal_seq"] for entry in logged
+            if entry["event"] == "events_stream_gap"] == [5]
+    fed(backlog, records[4:])
+    assert [(e["seq"], e["wal_seq"]) for e in bodies(backlog.unsent)] == [(1, 5)]
+    assert backlog.covers(4) and not backlog.covers(5)  # 4 is before the stream began
+
+
+def test_a_snapshot_at_the_streams_last_record_is_no_gap():
+    records = history()
+    stream = bodies(fed(Backlog(PREFIX, EMPTY_STREAM), records).unsent)
+    with capture_logs() as logged:
+        backlog = Backlog(PREFIX, end_of(stream[6]))  # the last event of record 4
+        backlog.recovered(snapshot_seq=4)
+        fed(backlog, records[4:])
+    assert not logged
+    assert [e["seq"] for e in bodies(backlog.unsent)] == [8]
