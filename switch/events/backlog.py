@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 import structlog
 
+from protocol import JSON, encode_body
 from protocol import events as schema
-from switch.events.derive import derive, encode, envelope
+from switch.events.derive import derive, envelope
 
 log = structlog.get_logger("switch.events")
 
@@ -67,10 +68,11 @@ class Backlog:
             seq = first + index
             if seq > end.seq:
                 self.unsent.append(Event(seq, applied.seq, schema.subject(prefix, event_type),
-                                         encode(envelope(applied, index, seq, event_type,
-                                                         fields))))
+                                         encode_body(envelope(applied, index, seq,
+                                                              event_type, fields), JSON)))
             elif seq == end.seq:
-                self._check_same(encode(envelope(applied, index, seq, event_type, fields)), end)
+                self._check_same(encode_body(envelope(applied, index, seq, event_type, fields),
+                                             JSON), end)
 
     def _first_seq(self, applied, count: int) -> int | None:
         """The seq of the record's first event; None while the stream holds all of them."""
@@ -166,6 +168,7 @@ class Backlog:
         return wal_seq <= self.last_wal_seq
 
     def _check_same(self, body: bytes, end: StreamEnd) -> None:
+        """The event this node derived for the stream's end is the stream's."""
         if end.event is not None and json.loads(body) != end.event:
             self.diverge(f"event {end.seq} in the stream differs from the one derived here "
                           f"from WAL record {end.wal_seq}")

@@ -5,8 +5,6 @@ on the same records, so they derive the same events in the same order. A transfe
 in fields it never changes after its commit (never `state`): the derivation runs right after the
 record, but must not depend on when.
 """
-import json
-
 from protocol import events as schema
 from protocol.codes import CREATED
 from switch.ledger.records import POST, VOID
@@ -42,10 +40,6 @@ def envelope(applied, index: int, seq: int, event_type: str, fields: dict) -> di
     return {"v": schema.VERSION, "seq": seq, "type": event_type,
             "committed_at": applied.now_ns, "wal_seq": applied.seq, "wal_index": index,
             **fields}
-
-
-def encode(body: dict) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _participant(item: dict) -> dict:

@@ -3,11 +3,11 @@ the publisher task. Imported only with --events: nats-py is the optional extra
 `payswitch[replication]`.
 
 Events are published pipelined (up to `events_max_in_flight` unacknowledged, their acks coming
-back to an inbox of our own), each with Nats-Msg-Id = its seq, Nats-Expected-Last-Sequence =
-seq - 1 and Nats-Expected-Stream = the stream: the stream holds only our events, so its sequence
-is the event seq, and it refuses a gap, a duplicate or a second writer. After any failure (no
-ack in time, a refusal, a lost connection) the publisher reads the stream's last event and sends
-again what follows it.
+back to an inbox of our own), each with Nats-Msg-Id = its seq and Nats-Expected-Last-Sequence =
+seq - 1: the stream holds only our events (no other stream may take its subjects), so its
+sequence is the event seq, and it refuses a gap, a duplicate or a second writer. After any
+failure (no ack in time, a refusal, a lost connection) the publisher reads the stream's last
+event and sends again what follows it.
 """
 import asyncio
 import json
@@ -27,8 +27,7 @@ FAILURES = (NatsError, asyncio.TimeoutError, OSError)
 # The stream refused an event because it holds another last event: read its end at once.
 WRONG_LAST_SEQUENCE = 10071
 CLOSE_TIMEOUT_S = 5.0
-MSG_ID, EXPECTED_LAST_SEQUENCE, EXPECTED_STREAM = (
-    Header.MSG_ID.value, Header.EXPECTED_LAST_SEQUENCE.value, Header.EXPECTED_STREAM.value)
+MSG_ID, EXPECTED_LAST_SEQUENCE = Header.MSG_ID.value, Header.EXPECTED_LAST_SEQUENCE.value
 
 
 class NotConnected(NatsError):
@@ -239,9 +238,8 @@ class Publisher:
             if event is None:
                 break
             seq = str(event.seq)
-            await publish(event.subject, event.body, reply=inbox + seq, headers={
-                MSG_ID: seq, EXPECTED_LAST_SEQUENCE: str(event.seq - 1),
-                EXPECTED_STREAM: self._stream})
+            await publish(event.subject, event.body, reply=inbox + seq,
+                          headers={MSG_ID: seq, EXPECTED_LAST_SEQUENCE: str(event.seq - 1)})
         if not in_flight:
             await self._wake.wait()
             return
