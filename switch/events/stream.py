@@ -54,7 +54,12 @@ class EventStream:
 
     def record_executed(self, applied) -> None:
         """One WAL record executed here (any record that changed the state, in log order)."""
-        self.backlog.add(applied)
+        try:
+            self.backlog.add(applied)
+        except Exception as error:  # a bug of ours: stop rather than leave a gap in the stream
+            log.exception("events_derivation_failed", wal_seq=applied.seq, op=applied.op)
+            self.backlog.diverge(f"deriving the events of WAL record {applied.seq} "
+                                 f"({applied.op}) failed: {error!r}")
 
     def durable(self, wal_seq: int) -> None:
         """Records up to `wal_seq` are durable: their events may be published."""

@@ -2,6 +2,8 @@
 requests are refused, with a message saying why, until half of the backlog is published."""
 import asyncio
 
+from structlog.testing import capture_logs
+
 from events.events_support import Log
 from ledger.ledger_support import account, participant, tr
 from switch.config import Config
@@ -71,3 +73,15 @@ def test_divergence_refuses_writes_with_its_reason():
     events.backlog.diverge("event 3 in the stream differs")
     assert events.refuses_writes()
     assert "event 3 in the stream differs" in events.refuse_write()
+
+
+def test_a_record_whose_events_cannot_be_derived_stops_the_stream_not_the_switch():
+    """A bug in the derivation must not leave a silent gap: publishing stops, writes are
+    refused, and the reason is logged."""
+    events, log = stream_with_backlog(limit=100)
+    broken = log.apply("transfer", tr("t-1", "a-1", "b-1", 1))._replace(commits=object())
+    with capture_logs() as logged:
+        events.record_executed(broken)
+    assert events.refuses_writes() and "deriving the events of WAL record" in \
+        events.refuse_write()
+    assert [entry["event"] for entry in logged] == ["events_derivation_failed", "events_diverged"]
