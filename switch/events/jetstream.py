@@ -26,6 +26,9 @@ log = structlog.get_logger("switch.events")
 FAILURES = (NatsError, asyncio.TimeoutError, OSError)
 # The stream refused an event because it holds another last event: read its end at once.
 WRONG_LAST_SEQUENCE = 10071
+# Our code for an ack saying the stream already had an event of that Nats-Msg-Id: the end is
+# read at once and compared, since another writer's event of that seq would have the same id.
+DUPLICATE = -1
 CLOSE_TIMEOUT_S = 5.0
 MSG_ID, EXPECTED_LAST_SEQUENCE = Header.MSG_ID.value, Header.EXPECTED_LAST_SEQUENCE.value
 
@@ -137,7 +140,8 @@ async def open_stream(config) -> tuple:
 
 
 class StreamRefused(NatsError):
-    """The stream answered an event with an error (for example a wrong last sequence)."""
+    """The stream answered an event with an error (for example a wrong last sequence), or as a
+    duplicate: either way the publisher reads the stream's end before it goes on."""
 
     def __init__(self, seq: int, error: dict):
         super().__init__()
@@ -219,7 +223,7 @@ class Publisher:
                     await self._send_and_confirm()
             except FAILURES as error:
                 self._failed(error)
-                if getattr(error, "err_code", None) != WRONG_LAST_SEQUENCE:
+                if getattr(error, "err_code", None) not in (WRONG_LAST_SEQUENCE, DUPLICATE):
                     await asyncio.sleep(self._retry_s)
             except ValueError as error:  # the stream's end is not one of our events
                 self.backlog.diverge(str(error))
@@ -265,6 +269,9 @@ class Publisher:
         answer = json.loads(message.data)
         if "error" in answer:
             self._refusal = StreamRefused(seq, answer["error"])
+        elif answer.get("duplicate"):
+            self._refusal = StreamRefused(seq, {"err_code": DUPLICATE, "description":
+                                                "a duplicate of an event the stream holds"})
         else:
             self.backlog.acknowledged(answer.get("seq"))  # where the stream stored it
             self.published_total += 1

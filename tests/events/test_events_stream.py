@@ -328,3 +328,35 @@ def test_a_stream_of_that_name_for_other_subjects_refuses_to_start_in_one_line(t
     assert line == ("switch: cannot start: events: stream PAYSWITCH_EVENTS exists with subjects "
                     "['orders.>'], not ['payswitch.events.>']: choose another --events-stream "
                     "or --events-subjects")
+
+
+def test_a_second_switch_with_another_history_is_refused_by_the_stream(tmp_path, nats_server):
+    """Two switches pointed at one stream: the second derives other events where the stream
+    ends, so it stops publishing and refuses writes; the stream keeps the first one's history."""
+    args = ("--events", nats_server.urls, *FAST_RETRY)
+    first = SwitchProcess(tmp_path / "first", extra_args=args).start()
+    second = None
+    try:
+        with admin_of(first) as admin:
+            create_world(admin)
+            wait_for_events_published(admin)
+        second = SwitchProcess(tmp_path / "second", extra_args=args).start()
+        with admin_of(second) as admin:
+            create_world(admin)  # its own history, up to where the stream ends
+            refused = admin.request("transfer", {"id": "t-2", "debit_account": "a-1",
+                                                 "credit_account": "b-1", "amount": 1})
+            events = admin.call("stats")["events"]
+        assert refused["error"]["code"] == "unavailable"
+        assert "holds another history than this node" in refused["error"]["message"]
+        assert "differs" in events["diverged"] and events["published"] == 0
+        assert second.log_events("events_diverged")
+        with admin_of(first) as admin:
+            transfer(admin, "t-1", "a-1", "b-1", 1)
+            wait_for_events_published(admin)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    events = read_events(nats_server.urls)
+    assert_gap_free(events)
+    assert events[-1][2]["id"] == "t-1" and len(events) == 9
