@@ -1,10 +1,8 @@
 import pytest
 
+from support.events_stream import FAST_RETRY
 from support.nats_cluster import NatsCluster
 from support.switch_process import SwitchProcess
-
-# Reconnecting to NATS quickly keeps the outage tests short; nothing else depends on it.
-FAST_RETRY = ("--events-retry-s", "0.2")
 
 
 @pytest.fixture

@@ -4,26 +4,18 @@ each, the stream holds every committed transfer exactly once, in order, without 
 import collections
 import itertools
 import threading
-import time
 
-from events.conftest import FAST_RETRY
-from support.events_stream import assert_gap_free, read_events, wait_for_events_published
+from support.events_stream import (FAST_RETRY, assert_gap_free, read_events,
+                                   wait_for_events_published)
 from support.load import TransferSender
 from support.switch_process import SwitchProcess
+from support.waiting import wait_until
 from support.wire import WireClient
 from support.world import create_world, lookup_all
 
-WAIT_S = 120.0  # generous: a busy machine may be slow, never wrong
 SMALL_SNAPSHOTS = ("--snapshot-every-bytes", str(256 << 10))  # so that snapshots happen mid-load
 sender_names = itertools.count()
 
-
-def wait_until(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
-        time.sleep(0.05)
-    return result
 
 
 class Load:
@@ -61,7 +53,7 @@ def assert_every_transfer_once(switch: SwitchProcess, urls: str, acked: set[str]
     among them, and nothing else; returns its events."""
     with WireClient(switch.host, switch.port) as admin:
         admin.hello("admin", switch.admin_token)
-        wait_for_events_published(admin, WAIT_S)
+        wait_for_events_published(admin)
         stored = lookup_all(admin, sent | {"fund-a-1"})
         ledger_transfers = admin.call("stats")["ledger"]["transfers"]
     events = read_events(urls)

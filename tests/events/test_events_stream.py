@@ -10,23 +10,22 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import nats
 
 from batches.batch_e2e_support import csv_file
-from events.conftest import FAST_RETRY
 from metrics.metrics_support import http_get, metrics_port, samples, value
-from support.events_stream import assert_gap_free, read_events, wait_for_events_published
+from support.events_stream import (FAST_RETRY, assert_gap_free, read_events,
+                                   wait_for_events_published)
 from support.nats_cluster import free_ports
 from support.processes import track
 from support.switch_process import SwitchProcess, run_switch_once
+from support.waiting import wait_until
 from support.wire import WireClient
 from support.world import create_world, lookup_all
 
 REPO = Path(__file__).resolve().parents[2]
-WAIT_S = 60.0  # generous: a busy machine may be slow, never wrong
 
 
 def admin_of(switch: SwitchProcess) -> WireClient:
@@ -40,13 +39,6 @@ def transfer(admin: WireClient, transfer_id: str, debit: str, credit: str, amoun
     return admin.call("transfer", {"id": transfer_id, "debit_account": debit,
                                    "credit_account": credit, "amount": amount, **fields})
 
-
-def wait_until(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
-        time.sleep(0.05)
-    return result
 
 
 def workload(admin: WireClient) -> dict:

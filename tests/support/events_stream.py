@@ -10,6 +10,8 @@ from protocol import events as schema
 from support.wire import WireClient
 
 READ_TIMEOUT_S = 30.0
+# Reconnecting to NATS quickly keeps the outage tests short; nothing else depends on it.
+FAST_RETRY = ("--events-retry-s", "0.2")
 
 
 def read_events(urls: str, from_seq: int = 1,
