@@ -147,6 +147,17 @@ class Backlog:
         if end.seq >= self.end.seq:
             self.end = end  # a node behind numbers from the newest end it has seen
 
+    def check_stored(self, seq: int, stored: dict) -> None:
+        """The stream answered our event `seq` as a duplicate and holds `stored` there: it must
+        be our event (another writer's of that seq has the same Nats-Msg-Id). Call after
+        requeue, while the event is still queued."""
+        for event in self.unsent:
+            if event.seq == seq:
+                if json.loads(event.body) != stored:
+                    self.diverge(f"event {seq} in the stream differs from the one derived here "
+                                 f"from WAL record {event.wal_seq} (another writer's)")
+                return
+
     def discard_after(self, wal_seq: int) -> None:
         """Records after `wal_seq` are gone (writes stopped before they were durable): their
         events were never sent, and the next records take their numbers."""

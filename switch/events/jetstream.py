@@ -26,8 +26,9 @@ log = structlog.get_logger("switch.events")
 FAILURES = (NatsError, asyncio.TimeoutError, OSError)
 # The stream refused an event because it holds another last event: read its end at once.
 WRONG_LAST_SEQUENCE = 10071
-# Our code for an ack saying the stream already had an event of that Nats-Msg-Id: the end is
-# read at once and compared, since another writer's event of that seq would have the same id.
+# Our code for an ack saying the stream already had an event of that Nats-Msg-Id: that event is
+# read at once and compared with ours, since another writer's event of that seq has the same id
+# (and our later events, pipelined, would be stored after it).
 DUPLICATE = -1
 CLOSE_TIMEOUT_S = 5.0
 MSG_ID, EXPECTED_LAST_SEQUENCE = Header.MSG_ID.value, Header.EXPECTED_LAST_SEQUENCE.value
@@ -62,6 +63,7 @@ async def connect(config):
             servers=servers, name="payswitch-events", error_cb=failed,
             disconnected_cb=disconnected, reconnected_cb=reconnected,
             max_reconnect_attempts=-1, reconnect_time_wait=config.events_retry_s,
+            skip_subject_validation=True,  # ours are checked once, in Config.validate
             connect_timeout=max(1, round(config.events_connect_timeout_s))),
             config.events_connect_timeout_s)
     except FAILURES as error:
@@ -177,6 +179,7 @@ class Publisher:
         self._mode_changed = asyncio.Event()
         self.paused = False
         self._resync = False  # read the stream's end before sending again
+        self._duplicate_seq: int | None = None  # an event answered as a duplicate: compare it
         self._failure: str | None = None  # the failure being retried, logged once
         self._task: asyncio.Task | None = None
         self.published_total = 0
@@ -280,6 +283,10 @@ class Publisher:
     async def _catch_up(self) -> None:
         if not self._connection.is_connected:
             raise NotConnected
+        if self._duplicate_seq is not None:
+            stored = await self._js.get_msg(self._stream, self._duplicate_seq)
+            self.backlog.check_stored(self._duplicate_seq, json.loads(stored.data))
+            self._duplicate_seq = None
         end = await read_end(self._js, self._stream)
         self.backlog.stream_holds(end)
         self._resync = False
@@ -303,6 +310,8 @@ class Publisher:
     def _failed(self, error: BaseException) -> None:
         self._drop_in_flight()
         self._resync = True
+        if getattr(error, "err_code", None) == DUPLICATE:
+            self._duplicate_seq = error.seq
         if self._failure is None:
             self._failure = repr(error) if not isinstance(error, StreamRefused) else str(error)
             log.warning("events_publish_failed", reason=self._failure, backlog=len(self.backlog),

@@ -189,3 +189,14 @@ def test_a_snapshot_at_the_streams_last_record_is_no_gap():
         fed(backlog, records[4:])
     assert not logged
     assert [e["seq"] for e in bodies(backlog.unsent)] == [8]
+
+
+def test_a_duplicate_answer_is_checked_against_what_the_stream_holds():
+    """Another writer's event of the same seq has the same Nats-Msg-Id, so the stream answers
+    ours as a duplicate: the event it holds there must be ours."""
+    backlog = fed(Backlog(PREFIX, EMPTY_STREAM), history())
+    ours = json.loads(backlog.unsent[2].body)
+    backlog.check_stored(3, ours)
+    assert backlog.diverged is None
+    backlog.check_stored(3, dict(ours, committed_at=ours["committed_at"] + 1))
+    assert backlog.diverged and "another writer" in backlog.diverged
