@@ -127,8 +127,9 @@ class Config:
     # mutating requests are refused `unavailable` until half of them are published, so a stream
     # outage costs availability, never memory without bound.
     events_max_backlog: int = 100_000
-    # Events sent and not yet acknowledged at once (pipelined; no round trip per event).
-    events_max_in_flight: int = 1_000
+    # Events sent and not yet acknowledged at once (pipelined; no round trip per event). Also
+    # bounds the burst of sends and of acknowledgements the event loop handles in one go.
+    events_max_in_flight: int = 256
     # An event not acknowledged within this is sent again after the stream's last event.
     events_ack_timeout_s: float = 5.0
     # Between attempts to reach the stream, and between reads of its end while paused.

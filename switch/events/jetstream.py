@@ -247,21 +247,21 @@ class Publisher:
             seq = str(event.seq)
             await publish(event.subject, event.body, reply=inbox + seq,
                           headers={MSG_ID: seq, EXPECTED_LAST_SEQUENCE: str(event.seq - 1)})
-        if not in_flight:
-            await self._wake.wait()
-            return
-        now_s = asyncio.get_running_loop().time()
-        if self._waiting_for[0] != in_flight[0].seq:
-            self._waiting_for = (in_flight[0].seq, now_s)
-        elif now_s - self._waiting_for[1] >= self._ack_timeout_s:
-            raise asyncio.TimeoutError(f"event {in_flight[0].seq} not acknowledged within "
-                                       f"{self._ack_timeout_s:g} s")
-        try:
-            await asyncio.wait_for(self._wake.wait(),
-                                   self._waiting_for[1] + self._ack_timeout_s - now_s)
-        except asyncio.TimeoutError:
-            pass  # the next turn raises if that event is still waiting
+        if in_flight:
+            self._watch_oldest(in_flight[0].seq)
+        await self._wake.wait()
         self._on_progress()
+
+    def _watch_oldest(self, seq: int) -> None:
+        """Raises TimeoutError once the oldest event in flight has waited events_ack_timeout_s:
+        a timer wakes the loop then (a timer per oldest event, not a task per wait)."""
+        loop = asyncio.get_running_loop()
+        if self._waiting_for[0] != seq:
+            self._waiting_for = (seq, loop.time())
+            loop.call_later(self._ack_timeout_s, self._wake.set)
+        elif loop.time() - self._waiting_for[1] >= self._ack_timeout_s:
+            raise asyncio.TimeoutError(f"event {seq} not acknowledged within "
+                                       f"{self._ack_timeout_s:g} s")
 
     async def _acknowledged(self, message) -> None:
         """The stream's answer to one event (nats-py calls this in order of arrival)."""

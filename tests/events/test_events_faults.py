@@ -3,6 +3,7 @@ NATS server stopped while transfers flow, and a backlog that fills while NATS is
 each, the stream holds every committed transfer exactly once, in order, without a gap."""
 import collections
 import itertools
+import signal
 import threading
 
 from support.events_stream import (FAST_RETRY, assert_gap_free, read_events,
@@ -201,3 +202,35 @@ def test_events_unpublished_at_a_kill_9_are_regenerated_and_no_snapshot_skips_th
         assert stats(switch)["events"]["published"] == len(bodies) - published
     finally:
         switch.stop()
+
+
+def test_a_nats_server_that_stops_answering_is_waited_out_by_the_ack_timeout(tmp_path,
+                                                                             nats_server):
+    """SIGSTOP: the connection stays open but nothing is acknowledged. The events wait past
+    --events-ack-timeout-s, are sent again after the stream's end once it answers, once each."""
+    switch = SwitchProcess(tmp_path / "data", extra_args=(
+        "--events", nats_server.urls, *FAST_RETRY, "--events-ack-timeout-s", "1")).start()
+    server = nats_server.servers[0]
+    accepted = []
+    try:
+        with WireClient(switch.host, switch.port) as admin:
+            admin.hello("admin", switch.admin_token)
+            create_world(admin)
+            wait_for_events_published(admin)
+            published = admin.call("stats")["events"]["published"]
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                for n in range(50):
+                    accepted.append(f"t-{n}")
+                    admin.call("transfer", {"id": f"t-{n}", "debit_account": "a-1",
+                                            "credit_account": "b-1", "amount": 1})
+                wait_until(lambda: switch.log_events("events_publish_failed"),
+                           "the ack timeout noticed")
+                assert admin.call("stats")["events"]["published"] == published
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+        assert_every_transfer_once(switch, nats_server.urls, set(accepted), set(accepted))
+    finally:
+        switch.stop()
+    [failure] = switch.log_events("events_publish_failed")
+    assert "not acknowledged within 1 s" in failure["reason"]
