@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
-from protocol import events as events_schema
-from protocol.cli_help import ArgumentParser, comma_list
+from protocol.cli_help import ArgumentParser
 
 from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
@@ -111,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_commands(sub)
     _add_query_commands(sub)
     batch_commands.add_batch_commands(sub)
-    _add_events_command(sub)
+    events_command.add_events_command(sub, _from_one("an event seq"))
     return parser
 
 
@@ -225,22 +224,6 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
                        help="table for people, json as the switch gives it, csv with a header")
         w.add_argument("--output", metavar="FILE", help="write there instead of printing")
         w.set_defaults(run=run)
-
-
-def _add_events_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("events", help="print the committed-event stream from NATS JetStream, "
-                       "one line per event (docs/events.md); talks to NATS, not to the switch")
-    p.add_argument("--nats", type=comma_list, metavar="URLS",
-                   help=f"NATS servers, comma-separated (default: ${events_schema.NATS_ENV})")
-    p.add_argument("--stream", default=events_schema.DEFAULT_STREAM,
-                   help="the switch's --events-stream")
-    p.add_argument("--from", dest="from_seq", type=_from_one("an event seq"), default=1,
-                   metavar="SEQ", help="the first event to print")
-    p.add_argument("--follow", action="store_true",
-                   help="keep printing events as they are published, until Ctrl-C; without "
-                        "it, stop at the stream's end as it was at the start")
-    p.add_argument("--json", dest="events_json", action="store_true", default=argparse.SUPPRESS,
-                   help="each event's body as one line of JSON (as --json before the command)")
 
 
 def resolve_port(args: argparse.Namespace) -> int:

@@ -22,6 +22,22 @@ class EventsError(Exception):
     """A one-line reason the events cannot be read (exit 2)."""
 
 
+def add_events_command(sub: argparse._SubParsersAction, seq_type) -> None:
+    """The `events` command; `seq_type` parses --from (a whole number from 1)."""
+    p = sub.add_parser("events", help="print the committed-event stream from NATS JetStream, "
+                       "one line per event (docs/events.md); talks to NATS, not to the switch")
+    p.add_argument("--nats", type=comma_list, metavar="URLS",
+                   help=f"NATS servers, comma-separated (default: ${schema.NATS_ENV})")
+    p.add_argument("--stream", default=schema.DEFAULT_STREAM, help="the switch's --events-stream")
+    p.add_argument("--from", dest="from_seq", type=seq_type, default=1, metavar="SEQ",
+                   help="the first event to print")
+    p.add_argument("--follow", action="store_true",
+                   help="keep printing events as they are published, until Ctrl-C; without "
+                        "it, stop at the stream's end as it was at the start")
+    p.add_argument("--json", dest="events_json", action="store_true", default=argparse.SUPPRESS,
+                   help="each event's body as one line of JSON (as --json before the command)")
+
+
 def main(args: argparse.Namespace, environ) -> int:
     urls = args.nats or comma_list(environ.get(schema.NATS_ENV, ""))
     if not urls:

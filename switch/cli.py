@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", type=Path, metavar="FILE",
                        help="require client certificates signed by this CA; hello must name "
                             "the certificate's subject CN")
+    add_events_options(serve, defaults)
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
                        help="log lines as JSON or for people; auto: console on a terminal, "
                             "else json")
@@ -115,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "port (0 picks a free one); off unless given")
     serve.add_argument("--metrics-host", metavar="HOST",
                        help="the metrics listener's address (default: --host)")
-    _add_events_arguments(serve, defaults)
     reconcile = commands.add_parser(
         "reconcile", help="prove that the ledger and the settlement window reports agree",
         description="Rebuild the state read-only from snapshot + WAL (the switch may be "
@@ -137,28 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
                              help="the switch's data directory")
     wal_repair.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
-
-
-def _add_events_arguments(serve: argparse.ArgumentParser, defaults: Config) -> None:
-    """The committed-event stream's options (docs/events.md)."""
-    serve.add_argument("--events", type=comma_list, metavar="URLS", default=defaults.events,
-                       help="publish the committed-event stream to NATS JetStream at these "
-                            "servers (comma-separated, e.g. nats://h1:4222,nats://h2:4222; "
-                            "needs nats-py: payswitch[replication]); default: off")
-    serve.add_argument("--events-stream", metavar="NAME", default=defaults.events_stream,
-                       help="the JetStream stream of the events")
-    serve.add_argument("--events-subjects", metavar="PREFIX", default=defaults.events_subjects,
-                       help="subject prefix: each event goes to PREFIX.<type>")
-    serve.add_argument("--events-replicas", type=int, metavar="N",
-                       default=defaults.events_replicas,
-                       help="copies of the stream when it is created (3 recommended with a "
-                            "NATS cluster)")
-    for name in ("events_max_backlog", "events_max_in_flight"):
-        serve.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
-                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
-    for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
-        serve.add_argument("--" + name.replace("_", "-"), type=float, metavar="S",
-                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
 
 
 def serve(args) -> int:
@@ -194,3 +172,26 @@ def main(argv=None) -> int:
             return run_verify(args.data_dir)
         return run_repair(args.data_dir, args.yes)
     return 2
+
+
+def add_events_options(serve: argparse.ArgumentParser, defaults: Config) -> None:
+    """The committed-event stream's options (docs/events.md)."""
+    group = serve.add_argument_group("committed-event stream (docs/events.md; needs "
+                                     "payswitch[replication])")
+    group.add_argument("--events", type=comma_list, metavar="URLS", default=defaults.events,
+                       help="publish every committed change to NATS JetStream at these servers "
+                            "(comma-separated, e.g. nats://h1:4222,nats://h2:4222); default: off")
+    group.add_argument("--events-stream", metavar="NAME", default=defaults.events_stream,
+                       help="the JetStream stream of the events")
+    group.add_argument("--events-subjects", metavar="PREFIX", default=defaults.events_subjects,
+                       help="subject prefix: each event goes to PREFIX.<type>")
+    group.add_argument("--events-replicas", type=int, metavar="N",
+                       default=defaults.events_replicas,
+                       help="copies of the stream when it is created (3 recommended with a "
+                            "NATS cluster)")
+    for name in ("events_max_backlog", "events_max_in_flight"):
+        group.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
+    for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
+        group.add_argument("--" + name.replace("_", "-"), type=float, metavar="S",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])

@@ -3,8 +3,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.events import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from protocol.values import is_valid_currency
+from protocol.events import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
@@ -109,13 +109,6 @@ class Config:
     # Currency codes accepted besides ISO 4217's active ones with minor units (for example the
     # test code XTS). Checked when a request or batch is admitted, never on replay.
     extra_currencies: tuple[str, ...] = ()
-    log_level: str = "info"  # debug, info, warning, error
-    # The metrics listener (/metrics, /livez, /readyz), off unless a port is given (0 picks a
-    # free one); on the switch's host unless metrics_host is given. Each HTTP request must be
-    # read and answered within metrics_timeout_s (one at a time: an operator's port).
-    metrics_port: int | None = None
-    metrics_host: str | None = None
-    metrics_timeout_s: float = 5.0
     # The committed-event stream (docs/events.md), off unless NATS servers are given: JetStream
     # stream `events_stream` (file storage, `events_replicas` copies: 1 for a single NATS
     # server, 3 recommended) on subjects `<events_subjects>.<type>`.
@@ -136,6 +129,13 @@ class Config:
     events_retry_s: float = 1.0
     # At start a NATS server must answer within this, else the switch refuses to start.
     events_connect_timeout_s: float = 10.0
+    log_level: str = "info"  # debug, info, warning, error
+    # The metrics listener (/metrics, /livez, /readyz), off unless a port is given (0 picks a
+    # free one); on the switch's host unless metrics_host is given. Each HTTP request must be
+    # read and answered within metrics_timeout_s (one at a time: an operator's port).
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    metrics_timeout_s: float = 5.0
 
     def __post_init__(self):
         if self.max_log_bytes_since_snapshot is None:
@@ -158,7 +158,24 @@ class Config:
     def server_info_path(self) -> Path:
         return self.data_dir / "server.json"
 
+    def _validate_events(self) -> None:
+        if not STREAM_NAME.fullmatch(self.events_stream):
+            raise ValueError(f"events_stream {self.events_stream!r} may hold only letters, "
+                             f"digits, - and _")
+        if not SUBJECT_PREFIX.fullmatch(self.events_subjects):
+            raise ValueError(f"events_subjects {self.events_subjects!r} must be dot-separated "
+                             f"tokens of letters, digits, - and _ (no wildcards)")
+        if not 1 <= self.events_replicas <= MAX_EVENTS_REPLICAS:
+            raise ValueError(f"events_replicas must be 1..{MAX_EVENTS_REPLICAS}")
+        for name in ("events_max_backlog", "events_max_in_flight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
     def validate(self) -> None:
+        self._validate_events()
         if self.max_frame_bytes > MAX_RECORD_BYTES // 2:
             raise ValueError(f"max_frame_bytes may be at most {MAX_RECORD_BYTES // 2}: each "
                              f"request becomes one WAL record")
@@ -196,24 +213,7 @@ class Config:
             raise ValueError("tls_cert and tls_key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
-        self._validate_events()
         for code in self.extra_currencies:
             if not is_valid_currency(code):
                 raise ValueError(f"extra_currencies: {code!r} must be a currency code of 3 "
                                  f"uppercase letters")
-
-    def _validate_events(self) -> None:
-        if not STREAM_NAME.fullmatch(self.events_stream):
-            raise ValueError(f"events_stream {self.events_stream!r} may hold only letters, "
-                             f"digits, - and _")
-        if not SUBJECT_PREFIX.fullmatch(self.events_subjects):
-            raise ValueError(f"events_subjects {self.events_subjects!r} must be dot-separated "
-                             f"tokens of letters, digits, - and _ (no wildcards)")
-        if not 1 <= self.events_replicas <= MAX_EVENTS_REPLICAS:
-            raise ValueError(f"events_replicas must be 1..{MAX_EVENTS_REPLICAS}")
-        for name in ("events_max_backlog", "events_max_in_flight"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")

@@ -249,9 +249,9 @@ class SwitchServer:
                       consequence="the next start replays more of the log; nothing is lost")
         for connection in list(service.connections):
             connection.close()
-        service.wal.close()
         if service.events is not None:
             await service.events.close()
+        service.wal.close()
         Path(self.config.server_info_path).unlink(missing_ok=True)
         if self.metrics is not None:
             self.metrics.close()
