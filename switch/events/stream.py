@@ -88,15 +88,18 @@ class EventStream:
         if self._refusing:
             if size <= self.max_backlog // 2:
                 self._refusing = False
-                self._room.set()
                 log.warning("writes_resumed_after_events", backlog=size,
                             refused_total=self.writes_refused_total)
         elif size >= self.max_backlog:
             self._refusing = True
-            self._room.clear()
             log.warning("writes_paused_for_events", backlog=size, max_backlog=self.max_backlog,
                         nats_connected=self.publisher.connected)
-        return self._refusing or self.backlog.diverged is not None
+        refused = self._refusing or self.backlog.diverged is not None
+        if refused:
+            self._room.clear()  # diverged: for good, so waiting batches wait for good
+        else:
+            self._room.set()
+        return refused
 
     def refuse_write(self) -> str:
         """Counts a refused mutating request; its `unavailable` message."""

@@ -85,3 +85,13 @@ def test_a_record_whose_events_cannot_be_derived_stops_the_stream_not_the_switch
     assert events.refuses_writes() and "deriving the events of WAL record" in \
         events.refuse_write()
     assert [entry["event"] for entry in logged] == ["events_derivation_failed", "events_diverged"]
+
+
+async def test_a_batch_waiting_on_a_diverged_stream_waits_without_spinning():
+    events, _ = stream_with_backlog(limit=100)
+    events.backlog.diverge("another history")
+    waiting = asyncio.ensure_future(events.wait_for_room())
+    for _ in range(100):  # loop turns: a spinning wait would have returned by now
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    waiting.cancel()
