@@ -198,6 +198,7 @@ class Publisher:
         self.paused = True
         self._drop_in_flight()
         self._mode_changed.set()
+        self._wake.set()  # out of a wait for acks that will not be counted
 
     def resume(self) -> None:
         self.paused = False
