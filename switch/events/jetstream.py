@@ -270,7 +270,11 @@ class Publisher:
         in_flight = self.backlog.in_flight
         if not in_flight or in_flight[0].seq != seq:
             return  # the answer to an attempt given up on: the stream's end was read since
-        answer = json.loads(message.data)
+        try:
+            answer = json.loads(message.data)
+        except ValueError:  # a status without a body, such as 503: no JetStream responded
+            status = (message.headers or {}).get("Status")
+            answer = {"error": {"description": f"no answer from JetStream (status {status})"}}
         if "error" in answer:
             self._refusal = StreamRefused(seq, answer["error"])
         elif answer.get("duplicate"):
@@ -319,6 +323,8 @@ class Publisher:
                         action=f"retrying every {self._retry_s:g} s from the stream's last event")
 
     def _drop_in_flight(self) -> None:
-        """Events sent but not acknowledged are sent again after the stream's end is read."""
+        """Events sent but not acknowledged are sent again after the stream's end is read (and
+        each gets the whole ack timeout again)."""
         self._refusal = None
+        self._waiting_for = (0, 0.0)
         self.backlog.requeue()
