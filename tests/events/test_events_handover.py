@@ -6,17 +6,9 @@ import asyncio
 from events.events_support import Log
 from ledger.ledger_support import account, participant, tr
 from support.events_stream import assert_gap_free, read_events
+from support.waiting import eventually
 from switch.config import Config
 from switch.events.stream import EventStream
-
-DEADLINE_S = 60.0  # generous: a busy machine may be slow, never wrong
-
-
-async def eventually(condition, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"{what}: not within {DEADLINE_S}s"
-        await asyncio.sleep(0.02)
 
 
 def records() -> list:

@@ -7,11 +7,10 @@ from structlog.testing import capture_logs
 
 from events.events_support import Log
 from ledger.ledger_support import account, participant
+from support.waiting import eventually
 from switch.config import Config
 from switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
 from switch.events.jetstream import Publisher
-
-DEADLINE_S = 60.0  # generous: a busy machine may be slow, never wrong
 
 
 class Message:
@@ -57,13 +56,6 @@ class StandInNats:
 
     async def close(self) -> None:
         self.is_connected = False
-
-
-async def eventually(condition, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"{what}: not within {DEADLINE_S}s"
-        await asyncio.sleep(0.01)
 
 
 def backlog_of_three() -> Backlog:

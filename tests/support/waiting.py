@@ -1,4 +1,5 @@
 """Waiting for a condition with a generous deadline, never for a fixed time."""
+import asyncio
 import time
 
 
@@ -10,3 +11,12 @@ def wait_until(condition, what: str, timeout_s: float = 120.0, poll_s: float = 0
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
         time.sleep(poll_s)
     return result
+
+
+async def eventually(condition, what: str, timeout_s: float = 60.0, poll_s: float = 0.01) -> None:
+    """wait_until for a test running on an event loop: polls without blocking it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, f"{what}: not within {timeout_s}s"
+        await asyncio.sleep(poll_s)
