@@ -17,7 +17,7 @@ from protocol import JSON, MSGPACK
 from protocol.addresses import AddressError, parse_address
 from protocol.cli_help import ArgumentParser
 
-from . import batch_commands, commands
+from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
 from .errors import NotPrimary, OutcomeUnknown, SwitchError, TransportError
 from .failover import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETRY_DEADLINE_S, Address, describe
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_commands(sub)
     _add_query_commands(sub)
     batch_commands.add_batch_commands(sub)
+    events_command.add_events_command(sub, _from_one("an event seq"))
     return parser
 
 
@@ -317,6 +318,8 @@ def print_output(output: commands.Output, as_json: bool) -> None:
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "events":  # NATS, not the switch: no port, no token
+        return events_command.main(args, os.environ if environ is None else environ)
     try:
         addresses = resolve_addresses(args)
         token = resolve_token(args, os.environ if environ is None else environ)

@@ -23,3 +23,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated values (blanks around them and empty ones dropped)."""
+    return tuple(value.strip() for value in text.split(",") if value.strip())

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import uvloop
 
-from protocol.cli_help import ArgumentParser
+from protocol.cli_help import ArgumentParser, comma_list
 from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
                            Config)
 from switch.logs import configure_logging
 from switch.listen import BindFailed
+from switch.events import EventsSetupError
 from switch.metrics_server import MetricsSetupError
 from switch.replication.errors import ReplicationUnusable
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
@@ -54,6 +55,16 @@ SERVE_LIMITS_HELP = {
     "hello_failure_max_delay_s": "the most a failed hello's reply is delayed",
     "turn_s": "seconds of work one connection gets per round-robin turn",
     "first_turn_s": "seconds of work for a connection's first frames, ahead of the round robin",
+    "events_max_backlog": "events waiting for the stream's acknowledgement, in memory; at this "
+                          "many, mutating requests are refused `unavailable` until half are "
+                          "published",
+    "events_max_in_flight": "events sent to the stream and not yet acknowledged, at once",
+    "events_ack_timeout_s": "seconds within which the stream must acknowledge an event; else "
+                            "it is sent again after the stream's last event",
+    "events_retry_s": "seconds between attempts to reach the stream (and between reads of its "
+                      "end while publishing is paused)",
+    "events_connect_timeout_s": "seconds within which a NATS server must answer at start; else "
+                                "the switch refuses to start",
 }
 
 
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", type=Path, metavar="FILE",
                        help="require client certificates signed by this CA; hello must name "
                             "the certificate's subject CN")
+    add_events_options(serve, defaults)
     serve.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
                        help="log lines as JSON or for people; auto: console on a terminal, "
                             "else json")
@@ -165,10 +177,6 @@ def add_replication_options(serve, defaults: Config) -> None:
                             "`unavailable`")
 
 
-def comma_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
 def serve(args) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     config = Config(**options)
@@ -182,7 +190,7 @@ def serve(args) -> int:
     try:
         uvloop.run(server.run(announce=lambda text: print(text, flush=True)))
     except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError,
-            ReplicationUnusable) as error:
+            ReplicationUnusable, EventsSetupError) as error:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1
@@ -207,3 +215,26 @@ def main(argv=None) -> int:
             return run_verify(args.data_dir)
         return run_repair(args.data_dir, args.yes)
     return 2
+
+
+def add_events_options(serve: argparse.ArgumentParser, defaults: Config) -> None:
+    """The committed-event stream's options (docs/events.md)."""
+    group = serve.add_argument_group("committed-event stream (docs/events.md; needs "
+                                     "payswitch[replication])")
+    group.add_argument("--events", type=comma_list, metavar="URLS", default=defaults.events,
+                       help="publish every committed change to NATS JetStream at these servers "
+                            "(comma-separated, e.g. nats://h1:4222,nats://h2:4222); default: off")
+    group.add_argument("--events-stream", metavar="NAME", default=defaults.events_stream,
+                       help="the JetStream stream of the events")
+    group.add_argument("--events-subjects", metavar="PREFIX", default=defaults.events_subjects,
+                       help="subject prefix: each event goes to PREFIX.<type>")
+    group.add_argument("--events-replicas", type=int, metavar="N",
+                       default=defaults.events_replicas,
+                       help="copies of the stream when it is created (3 recommended with a "
+                            "NATS cluster)")
+    for name in ("events_max_backlog", "events_max_in_flight"):
+        group.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
+    for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
+        group.add_argument("--" + name.replace("_", "-"), type=float, metavar="S",
+                           default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])

@@ -1,9 +1,11 @@
 """Every limit and setting of the server, named in one place."""
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.addresses import display_address
 from protocol.values import is_valid_currency
+from protocol.events import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
@@ -13,6 +15,10 @@ DURABILITY_MODES = ("fsync", "none")
 LOG_BOUND_INTERVALS = 3
 LOG_BOUND_MIN_BYTES = 64 << 20
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# JetStream stream names and subject tokens: no dots, wildcards or spaces (the prefix has dots)
+STREAM_NAME = re.compile(r"[A-Za-z0-9_-]+")
+SUBJECT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+MAX_EVENTS_REPLICAS = 5  # JetStream's own limit
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,26 @@ class Config:
     # Currency codes accepted besides ISO 4217's active ones with minor units (for example the
     # test code XTS). Checked when a request or batch is admitted, never on replay.
     extra_currencies: tuple[str, ...] = ()
+    # The committed-event stream (docs/events.md), off unless NATS servers are given: JetStream
+    # stream `events_stream` (file storage, `events_replicas` copies: 1 for a single NATS
+    # server, 3 recommended) on subjects `<events_subjects>.<type>`.
+    events: tuple[str, ...] = ()
+    events_stream: str = DEFAULT_STREAM
+    events_subjects: str = DEFAULT_SUBJECT_PREFIX
+    events_replicas: int = 1
+    # Events derived but not yet acknowledged by the stream are kept in memory; at this many,
+    # mutating requests are refused `unavailable` until half of them are published, so a stream
+    # outage costs availability, never memory without bound.
+    events_max_backlog: int = 100_000
+    # Events sent and not yet acknowledged at once (pipelined; no round trip per event). Also
+    # bounds the burst of sends and of acknowledgements the event loop handles in one go.
+    events_max_in_flight: int = 256
+    # An event not acknowledged within this is sent again after the stream's last event.
+    events_ack_timeout_s: float = 5.0
+    # Between attempts to reach the stream, and between reads of its end while paused.
+    events_retry_s: float = 1.0
+    # At start a NATS server must answer within this, else the switch refuses to start.
+    events_connect_timeout_s: float = 10.0
     log_level: str = "info"  # debug, info, warning, error
     # The metrics listener (/metrics, /livez, /readyz), off unless a port is given (0 picks a
     # free one); on the switch's host unless metrics_host is given. Each HTTP request must be
@@ -161,7 +187,24 @@ class Config:
     def server_info_path(self) -> Path:
         return self.data_dir / "server.json"
 
+    def _validate_events(self) -> None:
+        if not STREAM_NAME.fullmatch(self.events_stream):
+            raise ValueError(f"events_stream {self.events_stream!r} may hold only letters, "
+                             f"digits, - and _")
+        if not SUBJECT_PREFIX.fullmatch(self.events_subjects):
+            raise ValueError(f"events_subjects {self.events_subjects!r} must be dot-separated "
+                             f"tokens of letters, digits, - and _ (no wildcards)")
+        if not 1 <= self.events_replicas <= MAX_EVENTS_REPLICAS:
+            raise ValueError(f"events_replicas must be 1..{MAX_EVENTS_REPLICAS}")
+        for name in ("events_max_backlog", "events_max_in_flight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("events_ack_timeout_s", "events_retry_s", "events_connect_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
     def validate(self) -> None:
+        self._validate_events()
         if self.max_frame_bytes > MAX_RECORD_BYTES // 2:
             raise ValueError(f"max_frame_bytes may be at most {MAX_RECORD_BYTES // 2}: each "
                              f"request becomes one WAL record")

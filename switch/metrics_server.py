@@ -64,6 +64,8 @@ class SwitchCollector:
         yield GaugeMetricFamily("payswitch_requests_in_flight",
                                 "Replies executed and held until the WAL makes them durable.",
                                 value=service.queued_replies)
+        if service.events is not None:
+            yield from _events_metrics(service.events)
 
 
 def _request_metrics(request_metrics):
@@ -144,6 +146,21 @@ def _ledger_metrics(state):
     items.add_metric(["created"], created)
     items.add_metric(["failed"], failed)
     yield items
+
+
+def _events_metrics(events):
+    """The committed-event stream (--events): what it published, and what waits."""
+    yield CounterMetricFamily("payswitch_events_published",
+                              "Events the stream acknowledged since start.",
+                              value=events.publisher.published_total)
+    yield GaugeMetricFamily("payswitch_events_backlog",
+                            "Events derived and not yet acknowledged by the stream.",
+                            value=len(events.backlog))
+    yield GaugeMetricFamily("payswitch_events_last_published_seq",
+                            "The newest event seq the stream holds, as this node knows it.",
+                            value=events.backlog.acknowledged_seq)
+    yield GaugeMetricFamily("payswitch_events_connected",
+                            "1 while connected to NATS.", value=int(events.publisher.connected))
 
 
 def _buckets(histogram: Histogram) -> tuple[list, float]:

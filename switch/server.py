@@ -18,6 +18,7 @@ from protocol.currencies import accept_currencies
 from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
 from switch.connection import Connection
+from switch.events.stream import EventStream
 from switch.health import Readiness
 from switch.listen import listening_sockets
 from switch.metrics_server import MetricsServer
@@ -99,6 +100,8 @@ class SwitchServer:
         # Listen before touching the data directory: a failed start creates nothing there.
         sockets = listening_sockets(config.host, config.port, LISTEN_BACKLOG)
         self._start_metrics()  # up before recovery: /readyz reports its progress
+        # The stream's last event, before recovery regenerates what follows it
+        events = await EventStream.open(config) if config.events else None
         lock_data_dir(config)  # held (its descriptor open) for the life of the process
         accept_currencies(config.extra_currencies)  # before the helpers start: they are told these
         fd_limit = raise_fd_limit()
@@ -112,7 +115,8 @@ class SwitchServer:
         gc.disable()  # recovery builds millions of long-lived objects: nothing to collect
         try:
             recovered = recover(config.wal_dir, config.snapshot_dir,
-                                progress=self.readiness.recovery)
+                                progress=self.readiness.recovery,
+                                on_applied=None if events is None else events.record_executed)
         finally:
             gc.enable()
         gc.freeze()
@@ -125,6 +129,9 @@ class SwitchServer:
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,
                           admin_token_from_env=bool(admin_token_from_env))
+        if events is not None:
+            service.events = events
+            events.start(recovered.snapshot_seq, recovered.next_seq - 1)
         if cluster is not None:
             from switch.replication.node import ReplicationNode
             self.node = service.replication = ReplicationNode(config, cluster, service,
@@ -275,6 +282,8 @@ class SwitchServer:
                    for c in service.connections) and service.loop.time() < deadline_s):
             await asyncio.sleep(0.01)
         service.decode_worker.close()
+        if service.events is not None:  # so that the snapshot below may cover the whole log
+            await service.events.flush(max(0.0, deadline_s - service.loop.time()))
         service.snapshotter.abandon()
         try:
             if self.restart_reason is None:  # a deposed primary's memory may be ahead of the stream
@@ -284,6 +293,8 @@ class SwitchServer:
                       consequence="the next start replays more of the log; nothing is lost")
         for connection in list(service.connections):
             connection.close()
+        if service.events is not None:
+            await service.events.close()
         service.wal.close()
         if self.node is not None:
             await self.node.stop()

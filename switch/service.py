@@ -23,7 +23,7 @@ from switch.metrics import RequestMetrics
 from switch.ledger import LedgerError
 from switch.ledger.codes import admin_only
 from switch.reply_steps import ReplyInSteps
-from switch.storage.recovery import recover_up_to
+from switch.storage.recovery import AppliedRecord, recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 from switch.turns import Turns
 
@@ -69,6 +69,7 @@ class Service:
         self.requests_total = 0
         self.request_metrics = RequestMetrics()
         self.snapshotter = None  # set by the server once it exists
+        self.events = None  # the committed-event stream (switch/events/stream.py) when on
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
@@ -193,6 +194,8 @@ class Service:
         if spec.mutating and self.snapshotter.log_full():  # the restart-time bound
             self.shed["requests_overloaded"] += 1
             raise ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
+        if spec.mutating and self.events is not None and self.events.refuses_writes():
+            raise ProtocolError(codes.UNAVAILABLE, self.events.refuse_write())
         return spec
 
     def _execute(self, connection, caller, op: str, mutating: bool, args):
@@ -224,6 +227,7 @@ class Service:
         except LedgerError as error:
             if error.changed:  # it failed, but expiry ran first: replay must see it too
                 self.wal.append(now_ns, caller, op, args)
+                self._record_events(now_ns, caller, op, args, None)
             raise
         except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
             log.exception("ledger_fault", op=op)
@@ -235,6 +239,7 @@ class Service:
             except RecordTooLarge as error:  # inputs are bounded so this cannot happen; if it
                 self.stop_writes(str(error))  # does, memory is ahead of the log: fail-stop
                 raise WalFailed(str(error)) from error
+            self._record_events(now_ns, caller, op, args, result)
             if op == "submit_batch":
                 self.batch_engine.start(args["batch_id"])
         return result
@@ -306,9 +311,17 @@ class Service:
         if (next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None
                 or not self.writable()):
             return
-        _, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
+        result, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
         if changed:
             self.wal.append(now_ns, ADMIN, "expire_pending", {})
+            self._record_events(now_ns, ADMIN, "expire_pending", {}, result)
+
+    def _record_events(self, now_ns: int, caller, op: str, args, result) -> None:
+        """Hands the record just appended, with what the ledger committed, to the event stream."""
+        if self.events is not None:
+            self.events.record_executed(AppliedRecord(
+                self.wal.appended_seq, now_ns, caller, op, args, result,
+                self.state.take_commits()))
 
     # ops served outside the ledger
 
@@ -400,6 +413,7 @@ class Service:
                               "pending": self.decode_worker.pending,
                               "restarts": self.decode_worker.restarts},
             "snapshots": self.snapshotter.stats(),
+            "events": None if self.events is None else self.events.stats(),
             "version": VERSION,
             "latency_ms": _milliseconds(self.request_metrics.all_ops().percentiles()),
             "fsync_ms": _milliseconds(wal.fsync_seconds.percentiles()),
@@ -415,6 +429,8 @@ class Service:
         durable_seq = self.durable_seq
         still_waiting = {c for c in self.waiting_connections if c.release(durable_seq)}
         self.waiting_connections = still_waiting
+        if self.events is not None:
+            self.events.durable(durable_seq)
 
     def fail_unacknowledged(self, code: str, message: str, **details) -> None:
         """Answers every reply still waiting for the log with an error (a primary deposed)."""
@@ -456,6 +472,8 @@ class Service:
                           action="reads stay refused; restart the switch")
             return
         self.state = state
+        if self.events is not None:  # the records after durable_seq are gone with that state
+            self.events.discard_after(durable_seq)
         self.reloading_durable_state = False
         log.warning("serving_durable_state", durable_seq=durable_seq)
 

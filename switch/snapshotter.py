@@ -9,6 +9,10 @@ older snapshots beyond `snapshots_kept`, with the WAL segments only they needed,
 The log since the last published snapshot is what a restart replays, so it is bounded: once it
 reaches `max_log_bytes_since_snapshot`, mutating requests are refused `overloaded` and batches
 wait (see `log_full`, `wait_for_log_room`) until the builder publishes; reads go on.
+
+With the committed-event stream on, a restart regenerates the events the stream lacks from the
+log after the snapshot, so a snapshot is published only once the stream holds every event of
+the records it covers (`service.events.covers`); until then the built file waits.
 """
 import asyncio
 import os
@@ -41,6 +45,9 @@ class Snapshotter:
         self._bytes_at_last_start = self._bytes_at_snapshot
         # process, pidfd, seq, and the log bytes up to seq
         self._builder: tuple[subprocess.Popen, int, int, int] | None = None
+        # A snapshot built but waiting for the event stream to hold its records' events:
+        # (seq, the log bytes up to seq)
+        self._waiting_for_events: tuple[int, int] | None = None
         self._snapshot_published = asyncio.Event()  # set at each publication
         self.published_total = 0
         self.writes_refused_total = 0
@@ -86,6 +93,8 @@ class Snapshotter:
             await self._snapshot_published.wait()
 
     def maybe_start(self) -> None:
+        if self._waiting_for_events is not None and not self._publish_waiting():
+            return  # one snapshot at a time: the built one still waits for the events
         every_bytes = self.config.snapshot_every_bytes
         backlog_bytes = self.wal.appended_bytes - self._bytes_at_last_start
         seq = self.service.durable_seq  # with replication: in the stream too
@@ -127,13 +136,34 @@ class Snapshotter:
         if process.wait() != 0:
             log.error("snapshot_failed", seq=seq, status=process.returncode)
             return
+        self._waiting_for_events = (seq, log_bytes)
+        if not self._publish_waiting():
+            log.info("snapshot_waits_for_events", seq=seq)
+
+    def _publish_waiting(self) -> bool:
+        """Publishes the built snapshot once the event stream covers it; whether it did."""
+        seq, log_bytes = self._waiting_for_events
+        if not self._events_cover(seq):
+            return False
+        self._waiting_for_events = None
         publish_snapshot(self.config.snapshot_dir, seq)  # seq was durable when it started
         self._published(seq, log_bytes)
+        return True
+
+    def _events_cover(self, seq: int) -> bool:
+        events = self.service.events
+        return events is None or events.covers(seq)
 
     def save_now(self) -> None:
         """A synchronous snapshot (at shutdown, when everything appended is durable)."""
         seq = self.service.durable_seq
         if seq > self.last_snapshot_seq and self.wal.failure is None:
+            if not self._events_cover(seq):
+                log.warning("shutdown_snapshot_skipped", seq=seq,
+                            reason="the event stream does not hold every event of the log yet",
+                            consequence="the next start replays more of the log and publishes "
+                                        "the rest; nothing is lost")
+                return
             save_snapshot(self.config.snapshot_dir, seq, self.service.state.snapshot_state())
             self._published(seq, self.wal.durable_bytes)
 
@@ -155,6 +185,8 @@ class Snapshotter:
         """The `snapshots` section of `stats`."""
         return {"last_seq": self.last_snapshot_seq, "published": self.published_total,
                 "building_seq": self._builder[2] if self._builder else None,
+                "waiting_for_events_seq": self._waiting_for_events[0]
+                if self._waiting_for_events else None,
                 "log_bytes_since_snapshot": self.log_bytes_since_snapshot,
                 "max_log_bytes_since_snapshot": self.config.max_log_bytes_since_snapshot,
                 "writes_paused": self._writes_paused,
@@ -170,3 +202,7 @@ class Snapshotter:
             process.wait()
             temporary_snapshot_path(self.config.snapshot_dir, seq).unlink(missing_ok=True)
             self._builder = None
+        if self._waiting_for_events is not None:
+            temporary_snapshot_path(self.config.snapshot_dir,
+                                    self._waiting_for_events[0]).unlink(missing_ok=True)
+            self._waiting_for_events = None

@@ -23,6 +23,10 @@ class SwitchState:
     def next_expiry_ns(self):
         return self.ledger.next_expiry_ns()
 
+    def take_commits(self):
+        """What the ledger committed since the last take (see Ledger.take_commits)."""
+        return self.ledger.take_commits()
+
     def participant_token_hash(self, participant):
         return self.ledger.participant_token_hash(participant)
 

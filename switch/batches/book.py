@@ -154,7 +154,7 @@ class BatchBook:
         else:
             batch.state, batch.total = PROCESSING, args["total"]
             self._finish_if_done(batch)
-        return {}, True
+        return _finished(batch), True
 
     def _apply(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
@@ -179,7 +179,7 @@ class BatchBook:
                 batch.failed += 1
         batch.applied += len(items)
         self._finish_if_done(batch)
-        return {}, True
+        return _finished(batch), True
 
     def _finish_if_done(self, batch) -> None:
         if batch.applied == batch.total:
@@ -222,6 +222,17 @@ class BatchBook:
             for name, value in zip(Batch.__slots__, values):
                 setattr(batch, name, value)
             self.batches[batch.batch_id] = batch
+
+
+def _finished(batch: Batch) -> dict:
+    """The result of an internal batch step: {"finished": counts} once the batch is done (what
+    the committed-event stream reports), else {}."""
+    if batch.state not in (COMPLETED, REJECTED):
+        return {}
+    return {"finished": {"batch_id": batch.batch_id, "owner": batch.owner,
+                         "format": batch.format, "mode": batch.mode, "state": batch.state,
+                         "total": batch.total, "created": batch.created, "failed": batch.failed,
+                         "problems": len(batch.problems)}}
 
 
 def _taken(batch_id: str) -> str:

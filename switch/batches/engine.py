@@ -79,7 +79,7 @@ class BatchEngine:
             outcome, items = await self._parse(batch.format, kind, batch.content, batch.items,
                                                batch.applied, any_currency=batch.state != RECEIVED)
             with items:
-                await self.service.snapshotter.wait_for_log_room()
+                await self._wait_for_room()
                 if batch.state == RECEIVED:
                     problems = self._problems(batch, outcome)
                     self.service.execute_internal("batch_validated", {
@@ -167,7 +167,7 @@ class BatchEngine:
 
     async def _apply(self, batch, items_file: BinaryIO) -> None:
         items = msgpack.Unpacker(items_file, read_size=ITEMS_READ_BYTES)
-        await self.service.snapshotter.wait_for_log_room()
+        await self._wait_for_room()
         if batch.mode == "atomic":
             self.service.execute_internal("batch_apply", {
                 "batch_id": batch.batch_id, "start": 0, "items": list(items)})
@@ -186,7 +186,7 @@ class BatchEngine:
                 log.info("batch_progress", batch_id=batch.batch_id, applied=batch.applied,
                          total=batch.total)
             await self._yield_to_real_time()
-            await self.service.snapshotter.wait_for_log_room()  # the restart-time bound
+            await self._wait_for_room()
 
     def _apply_slice(self, batch, items: msgpack.Unpacker) -> bool:
         """Applies chunks for up to `slice_s`, or until the log since the last snapshot reaches its
@@ -196,8 +196,8 @@ class BatchEngine:
         while batch.applied < batch.total and time.monotonic() < slice_end_s:
             if not self.service.accepting_writes():
                 return False
-            if snapshotter.log_full():
-                return True  # the caller waits for the next snapshot
+            if snapshotter.log_full() or self._events_full():
+                return True  # the caller waits for the next snapshot, or for the events
             chunk = list(itertools.islice(items, min(self.chunk_items,
                                                      batch.total - batch.applied)))
             if not chunk:
@@ -205,6 +205,19 @@ class BatchEngine:
             self.service.execute_internal("batch_apply", {
                 "batch_id": batch.batch_id, "start": batch.applied, "items": chunk})
         return True
+
+    def _events_full(self) -> bool:
+        events = self.service.events
+        return events is not None and events.refuses_writes()
+
+    async def _wait_for_room(self) -> None:
+        """Until the log since the last snapshot (the restart-time bound) and the event
+        backlog are both below their bounds."""
+        snapshotter = self.service.snapshotter
+        while snapshotter.log_full() or self._events_full():
+            await snapshotter.wait_for_log_room()
+            if self._events_full():
+                await self.service.events.wait_for_room()
 
     async def _yield_to_real_time(self) -> None:
         """Leaves the loop to real-time requests until the log has made durable everything

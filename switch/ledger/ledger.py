@@ -54,7 +54,10 @@ class Ledger:
         handler, mutating = entry
         if not mutating:
             return handler(caller, args), False
-        expired = self.book.due(now_ns) and self.book.expire(now_ns) > 0
+        book = self.book
+        book.stored.clear()  # commits nobody took (no event stream): keep memory flat
+        book.expired.clear()
+        expired = book.due(now_ns) and book.expire(now_ns) > 0
         try:
             result, changed = handler(caller, args, now_ns)
         except LedgerError as err:
@@ -194,6 +197,11 @@ class Ledger:
 
     def next_expiry_ns(self):
         return self.book.next_expiry()
+
+    def take_commits(self):
+        """What the last mutating execute committed (transfers.Commits): the change stream's
+        source, taken once per WAL record; reading it changes no state."""
+        return self.book.take_commits()
 
     # -- lookups -----------------------------------------------------------------------
 

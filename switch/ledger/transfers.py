@@ -2,6 +2,7 @@
 
 from heapq import heapify, heappop, heappush
 from itertools import count
+from typing import NamedTuple
 
 from .clearing import within_cap
 from .explain import CHAIN_OPEN, chain_failed, explain
@@ -21,6 +22,14 @@ _SETTLED = {POSTED: PENDING_ALREADY_POSTED, VOIDED: PENDING_ALREADY_VOIDED,
             EXPIRED: PENDING_EXPIRED}
 
 
+class Commits(NamedTuple):
+    """What the ledger committed since it was last asked (see Ledger.take_commits): the pending
+    transfers it expired and the transfers it stored, each in commit order. Nothing here changes
+    the state, so replay is as deterministic with it as without."""
+    expired: list
+    transfers: list
+
+
 class Book:
     """All transfers and the clock of committed events.
 
@@ -29,7 +38,7 @@ class Book:
     """
 
     __slots__ = ("accounts", "clearing", "by_id", "heap", "heap_seq", "stale", "last_ts",
-                 "pending_count")
+                 "pending_count", "stored", "expired")
 
     def __init__(self, accounts, clearing):
         self.accounts = accounts
@@ -43,6 +52,10 @@ class Book:
         self.stale = 0  # stale entries in heap
         self.last_ts = 0
         self.pending_count = 0
+        # Transfers stored and pending transfers expired since the last take_commits, in order
+        # (a rolled back transfer leaves `stored` again): what the committed-event stream reports.
+        self.stored = []
+        self.expired = []
 
     def tick(self, now):
         """The timestamp of the next committed event: strictly increasing."""
@@ -181,6 +194,7 @@ class Book:
 
     def _store(self, t):
         self.by_id[t.id] = t
+        self.stored.append(t)
         t.debit.transfers.append(t)
         t.credit.transfers.append(t)
 
@@ -206,8 +220,9 @@ class Book:
             if kind == POST:
                 self._move(t, -t.amount)
         del self.by_id[t.id]
-        if t.debit.transfers[-1] is not t or t.credit.transfers[-1] is not t:
-            raise AssertionError(f"undo of {t.id}: it is not its accounts' newest transfer")
+        if (t.debit.transfers[-1] is not t or t.credit.transfers[-1] is not t
+                or self.stored.pop() is not t):
+            raise AssertionError(f"undo of {t.id}: it is not the newest transfer stored")
         t.debit.transfers.pop()
         t.credit.transfers.pop()
 
@@ -325,10 +340,18 @@ class Book:
             if t.state == PENDING:
                 self._release(t)
                 t.state = EXPIRED
+                self.expired.append(t)
                 expired += 1
             else:
                 self.stale -= 1
         return expired
+
+    def take_commits(self):
+        """The Commits since the last take; the next ones start empty."""
+        commits = Commits(self.expired, self.stored)
+        self.expired = []
+        self.stored = []
+        return commits
 
     def next_expiry(self):
         heap = self.heap

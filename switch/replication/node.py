@@ -75,7 +75,9 @@ class ReplicationNode:
             cluster.max_message_bytes, config.replication_max_inflight,
             config.replication_request_timeout_s, config.max_unreplicated_bytes,
             on_replicated=self._replicated, on_fenced=self.step_down)
-        self.follower = Follower(cluster.js, cluster.stream, cluster.subject, service)
+        events = service.events  # derived from every applied record; published by the primary
+        self.follower = Follower(cluster.js, cluster.stream, cluster.subject, service,
+                                 on_applied=None if events is None else events.record_executed)
         self.promoted_at_s: float | None = None
         self.marker_seq = 0
         self._tasks: list[asyncio.Task] = []
@@ -116,6 +118,8 @@ class ReplicationNode:
     # running
 
     def start(self) -> None:
+        if self.service.events is not None:
+            self.service.events.pause()  # a standby's events are the primary's to publish
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._follow_then_lead()))
 
@@ -188,6 +192,8 @@ class ReplicationNode:
         self.role = PRIMARY
         self.promoted_at_s = time.time()
         self.publisher.start(applied, ack.seq)
+        if service.events is not None:
+            service.events.resume()
         service.become_primary()
         if was_empty and applied:  # history from before replication: new nodes need it stored
             await service.wal.drain()
@@ -226,6 +232,8 @@ class ReplicationNode:
                      replicated_seq=self.publisher.replicated_seq,
                      action="restarting as a standby")
         self.publisher.stop()
+        if self.service.events is not None:
+            self.service.events.pause()
         self.service.fail_unacknowledged(
             codes.NOT_PRIMARY, f"node {self.me.node_id} stopped being the primary ({reason}); "
             f"the request may or may not have committed: resend it with the same ids",

@@ -81,13 +81,16 @@ def _segments_from(wal_dir: Path, snapshot_seq: int) -> list[tuple[int, Path]]:
 
 
 class AppliedRecord(NamedTuple):
-    """One WAL record as replayed, with what executing it returned (None when it failed)."""
+    """One WAL record as replayed, with what executing it returned (None when it failed) and
+    what the ledger committed meanwhile (switch.ledger.transfers.Commits: the change stream's
+    transfers and expiries; None when not taken)."""
     seq: int
     now_ns: int
     caller: str
     op: str
     args: Any
     result: Any
+    commits: Any = None
 
 
 def apply_record(state: SwitchState, payload, last_seq: int, where: str) -> AppliedRecord | None:
@@ -110,7 +113,7 @@ def apply_record(state: SwitchState, payload, last_seq: int, where: str) -> Appl
     if not changed:
         raise RecoveryError(f"{where}: replaying record {seq} ({op}) diverged from the original "
                             f"run: {detail}")
-    return AppliedRecord(seq, now_ns, caller, op, args, result)
+    return AppliedRecord(seq, now_ns, caller, op, args, result, state.take_commits())
 
 
 class _Replayer:
