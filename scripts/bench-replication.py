@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's NATS cluster launcher, shared
 
-from support.nats_cluster import NatsCluster, free_ports  # noqa: E402
+from support.nats_cluster import NatsCluster  # noqa: E402
+from support.ports import free_ports  # noqa: E402
 
 SHAPES = {
     "c1-p1": ["--connections", "1", "--pipeline", "1"],

@@ -18,7 +18,7 @@ from batches.batch_e2e_support import csv_file
 from metrics.metrics_support import http_get, metrics_port, samples, value
 from support.events_stream import (FAST_RETRY, assert_gap_free, read_events,
                                    wait_for_events_published)
-from support.nats_cluster import free_ports
+from support.ports import free_ports
 from support.processes import track
 from support.switch_process import SwitchProcess, run_switch_once
 from support.waiting import wait_until

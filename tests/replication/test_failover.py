@@ -7,12 +7,14 @@ from contextlib import contextmanager
 
 import pytest
 
+from client import AsyncClient
 from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
                                      sample_names, samples, value)
 from support.nats_cluster import NatsCluster
-from client import AsyncClient
-from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, ports, senders, stats, wait_for,
-                                wait_for_role, wait_for_same_state)
+from support.ports import free_ports as ports
+from support.events_stream import assert_gap_free, read_events, wait_for_events_published
+from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, senders, stats,
+                                wait_for, wait_for_role, wait_for_same_state)
 from support.world import assert_debits_equal_credits, create_world, lookup_all
 
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
@@ -281,3 +283,25 @@ async def test_sdk_clients_ride_out_a_failover_starting_at_the_standby(pair):
         stored = lookup_all(client, acked)
         assert {tid: t["timestamp"] for tid, t in stored.items()} == acked
         assert_debits_equal_credits(client, ACCOUNTS)
+
+
+def test_the_event_stream_across_a_failover_has_every_transfer_once_in_order(tmp_path, cluster):
+    events = ("--events", cluster.urls, "--events-replicas", "3")
+    with primary_and_standby(tmp_path, cluster, *events) as (a, b):
+        with senders([a, b], 3) as threads:
+            wait_for(lambda: sum(len(t.acked) for t in threads) >= 150, "transfers")
+            a.kill()
+            done = sum(len(t.acked) for t in threads)
+            wait_for(lambda: sum(len(t.acked) for t in threads) >= done + 150,
+                     "transfers on the new primary")
+        a.start()
+        wait_for_role(a, "standby")
+        with admin(b) as client:
+            wait_for_events_published(client)
+        stream = read_events(cluster.urls)
+    assert_gap_free(stream)
+    created = [body["id"] for _, _, body in stream if body["type"] == "transfer.created"]
+    acked = {tid for thread in threads for tid in thread.acked}
+    assert len(created) == len(set(created))  # each once
+    assert acked <= set(created)  # every acknowledged transfer (and the world's funding)
+    assert [b["wal_seq"] for _, _, b in stream] == sorted(b["wal_seq"] for _, _, b in stream)

