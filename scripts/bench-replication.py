@@ -93,6 +93,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no-standby", action="store_true",
+                        help="run the primary alone (a standby on this same box applies every "
+                             "record too, taking CPU the primary would have on its own machine)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-replication."))
     out.mkdir(parents=True, exist_ok=True)
@@ -115,6 +118,7 @@ def main() -> int:
                 args_extra + ["--node-id", "a"] if cluster else [])))
             if cluster:
                 wait_primary(primary_dir)
+            if cluster and not args.no_standby:
                 standby_dir = work / label / "b"
                 standby_dir.mkdir(parents=True)
                 processes.append(start_switch(standby_dir, "--port", str(port_b),

@@ -153,8 +153,10 @@ class Config:
     lease_safety_margin_s: float = 0.5
     lease_poll_interval_s: float = 0.1
     # Stream messages in flight (pipelined appends) and how long one may wait for its
-    # acknowledgement (also the limit on each JetStream API request).
-    replication_max_inflight: int = 256
+    # acknowledgement (also the limit on each JetStream API request). Groups committed while
+    # that many are in flight travel together in the next message: the stream fsyncs per
+    # message, so a few large messages beat many small ones (measured in docs/benchmarks.md).
+    replication_max_inflight: int = 4
     replication_request_timeout_s: float = 2.0
     # Log bytes appended here but not yet acknowledged by the stream; past it writes are refused
     # `unavailable` (the stream is down or too slow) instead of queueing without bound.
