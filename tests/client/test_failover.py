@@ -5,12 +5,12 @@ support/peer.py answering hello, then `not_primary`), as the replication server 
 branch."""
 
 import asyncio
-import itertools
 import json
 
 import pytest
 from support.peer import Peer
 from support.ports import free_port
+from support.restart_load import transfer_across
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world, switch_with_world
@@ -81,33 +81,12 @@ async def test_transfers_in_flight_ride_out_a_kill_and_a_restart_on_the_second_a
             create_world(admin)
         async with await connect([address(first_port), address(second_port)], first,
                                  retry_deadline_s=RETRY_DEADLINE_S) as client:
-            numbers = itertools.count()
-            acknowledged: dict[str, int] = {}  # id -> amount, as the SDK reported
-            restarted = asyncio.Event()
-            after_restart = 0
-
-            async def send() -> None:
-                nonlocal after_restart
-                while after_restart < 200:
-                    number = next(numbers)
-                    transfer_id, amount = f"t{number}", 1 + number % 97
-                    result = await client.transfer(transfer_id, "a-1", "b-1", amount)
-                    assert result.ok, result  # any error fails the test
-                    acknowledged[transfer_id] = amount
-                    if restarted.is_set():
-                        after_restart += 1
-
-            async def kill_and_restart_elsewhere() -> int:
-                while len(acknowledged) < 300:
-                    await asyncio.sleep(0.01)
+            async def kill_and_restart_elsewhere() -> None:
                 first.kill()
-                killed_at = len(acknowledged)
                 await asyncio.to_thread(second.start)
-                restarted.set()
-                return killed_at
 
-            killed_at, *_ = await asyncio.gather(kill_and_restart_elsewhere(),
-                                                 *(send() for _ in range(8)))
+            killed_at, acknowledged = await transfer_across(client, "a-1", "b-1",
+                                                            kill_and_restart_elsewhere, 8)
             assert 300 <= killed_at < len(acknowledged)
             assert client.address == address(second_port)
             history = [t.id async for t in client.iter_account_transfers("b-1")]

@@ -3,10 +3,10 @@ directory and port: senders keep going, see no error, and every transfer they we
 is in the ledger exactly once."""
 
 import asyncio
-import itertools
 import time
 
 from support.ports import free_port
+from support.restart_load import transfer_across
 from support.switch_process import SwitchProcess
 
 from client import AsyncClient
@@ -29,35 +29,13 @@ async def test_transfers_ride_out_a_kill_and_restart(tmp_path):
                  "overdraft_limit": None},
                 {"id": "dst", "participant": "bank-a", "currency": "USD"}]))
 
-            numbers = itertools.count()
-            succeeded: dict[str, int] = {}  # id -> amount, as the SDK reported
-            restarted = asyncio.Event()
-            after_restart = 0
-
-            async def send() -> None:
-                nonlocal after_restart
-                while after_restart < 200:
-                    number = next(numbers)
-                    transfer_id, amount = f"t{number}", 1 + number % 97
-                    result = await client.transfer(transfer_id, "src", "dst", amount)
-                    assert result.ok, result  # any error fails the test
-                    succeeded[transfer_id] = amount
-                    if restarted.is_set():
-                        after_restart += 1
-
             async def crash_and_restart() -> None:
-                while len(succeeded) < 300:
-                    await asyncio.sleep(0.01)
                 switch.kill()
-                killed_at = len(succeeded)
                 await asyncio.sleep(DOWN_S)
                 await asyncio.to_thread(switch.start)
-                restarted.set()
-                return killed_at
 
-            results = await asyncio.gather(crash_and_restart(),
-                                           *(send() for _ in range(SENDERS)))
-            killed_at = results[0]
+            killed_at, succeeded = await transfer_across(client, "src", "dst",
+                                                         crash_and_restart, SENDERS)
             assert switch.port == port
             assert 300 <= killed_at < len(succeeded)
 

@@ -10,9 +10,9 @@ import pytest
 from client import AsyncClient
 from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
                                      sample_names, samples, value)
+from support.events_stream import assert_gap_free, read_events, wait_for_events_published
 from support.nats_cluster import NatsCluster
 from support.ports import free_ports as ports
-from support.events_stream import assert_gap_free, read_events, wait_for_events_published
 from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, senders, stats,
                                 wait_for, wait_for_role, wait_for_same_state)
 from support.world import assert_debits_equal_credits, create_world, lookup_all
@@ -30,22 +30,28 @@ def cluster(tmp_path):
 
 
 @contextmanager
-def primary_and_standby(tmp_path, cluster, *args: str):
-    """Node a (primary, with the standard world) and node b (its standby), flags `args`."""
-    port_a, port_b = ports(2)
-    a = node(tmp_path, cluster, "a", port_a, *args).start()
-    b = None
+def primary_with_world(tmp_path, cluster, *args: str):
+    """Node a, the primary, holding the standard world; flags `args`."""
+    a = node(tmp_path, cluster, "a", ports(1)[0], *args).start()
     try:
         wait_for_role(a, "primary")
         with admin(a) as client:
             create_world(client)
-        b = node(tmp_path, cluster, "b", port_b, *args).start()
-        wait_for_role(b, "standby")
-        yield a, b
+        yield a
     finally:
-        for switch in (a, b):
-            if switch is not None:
-                switch.stop()
+        a.stop()
+
+
+@contextmanager
+def primary_and_standby(tmp_path, cluster, *args: str):
+    """primary_with_world's node a, and node b, its standby (same flags)."""
+    with primary_with_world(tmp_path, cluster, *args) as a:
+        b = node(tmp_path, cluster, "b", ports(1)[0], *args).start()
+        try:
+            wait_for_role(b, "standby")
+            yield a, b
+        finally:
+            b.stop()
 
 
 @pytest.fixture
@@ -142,28 +148,21 @@ def test_paused_primary_acknowledges_nothing_after_the_promotion(pair):
 
 
 def test_empty_node_joins_from_the_stored_snapshot(tmp_path, cluster):
-    port_a, port_c = ports(2)
     small = ("--snapshot-every-bytes", "20000", "--max-log-bytes-since-snapshot", str(64 << 20))
-    a = node(tmp_path, cluster, "a", port_a, *small).start()
-    c = None
-    try:
-        wait_for_role(a, "primary")
-        with admin(a) as client:
-            create_world(client)
+    with primary_with_world(tmp_path, cluster, *small) as a:
         with senders([a], 2) as threads:
             wait_for(lambda: stats(a)["snapshots"]["published"] >= 3, "snapshots")
         wait_for(lambda: a.log_events("snapshot_uploaded"), "a snapshot uploaded")
         uploaded = a.log_events("snapshot_uploaded")[-1]
         assert uploaded["stream_trimmed_before"] is not None  # the stream does not grow forever
-        c = node(tmp_path, cluster, "c", port_c).start()
-        wait_for_role(c, "standby")
-        assert c.log_events("joined_from_stored_snapshot")
-        wait_for_same_state(a, c)
-        everything_acknowledged_is_there(a, threads)
-    finally:
-        for switch in (a, c):
-            if switch is not None:
-                switch.stop()
+        c = node(tmp_path, cluster, "c", ports(1)[0]).start()
+        try:
+            wait_for_role(c, "standby")
+            assert c.log_events("joined_from_stored_snapshot")
+            wait_for_same_state(a, c)
+            everything_acknowledged_is_there(a, threads)
+        finally:
+            c.stop()
 
 
 def test_nats_servers_lost_one_writes_go_on_two_they_stop_then_resume(pair, cluster):
