@@ -38,8 +38,8 @@ OP_METHODS = (
     "request", "ping", "create_participants", "set_participant", "create_accounts",
     "create_transfers", "transfer", "post_pending", "void_pending", "lookup_accounts",
     "lookup_transfers", "get_account_transfers", "close_window", "get_window", "list_windows",
-    "get_window_matrix", "stats", "upload_batch_part", "submit_batch", "get_batch", "get_batch_results",
-    "rotate_token",
+    "get_window_matrix", "stats", "state_digest", "upload_batch_part", "submit_batch",
+    "get_batch", "get_batch_results", "rotate_token",
 )
 
 
@@ -382,6 +382,11 @@ class AsyncClient:
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("stats", {}, retry=True)
+
+    async def state_digest(self) -> dict[str, Any]:
+        """{seq, digest} of the node this client is on (a standby answers too): nodes at the
+        same seq have the same digest."""
+        return await self._call("state_digest", {}, retry=True)
 
     # Batches
 

@@ -222,6 +222,9 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=commands.ping)
 
     for name, run, text in [("stats", commands.stats, "server statistics"),
+                            ("state-digest", commands.state_digest,
+                             "a hash of the whole ledger at this node's applied record: compare "
+                             "the nodes of a cluster (equal at equal seq)"),
                             ("windows", commands.windows, "settlement windows")]:
         sub.add_parser(name, help=text).set_defaults(run=run)
 

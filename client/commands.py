@@ -177,6 +177,11 @@ async def stats(client: AsyncClient, args: argparse.Namespace) -> Output:
     return Output(result, "\n\n".join(parts))
 
 
+async def state_digest(client: AsyncClient, args: argparse.Namespace) -> Output:
+    result = await client.state_digest()
+    return Output(result, f"{client.address}  seq {result['seq']}  digest {result['digest']}")
+
+
 def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     pairs: list[tuple[str, Any]] = []
     for key, value in obj.items():

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from client import AsyncClient
+from client.cli import main as cli
 from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
                                      sample_names, samples, value)
 from support.events_stream import assert_gap_free, read_events, wait_for_events_published
@@ -74,10 +75,14 @@ def everything_acknowledged_is_there(primary, threads) -> int:
     return len(acked)
 
 
-def test_standby_follows_and_refuses_writes_naming_the_primary(pair):
+def test_standby_follows_and_refuses_writes_naming_the_primary(pair, capsys, monkeypatch):
     a, b = pair
     digest = wait_for_same_state(a, b)
     assert digest["seq"] > 0 and len(digest["digest"]) == 64
+    monkeypatch.setenv("SWITCH_ADMIN_TOKEN", ADMIN_TOKEN)
+    for switch in (a, b):  # what an operator runs to compare the nodes
+        assert cli(["--host", f"{switch.host}:{switch.port}", "state-digest"]) == 0
+        assert f"seq {digest['seq']}  digest {digest['digest']}" in capsys.readouterr().out
     with admin(b) as client:
         reply = client.request("lookup_accounts", {"ids": ["a-1"]})
         assert reply["error"]["code"] == "not_primary"
