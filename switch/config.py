@@ -163,7 +163,7 @@ class Config:
     max_unreplicated_bytes: int = 64 << 20
 
     def __post_init__(self):
-        if self.replicated and self.advertise is None:
+        if self.replicated and self.advertise is None and self.port != 0:
             object.__setattr__(self, "advertise", display_address(self.host, self.port))
         if self.max_log_bytes_since_snapshot is None:
             object.__setattr__(self, "max_log_bytes_since_snapshot", max(

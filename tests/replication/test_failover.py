@@ -14,6 +14,7 @@ from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_po
 from support.events_stream import assert_gap_free, read_events, wait_for_events_published
 from support.nats_cluster import NatsCluster
 from support.ports import free_ports as ports
+from support.switch_process import run_switch_once
 from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, senders, stats,
                                 wait_for, wait_for_role, wait_for_same_state)
 from support.world import assert_debits_equal_credits, create_world, lookup_all
@@ -179,7 +180,10 @@ def test_nats_servers_lost_one_writes_go_on_two_they_stop_then_resume(pair, clus
         wait_for(lambda: sum(len(t.acked) for t in threads) >= done + 100,
                  "transfers with one NATS server down")
         cluster.servers[1].kill()
-        time.sleep(3)  # no quorum: whatever is sent now waits (retried, never acknowledged)
+        # no quorum: requests are refused with a retryable error (the primary's lease runs out:
+        # not_primary; appends failing: unavailable), resent, never acknowledged meanwhile
+        wait_for(lambda: sum(t.refusals.get("not_primary", 0) + t.refusals.get("unavailable", 0)
+                             for t in threads), "a retryable refusal")
         stalled = sum(len(t.acked) for t in threads)
         time.sleep(2)
         assert sum(len(t.acked) for t in threads) <= stalled + len(threads)
@@ -309,3 +313,23 @@ def test_the_event_stream_across_a_failover_has_every_transfer_once_in_order(tmp
     assert len(created) == len(set(created))  # each once
     assert acked <= set(created)  # every acknowledged transfer (and the world's funding)
     assert [b["wal_seq"] for _, _, b in stream] == sorted(b["wal_seq"] for _, _, b in stream)
+
+
+def test_a_cluster_whose_messages_are_too_small_is_refused_at_start(tmp_path):
+    small = NatsCluster(tmp_path / "nats", size=1, max_payload_bytes=1 << 20).start()
+    try:
+        code, output = run_switch_once(tmp_path / "data", "--replication", small.urls,
+                                       "--node-id", "a", "--replication-replicas", "1",
+                                       "--advertise", "127.0.0.1:7999")
+    finally:
+        small.stop()
+    assert code == 1
+    assert "max_payload" in output and "1048576" in output and "8MB" in output
+
+
+def test_replication_without_a_node_id_or_a_fixed_address_is_a_usage_error(tmp_path):
+    code, output = run_switch_once(tmp_path / "data", "--replication", "nats://127.0.0.1:1")
+    assert code == 2 and "--node-id" in output
+    code, output = run_switch_once(tmp_path / "data", "--replication", "nats://127.0.0.1:1",
+                                   "--node-id", "a")  # and --port 0
+    assert code == 2 and "--advertise" in output

@@ -78,6 +78,7 @@ class NatsCluster:
     root: Path
     size: int = 3
     sync_always: bool = True
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     servers: list[NatsServer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ class NatsCluster:
         cluster = (f"cluster {{\n  name: payswitch-test\n  listen: 127.0.0.1:{server.cluster_port}"
                    f"\n  routes: [{routes}]\n}}\n") if self.size > 1 else ""
         return (f"server_name: {server.name}\nlisten: 127.0.0.1:{server.client_port}\n"
-                f"http: 127.0.0.1:{server.monitor_port}\nmax_payload: {MAX_PAYLOAD_BYTES}\n"
+                f"http: 127.0.0.1:{server.monitor_port}\nmax_payload: {self.max_payload_bytes}\n"
                 f"jetstream {{\n  store_dir: \"{server.directory / 'store'}\"{sync}\n}}\n"
                 f"{cluster}")
 

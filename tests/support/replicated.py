@@ -83,6 +83,7 @@ class FailoverSender(threading.Thread):
         self.acked: dict[str, int] = {}
         self.ack_times: list[float] = []
         self.retries = 0
+        self.refusals: dict[str, int] = {}  # error code -> how many times it was answered
         self.error: BaseException | None = None
         self._index = 0
         self._client: WireClient | None = None
@@ -126,6 +127,7 @@ class FailoverSender(threading.Thread):
                 return
             error = reply["error"]
             assert error["code"] in RETRYABLE, reply
+            self.refusals[error["code"]] = self.refusals.get(error["code"], 0) + 1
             self.retries += 1
             self._drop(error.get("primary"))
             time.sleep(0.02)
