@@ -21,6 +21,7 @@ from switch.metrics_server import MetricsSetupError
 from switch.replication.errors import ReplicationUnusable
 from switch.server import DataDirLocked, SwitchServer, TlsSetupError
 from switch.storage.recovery import RecoveryError
+from switch.storage.wal_format import UnsupportedWalVersion
 
 
 # What each numeric limit of `serve` means (switch/config.py explains why each is there).
@@ -190,7 +191,7 @@ def serve(args) -> int:
     try:
         uvloop.run(server.run(announce=lambda text: print(text, flush=True)))
     except (BindFailed, RecoveryError, DataDirLocked, TlsSetupError, MetricsSetupError,
-            ReplicationUnusable, EventsSetupError) as error:
+            ReplicationUnusable, EventsSetupError, UnsupportedWalVersion) as error:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1

@@ -46,11 +46,11 @@ def discard_after(wal_dir: Path, seq: int) -> int:
     dropped = 0
     for first_seq, path in reversed(list_segments(wal_dir)):
         if first_seq > seq:
-            dropped += sum(1 for _ in RecordScanner(path.read_bytes()))
+            dropped += sum(1 for _ in RecordScanner(path.read_bytes(), source=path))
             os.unlink(path)
             continue
         data = path.read_bytes()
-        scanner = RecordScanner(data)
+        scanner = RecordScanner(data, source=path)
         cut_at, record_seq = len(data), first_seq - 1
         for offset, _ in scanner:
             record_seq += 1
@@ -82,6 +82,6 @@ def last_local_seq(wal_dir: Path, snapshot_dir: Path) -> int:
     segments = list_segments(wal_dir)
     if segments:
         first_seq, path = segments[-1]
-        count = sum(1 for _ in RecordScanner(path.read_bytes()))
+        count = sum(1 for _ in RecordScanner(path.read_bytes(), source=path))
         last = max(last, first_seq + count - 1)
     return last

@@ -2,17 +2,20 @@
 
 A stream message carries consecutive WAL records exactly as they are on disk (length, CRC,
 payload), so a standby writes the same bytes to its own log and checks them with the same
-scanner. Its headers name the first and last record; a message with no records (last = first - 1)
-is a new primary's fence: it moves the stream's last sequence past anything a deposed primary
-could still try to append.
+scanner. Its headers name the first and last record and the records' format version (on disk
+the segment header carries it, switch/storage/wal_format.py: a record alone carries none); a
+message with no records (last = first - 1) is a new primary's fence: it moves the stream's last
+sequence past anything a deposed primary could still try to append.
 """
 from typing import NamedTuple
 
 from switch.storage.records import HEADER, HEADER_BYTES, RecordScanner
+from switch.storage.wal_format import WAL_VERSION, check_readable
 
 FIRST_SEQ = "Payswitch-First-Seq"
 LAST_SEQ = "Payswitch-Last-Seq"
 NODE = "Payswitch-Node"
+FORMAT = "Payswitch-Wal-Version"  # absent: version 1, from a build before versioning
 EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"  # JetStream's optimistic concurrency
 MESSAGE_ID = "Nats-Msg-Id"  # JetStream's de-duplication, for a resend of the same message
 # Bytes of headers and subject a message needs besides its records, kept free below max_payload.
@@ -54,17 +57,21 @@ def message_headers(message: LogMessage, node_id: str, term: int,
     promotion: a resend within it is de-duplicated, while the same record numbers written again
     after a step-down (different records) are not mistaken for a duplicate."""
     return {FIRST_SEQ: str(message.first_seq), LAST_SEQ: str(message.last_seq), NODE: node_id,
+            FORMAT: str(WAL_VERSION),
             EXPECTED_LAST_SEQUENCE: str(expected_last_sequence),
             MESSAGE_ID: f"{node_id}:{term}:{message.first_seq}:{message.last_seq}"}
 
 
 def parse_message(headers: dict | None, data: bytes) -> tuple[LogMessage, list]:
-    """The message and its records' payloads; raises MalformedMessage."""
+    """The message and its records' payloads; raises MalformedMessage, or
+    UnsupportedWalVersion for records in a format this build does not read."""
     try:
         first_seq, last_seq = int(headers[FIRST_SEQ]), int(headers[LAST_SEQ])
-    except (TypeError, KeyError, ValueError):
-        raise MalformedMessage(f"missing or bad {FIRST_SEQ}/{LAST_SEQ} headers: "
+        version = int(headers.get(FORMAT, 1))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise MalformedMessage(f"missing or bad {FIRST_SEQ}/{LAST_SEQ}/{FORMAT} headers: "
                                f"{headers!r}") from None
+    check_readable(version, f"stream message of records {first_seq}..{last_seq}")
     scanner = RecordScanner(data)
     payloads = [payload for _, payload in scanner]
     if scanner.damage is not None or len(payloads) != last_seq - first_seq + 1:

@@ -1,10 +1,14 @@
 """WAL record framing: `u32 length | u32 crc32(length + payload) | payload`.
 
+A segment's records follow its header (switch/storage/wal_format.py), if it has one.
+
 The checksum covers the length too, so a damaged length is detected as damage rather than read
 as a (wrong) record boundary.
 """
 import struct
 import zlib
+
+from switch.storage.wal_format import read_segment_header
 
 HEADER = struct.Struct(">II")
 HEADER_BYTES = HEADER.size
@@ -39,19 +43,24 @@ def _record_at(data, offset: int):
 
 
 class RecordScanner:
-    """Iterates (offset, payload) over the intact records of one segment's bytes.
+    """Iterates (offset, payload) over the intact records of one segment's bytes (or of a stream
+    message's, which have no segment header); offsets count from the start of `data`.
 
     Stops at the first damaged record; afterwards `good_end` is the offset where the intact prefix
-    ends and `damage` says what was wrong (None when the whole segment is intact).
+    ends and `damage` says what was wrong (None when the whole segment is intact). `version` and
+    `first_seq` are the segment header's (see wal_format.SegmentStart); raises
+    UnsupportedWalVersion, naming `source`, for a format this build does not read.
     """
 
-    def __init__(self, data):
+    def __init__(self, data, source="WAL segment"):
         self.data = memoryview(data)
-        self.good_end = 0
-        self.damage = None
+        self.version, self.good_end, self.first_seq, self.damage = \
+            read_segment_header(self.data, source)
 
     def __iter__(self):
-        data, offset = self.data, 0
+        data, offset = self.data, self.good_end
+        if self.damage is not None:
+            return
         while offset < len(data):
             found = _record_at(data, offset)
             if isinstance(found, str):

@@ -14,7 +14,9 @@ import msgpack
 import structlog
 
 from switch.ledger import LedgerError
+from switch.ledger.snapshot import UnsupportedSnapshotVersion
 from switch.storage.records import RecordScanner
+from switch.storage.wal_format import UnsupportedWalVersion
 from switch.storage.segments import list_segments, list_snapshots
 from switch.state import SwitchState
 from switch.storage.snapshots import SnapshotDamaged, read_snapshot
@@ -48,7 +50,8 @@ class Recovered:
 
 
 def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, SwitchState]:
-    """The newest intact snapshot, falling back to older ones; (0, empty state) when none."""
+    """The newest intact snapshot, falling back to older ones; (0, empty state) when none.
+    Refuses one written in a newer version: the log after it may be newer too."""
     snapshots = list_snapshots(snapshot_dir)
     for seq, path in reversed(snapshots):
         started = time.monotonic()
@@ -57,7 +60,10 @@ def load_newest_snapshot(snapshot_dir: Path) -> tuple[int, SwitchState]:
         except SnapshotDamaged as damage:
             log.warning("snapshot_damaged_falling_back", reason=str(damage))
             continue
-        switch_state = SwitchState.from_snapshot_state(state)
+        try:
+            switch_state = SwitchState.from_snapshot_state(state)
+        except UnsupportedSnapshotVersion as error:
+            raise RecoveryError(f"{path}: {error}") from None
         # Restart time grows with the history in the snapshot: say how much and how long
         log.info("snapshot_loaded", path=str(path), seq=snapshot_seq, **switch_state.counts(),
                  elapsed_s=round(time.monotonic() - started, 3))
@@ -130,11 +136,18 @@ class _Replayer:
         self.done_bytes = 0
         self._next_progress = time.monotonic() + PROGRESS_INTERVAL_S
 
-    def replay_segment(self, path: Path, is_last: bool, read_only: bool = False) -> int:
+    def replay_segment(self, path: Path, first_seq: int, is_last: bool,
+                       read_only: bool = False) -> int:
         """Applies the segment's records; returns how many torn tail bytes were cut off (read
         only: were left as they are)."""
         data = path.read_bytes()
-        scanner = RecordScanner(data)
+        try:
+            scanner = RecordScanner(data, source=path)
+        except UnsupportedWalVersion as error:
+            raise RecoveryError(str(error)) from None
+        if scanner.first_seq not in (None, first_seq):  # copied or renamed: not this log's
+            raise RecoveryError(f"{path}: its header says it begins at record "
+                                f"{scanner.first_seq}, its name at record {first_seq}")
         for offset, payload in scanner:
             if self.up_to_seq is not None and self.last_seq >= self.up_to_seq:
                 return 0
@@ -203,8 +216,8 @@ def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,
                          up_to_seq, RecoveryProgress() if progress is None else progress,
                          on_applied)
     truncated = 0
-    for index, (_, path) in enumerate(segments):
-        truncated += replayer.replay_segment(path, is_last=index == len(segments) - 1,
+    for index, (first_seq, path) in enumerate(segments):
+        truncated += replayer.replay_segment(path, first_seq, is_last=index == len(segments) - 1,
                                              read_only=read_only)
     if not read_only:
         state.check_invariants()

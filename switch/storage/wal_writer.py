@@ -16,6 +16,7 @@ import msgpack
 from switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
 from switch.storage.records import MAX_RECORD_BYTES, encode_record
 from switch.storage.segments import fsync_dir, list_segments, segment_path
+from switch.storage.wal_format import segment_header
 
 
 class RecordTooLarge(ValueError):
@@ -74,9 +75,15 @@ class WalWriter:
         self._durable_end = (self._segment_path, self._segment_size)
 
     def _open_last_segment(self, next_seq: int) -> tuple[int, int]:
+        """The last segment keeps its format: records are appended to a version 1 segment as they
+        are (they are the same bytes); an empty one (new, or its header cut off as a torn tail)
+        is begun with a header."""
         segments = list_segments(self.wal_dir)
-        path = segments[-1][1] if segments else segment_path(self.wal_dir, next_seq)
+        first_seq, path = segments[-1] if segments else (next_seq, segment_path(self.wal_dir,
+                                                                                next_seq))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, segment_header(first_seq))
         if not segments:
             fsync_dir(self.wal_dir)
         self._segment_path = path
@@ -146,7 +153,9 @@ class WalWriter:
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
         """Runs in the WAL thread: rotate if due, write everything, fsync once."""
-        if self._segment_size >= self.segment_bytes:
+        # A segment holding only its header (first_seq's own) is never full, whatever its size
+        if self._segment_size >= self.segment_bytes and \
+                segment_path(self.wal_dir, first_seq) != self._segment_path:
             self._rotate(first_seq)
         data = memoryview(b"".join(batch))
         while data:
@@ -168,9 +177,12 @@ class WalWriter:
     def _rotate(self, first_seq: int) -> None:
         path = segment_path(self.wal_dir, first_seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        header = segment_header(first_seq)  # made durable by the batch's fsync
+        os.write(fd, header)
         fsync_dir(self.wal_dir)
         os.close(self._fd)
-        self._fd, self._segment_size, self._segment_path = fd, 0, path
+        self._fd, self._segment_size, self._segment_path = fd, len(header), path
+        self.bytes_since_start += len(header)
 
     def can_resume(self) -> bool:
         """Whether the failure was a write refused for want of space (see RESUMABLE_WRITE_ERRNOS),

@@ -1,9 +1,11 @@
 """The stream's message format, bytes in and bytes out (no NATS)."""
 import pytest
 
-from switch.replication.wire import (FIRST_SEQ, LAST_SEQ, MalformedMessage, encoded_records,
-                                     message_headers, parse_message, split_records)
+from switch.replication.wire import (FIRST_SEQ, FORMAT, LAST_SEQ, MalformedMessage,
+                                     encoded_records, message_headers, parse_message,
+                                     split_records)
 from switch.storage.records import encode_record
+from switch.storage.wal_format import WAL_VERSION, UnsupportedWalVersion
 
 
 def records(count: int, size: int = 10) -> list[bytes]:
@@ -49,3 +51,13 @@ def test_a_fence_carries_no_records():
 def test_damaged_or_mislabelled_messages_are_refused(headers, data, problem):
     with pytest.raises(MalformedMessage, match=problem):
         parse_message(headers, data)
+
+
+def test_messages_carry_the_wal_format_and_a_newer_one_is_refused():
+    message = split_records(records(2, 10), 5, 1000)[0]
+    headers = message_headers(message, "node-a", 1, 0)
+    assert headers[FORMAT] == str(WAL_VERSION)
+    assert parse_message(headers, message.records)[0] == message
+    with pytest.raises(UnsupportedWalVersion, match=f"records 5..6: WAL format version "
+                                                    f"{WAL_VERSION + 1}; this build reads"):
+        parse_message({**headers, FORMAT: str(WAL_VERSION + 1)}, message.records)
