@@ -96,12 +96,21 @@ def _transfer_columns(ledger):
     }
 
 
+class UnsupportedSnapshotVersion(ValueError):
+    """A state written by a newer build (or an unknown one): never read it as an older one."""
+
+
+def check_readable(version) -> None:
+    if version not in READABLE_VERSIONS:
+        raise UnsupportedSnapshotVersion(
+            f"snapshot version {version}; this build reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: start a build that reads it")
+
+
 def load(ledger, state):
     """Fill the empty `ledger` from `state`."""
     version = state["version"]
-    if version not in READABLE_VERSIONS:
-        raise ValueError(f"unsupported ledger snapshot version {version}; this switch reads "
-                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    check_readable(version)
     clearing = ledger.clearing
     counted = True  # whether the state holds every participant's transfer counts
     for pid, name, caps, suspended, token_hash, ts, *rest in state["participants"]:

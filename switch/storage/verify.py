@@ -17,9 +17,11 @@ from pathlib import Path
 
 import msgpack
 
+from switch.ledger.snapshot import UnsupportedSnapshotVersion, check_readable
 from switch.storage.records import RecordScanner
 from switch.storage.segments import fsync_dir, list_segments, list_snapshots
 from switch.storage.snapshots import SnapshotDamaged, read_snapshot
+from switch.storage.wal_format import UnsupportedWalVersion
 
 QUARANTINE = "quarantine"
 
@@ -29,6 +31,7 @@ class SegmentReport:
     path: Path
     first_seq: int  # from the file name
     size: int
+    version: int | None = None  # the format's (None: its header is damaged)
     records: int = 0
     first_record_seq: int | None = None
     last_record_seq: int | None = None  # of the intact prefix
@@ -48,6 +51,7 @@ class SnapshotReport:
     path: Path
     seq: int
     damage: str | None
+    version: int | None = None
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Report:
     segments: list[SegmentReport] = field(default_factory=list)
     snapshots: list[SnapshotReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # gaps the records' seqs show
+    # Files in a format newer than this build reads: the switch refuses to start, repair too
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def first_damage(self) -> SegmentReport | None:
@@ -73,9 +79,9 @@ class Report:
 def _scan_segment(path: Path, first_seq: int, expected_seq: int | None,
                   is_last: bool) -> SegmentReport:
     data = path.read_bytes()
-    report = SegmentReport(path, first_seq, len(data))
+    scanner = RecordScanner(data, source=path)
+    report = SegmentReport(path, first_seq, len(data), scanner.version)
     expected = first_seq if expected_seq is None else expected_seq
-    scanner = RecordScanner(data)
     for offset, payload in scanner:
         try:
             seq = msgpack.unpackb(payload, raw=False, strict_map_key=False)[0]
@@ -102,6 +108,12 @@ def _scan_segment(path: Path, first_seq: int, expected_seq: int | None,
     return report
 
 
+def _ledger_version(state) -> int | None:
+    """The snapshot's version (its ledger state's); None when the state has none to show."""
+    ledger = state.get("ledger") if isinstance(state, dict) else None
+    return ledger.get("version") if isinstance(ledger, dict) else None
+
+
 def verify(data_dir: Path) -> Report:
     """Scans every segment and snapshot of `data_dir`; changes nothing."""
     report = Report(data_dir)
@@ -111,16 +123,25 @@ def verify(data_dir: Path) -> Report:
         if expected is not None and first_seq != expected:
             report.problems.append(f"{path} starts at record {first_seq} but the previous "
                                    f"segment ends before record {expected}")
-        segment = _scan_segment(path, first_seq, expected, index == len(segments) - 1)
+        try:
+            segment = _scan_segment(path, first_seq, expected, index == len(segments) - 1)
+        except UnsupportedWalVersion as error:
+            report.unreadable.append(str(error))
+            expected = None
+            continue
         report.segments.append(segment)
         expected = first_seq + segment.records if segment.damage is None else None
     snapshot_dir = data_dir / "snapshots"
     for seq, path in list_snapshots(snapshot_dir) if snapshot_dir.is_dir() else []:
         try:
-            read_snapshot(path)
-            report.snapshots.append(SnapshotReport(path, seq, None))
+            version = _ledger_version(read_snapshot(path)[1])
+            if version is not None:
+                check_readable(version)
+            report.snapshots.append(SnapshotReport(path, seq, None, version))
         except SnapshotDamaged as damage:
             report.snapshots.append(SnapshotReport(path, seq, str(damage)))
+        except UnsupportedSnapshotVersion as error:
+            report.unreadable.append(f"{path}: {error}")
     intact_snapshots = [s.seq for s in report.snapshots if s.damage is None]
     newest = max(intact_snapshots, default=0)
     for segment, following in zip(report.segments, report.segments[1:]):
@@ -140,7 +161,8 @@ def format_report(report: Report) -> list[str]:
     for s in report.segments:
         span = (f"records {s.first_record_seq}..{s.last_record_seq}" if s.records
                 else "no intact records")
-        line = f"segment {s.path}: {span} ({s.records} records, {s.size} bytes)"
+        line = (f"segment {s.path}: format version {s.version}: {span} ({s.records} records, "
+                f"{s.size} bytes)")
         if s.damage is None:
             lines.append(line + ": intact")
         elif s.torn_tail:
@@ -158,9 +180,12 @@ def format_report(report: Report) -> list[str]:
     for snapshot in report.snapshots:
         state = "intact" if snapshot.damage is None else \
             f"DAMAGED: {snapshot.damage} (recovery falls back to an older snapshot plus the log)"
-        lines.append(f"snapshot {snapshot.path}: seq {snapshot.seq}: {state}")
+        version = "" if snapshot.version is None else f", version {snapshot.version}"
+        lines.append(f"snapshot {snapshot.path}: seq {snapshot.seq}{version}: {state}")
     lines += [f"problem: {problem}" for problem in report.problems]
-    lines.append("result: " + ("DAMAGED" if report.damaged else "clean"))
+    lines += [f"unreadable: {file}" for file in report.unreadable]
+    lines.append("result: " + ("UNREADABLE by this build" if report.unreadable
+                               else "DAMAGED" if report.damaged else "clean"))
     return lines
 
 
@@ -180,8 +205,11 @@ class RepairPlan:
 def plan_repair(data_dir: Path) -> RepairPlan | None:
     """What `repair` would cut, or None when the part of the log that recovery reads has no
     damage (damage in a segment the newest intact snapshot covers is left alone: the switch
-    starts without reading it, and it is pruned after the next snapshots)."""
+    starts without reading it, and it is pruned after the next snapshots). Raises
+    UnsupportedWalVersion when a file is in a format newer than this build reads."""
     report = verify(data_dir)
+    if report.unreadable:  # never cut a log this build cannot read (raised for snapshots too)
+        raise UnsupportedWalVersion(report.unreadable[0])
     damaged = report.first_damage
     if damaged is None:
         return None
@@ -273,7 +301,7 @@ def run_verify(data_dir: Path, out=sys.stdout) -> int:
         return 1
     report = verify(data_dir)
     print("\n".join(format_report(report)), file=out)
-    return 1 if report.damaged else 0
+    return 1 if report.damaged or report.unreadable else 0
 
 
 def run_repair(data_dir: Path, yes: bool, stdin=sys.stdin, out=sys.stdout) -> int:
@@ -286,7 +314,11 @@ def run_repair(data_dir: Path, yes: bool, stdin=sys.stdin, out=sys.stdout) -> in
         print(f"refusing to repair: {error}", file=out)
         return 1
     try:
-        plan = plan_repair(data_dir)
+        try:
+            plan = plan_repair(data_dir)
+        except UnsupportedWalVersion as error:
+            print(f"refusing to repair: {error}", file=out)
+            return 1
         if plan is None:
             print("the log that recovery reads has no damage; nothing to repair (`wal verify` "
                   "shows any damage in segments a snapshot covers)", file=out)

@@ -1,0 +1,124 @@
+"""Format versions over real files: a data directory written before segments were versioned
+(fixtures/format-v1) still recovers, and a segment or snapshot of a newer version is refused."""
+import io
+import shutil
+import zlib
+from pathlib import Path
+
+from support.switch_process import SwitchProcess, run_switch_once
+from support.wire import WireClient
+from switch.ledger.snapshot import VERSION as SNAPSHOT_VERSION
+from switch.storage.recovery import recover
+from switch.storage.segments import list_segments, list_snapshots
+from switch.storage.snapshots import read_snapshot, write_snapshot_file
+from switch.storage.verify import run_repair, run_verify
+from switch.storage.wal_format import MAGIC, SEGMENT_HEADER, WAL_VERSION
+
+FIXTURE = Path(__file__).parent / "fixtures" / "format-v1"
+FIXTURE_BALANCES = {"a-funding": -1_000_000, "a-1": 999_664, "a-2": 33, "b-1": 303, "b-eur": 0}
+NEWER = WAL_VERSION + 1
+
+
+def fixture_copy(tmp_path) -> Path:
+    data_dir = tmp_path / "data"
+    shutil.copytree(FIXTURE, data_dir, ignore=shutil.ignore_patterns("README.md"))
+    return data_dir
+
+
+def recovered_balances(data_dir: Path) -> dict[str, int]:
+    ledger = recover(data_dir / "wal", data_dir / "snapshots").state.ledger
+    return {account_id: ledger.accounts[account_id].as_record()["balance"]
+            for account_id in FIXTURE_BALANCES}
+
+
+def headed_segment(version: int, first_seq: int, records: bytes) -> bytes:
+    fields = SEGMENT_HEADER.pack(MAGIC, version, first_seq, 0)[:-4]
+    return fields + zlib.crc32(fields).to_bytes(4, "big") + records
+
+
+def one_line_refusal(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("switch: cannot start")]
+    return line
+
+
+def test_a_version_1_log_and_snapshot_recover_to_their_balances(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    assert recovered_balances(data_dir) == FIXTURE_BALANCES
+    shutil.rmtree(data_dir / "snapshots")  # the log alone, from record 1
+    (data_dir / "snapshots").mkdir()
+    assert recovered_balances(data_dir) == FIXTURE_BALANCES
+
+
+def test_a_switch_continues_a_version_1_log_in_version_2_segments(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    # The fixture's segment is larger than this: the next write begins a new, headed segment
+    switch = SwitchProcess(data_dir, extra_args=("--wal-segment-bytes", "1000")).start()
+    with WireClient(switch.host, switch.port) as admin:
+        admin.hello("admin", switch.admin_token)
+        reply = admin.call("transfer", {"id": "later", "debit_account": "b-1",
+                                        "credit_account": "a-2", "amount": 3})
+        assert reply["status"] == "created", reply
+    switch.kill()
+    [(_, old), (_, new)] = list_segments(data_dir / "wal")
+    assert old.read_bytes() == (FIXTURE / "wal" / old.name).read_bytes()
+    assert new.read_bytes().startswith(MAGIC)
+    assert recovered_balances(data_dir) == {**FIXTURE_BALANCES, "a-2": 36, "b-1": 300}
+    out = io.StringIO()
+    assert run_verify(data_dir, out) == 0
+    assert f"segment {old}: format version 1:" in out.getvalue()
+    assert f"segment {new}: format version {WAL_VERSION}:" in out.getvalue()
+    assert f"version {SNAPSHOT_VERSION}: intact" in out.getvalue()
+
+
+def test_a_segment_of_a_newer_version_is_refused_at_start_naming_it(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    [(first_seq, segment)] = list_segments(data_dir / "wal")
+    segment.write_bytes(headed_segment(NEWER, first_seq, segment.read_bytes()))
+    before = segment.read_bytes()
+    code, output = run_switch_once(data_dir)
+    assert code == 1, output
+    line = one_line_refusal(output)
+    assert str(segment) in line and f"WAL format version {NEWER}" in line
+    assert f"reads versions 1 to {WAL_VERSION}" in line
+    assert segment.read_bytes() == before  # nothing cut or rewritten
+    out = io.StringIO()
+    assert run_verify(data_dir, out) == 1
+    assert "result: UNREADABLE by this build" in out.getvalue()
+    assert run_repair(data_dir, yes=True, out=out) == 1
+    assert segment.read_bytes() == before
+
+
+def test_a_snapshot_of_a_newer_version_is_refused_at_start_naming_it(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    [(_, snapshot)] = list_snapshots(data_dir / "snapshots")
+    seq, state = read_snapshot(snapshot)
+    state["ledger"]["version"] = SNAPSHOT_VERSION + 1
+    write_snapshot_file(snapshot, seq, state)
+    code, output = run_switch_once(data_dir)
+    assert code == 1, output
+    line = one_line_refusal(output)
+    assert str(snapshot) in line and f"snapshot version {SNAPSHOT_VERSION + 1}" in line
+    assert f"reads versions 1, 2, {SNAPSHOT_VERSION}" in line
+    out = io.StringIO()
+    assert run_verify(data_dir, out) == 1 and "UNREADABLE" in out.getvalue()
+
+
+def test_a_damaged_segment_header_is_damage_not_a_version(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    [(first_seq, segment)] = list_segments(data_dir / "wal")
+    headed = bytearray(headed_segment(WAL_VERSION, first_seq, segment.read_bytes()))
+    headed[len(MAGIC) + 3] ^= 0x01  # the version
+    segment.write_bytes(bytes(headed))
+    code, output = run_switch_once(data_dir)
+    assert code == 1, output
+    line = one_line_refusal(output)
+    assert "offset 0: segment header checksum mismatch" in line and "Refusing to start" in line
+
+
+def test_a_segment_header_cut_short_is_a_torn_tail(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    next_seq = 11  # the fixture's log ends at record 10
+    torn = data_dir / "wal" / f"wal-{next_seq:020d}.log"
+    torn.write_bytes(headed_segment(WAL_VERSION, next_seq, b"")[:10])
+    assert recovered_balances(data_dir) == FIXTURE_BALANCES
+    assert torn.read_bytes() == b""
