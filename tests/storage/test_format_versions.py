@@ -5,10 +5,12 @@ import shutil
 import zlib
 from pathlib import Path
 
+import pytest
+
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from switch.ledger.snapshot import VERSION as SNAPSHOT_VERSION
-from switch.storage.recovery import recover
+from switch.storage.recovery import RecoveryError, recover
 from switch.storage.segments import list_segments, list_snapshots
 from switch.storage.snapshots import read_snapshot, write_snapshot_file
 from switch.storage.verify import run_repair, run_verify
@@ -122,3 +124,11 @@ def test_a_segment_header_cut_short_is_a_torn_tail(tmp_path):
     torn.write_bytes(headed_segment(WAL_VERSION, next_seq, b"")[:10])
     assert recovered_balances(data_dir) == FIXTURE_BALANCES
     assert torn.read_bytes() == b""
+
+
+def test_a_segment_whose_header_names_another_first_record_is_refused(tmp_path):
+    data_dir = fixture_copy(tmp_path)
+    [(first_seq, segment)] = list_segments(data_dir / "wal")
+    segment.write_bytes(headed_segment(WAL_VERSION, first_seq + 4, segment.read_bytes()))
+    with pytest.raises(RecoveryError, match=f"header says it begins at record {first_seq + 4}"):
+        recover(data_dir / "wal", data_dir / "snapshots")
