@@ -103,7 +103,7 @@ class UnsupportedSnapshotVersion(ValueError):
 def check_readable(version) -> None:
     if version not in READABLE_VERSIONS:
         raise UnsupportedSnapshotVersion(
-            f"snapshot version {version}; this build reads versions "
+            f"snapshot version {version}; this switch reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}: start a build that reads it")
 
 

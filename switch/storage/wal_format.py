@@ -36,7 +36,7 @@ def check_readable(version: int, source) -> None:
     message)."""
     if not OLDEST_READABLE_VERSION <= version <= WAL_VERSION:
         raise UnsupportedWalVersion(
-            f"{source}: WAL format version {version}; this build reads versions "
+            f"{source}: WAL format version {version}; this switch reads versions "
             f"{OLDEST_READABLE_VERSION} to {WAL_VERSION}: start a build that reads it")
 
 

@@ -59,5 +59,5 @@ def test_messages_carry_the_wal_format_and_a_newer_one_is_refused():
     assert headers[FORMAT] == str(WAL_VERSION)
     assert parse_message(headers, message.records)[0] == message
     with pytest.raises(UnsupportedWalVersion, match=f"records 5..6: WAL format version "
-                                                    f"{WAL_VERSION + 1}; this build reads"):
+                                                    f"{WAL_VERSION + 1}; this switch reads"):
         parse_message({**headers, FORMAT: str(WAL_VERSION + 1)}, message.records)
