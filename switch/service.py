@@ -433,9 +433,11 @@ class Service:
             self.events.durable(durable_seq)
 
     def fail_unacknowledged(self, code: str, message: str, **details) -> None:
-        """Answers every reply still waiting for the log with an error (a primary deposed)."""
+        """Answers every reply still waiting for the log (writes stopped, or a primary deposed):
+        those past the durable prefix with the error, their records never to be durable."""
+        durable_seq = self.durable_seq
         for connection in self.waiting_connections:
-            connection.fail_waiting(code, message, self._released_seq, **details)
+            connection.fail_waiting(code, message, durable_seq, **details)
         self.waiting_connections = set()
 
     def on_wal_failure(self, error: OSError) -> None:
@@ -451,10 +453,7 @@ class Service:
                      action="writes resume by themselves once disk space returns" if
                      wal.can_resume() else "restart the switch once the cause is fixed; "
                      "it recovers from the log")
-        for connection in self.waiting_connections:
-            connection.fail_waiting(codes.INTERNAL, f"not durable, writes are stopped: {reason}",
-                                    self.durable_seq)
-        self.waiting_connections = set()
+        self.fail_unacknowledged(codes.INTERNAL, f"not durable, writes are stopped: {reason}")
         if not self.reloading_durable_state:
             self.reloading_durable_state = True
             self.loop.create_task(self._reload_durable_state())

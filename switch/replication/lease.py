@@ -7,10 +7,12 @@ margin, so it believes in its lease strictly shorter than the bucket keeps the e
 another node can take the key, this one has stopped acknowledging. Safety does not rest on clocks
 alone: a new primary also fences the stream (see wire.py), so a deposed primary's append fails.
 """
+import asyncio
 import json
 import time
 from typing import NamedTuple
 
+from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
 LEASE_KEY = "primary"
@@ -88,5 +90,5 @@ class Lease:
         revision, self.revision = self.revision, None
         try:
             await self.kv.delete(LEASE_KEY, last=revision)
-        except Exception:  # someone else's now, or NATS is gone: the TTL ends it anyway
-            pass
+        except (NatsError, asyncio.TimeoutError):  # someone else's now, or NATS is gone:
+            pass                                     # the TTL ends it anyway

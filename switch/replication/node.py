@@ -27,7 +27,7 @@ from switch.replication.wire import (EXPECTED_LAST_SEQUENCE, FIRST_SEQ, LAST_SEQ
 from switch.storage.segments import snapshot_path
 
 log = structlog.get_logger("switch.replication")
-SINGLE, PRIMARY, STANDBY, RECOVERING = "single", "primary", "standby", "recovering"
+PRIMARY, STANDBY, RECOVERING = "primary", "standby", "recovering"  # and the service's "single"
 CATCH_UP_POLL_S = 0.005
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence did not match
 
@@ -53,8 +53,9 @@ async def prepare_local_log(config, cluster: Cluster) -> None:
         return
     stored = await download_newest(cluster)
     if stored is None or stored[0] + 1 < (await cluster.records_in(first))[0]:
-        raise ReplicationUnusable(f"this node's log ends at record {need - 1}, the stream now starts at "
-                         f"record {first_record}, and no stored snapshot bridges the gap")
+        raise ReplicationUnusable(f"this node's log ends at record {need - 1}, the stream now "
+                                  f"starts at record {first_record}, and no stored snapshot "
+                                  f"bridges the gap")
     seq, data = stored
     install_snapshot(config.wal_dir, config.snapshot_dir, seq, data)
     write_marker(config.data_dir, seq)
@@ -78,7 +79,6 @@ class ReplicationNode:
         events = service.events  # derived from every applied record; published by the primary
         self.follower = Follower(cluster.js, cluster.stream, cluster.subject, service,
                                  on_applied=None if events is None else events.record_executed)
-        self.promoted_at_s: float | None = None
         self.marker_seq = 0
         self._tasks: list[asyncio.Task] = []
         self._stepping_down = False
@@ -91,7 +91,7 @@ class ReplicationNode:
     def acknowledgeable_seq(self, local_durable_seq: int) -> int | None:
         """The log prefix replies may show; None while nothing more may be acknowledged."""
         if self.role != PRIMARY:
-            return local_durable_seq  # a standby answers only ping, hello and stats
+            return local_durable_seq  # a standby acknowledges no request of clients
         if self._stepping_down or not self.lease.held():
             return None
         return min(local_durable_seq, self.publisher.replicated_seq)
@@ -190,7 +190,6 @@ class ReplicationNode:
         if self._stepping_down:
             return
         self.role = PRIMARY
-        self.promoted_at_s = time.time()
         self.publisher.start(applied, ack.seq)
         if service.events is not None:
             service.events.resume()
@@ -250,9 +249,8 @@ class ReplicationNode:
 
     def write_marker(self) -> None:
         """Housekeeping, once a second: how far this node's log is known to be in the stream."""
-        wal = self.service.wal
-        seq = (min(wal.durable_seq, self.publisher.replicated_seq) if self.role == PRIMARY
-               else wal.durable_seq if self.role == STANDBY else self.marker_seq)
+        seq = (self.service.durable_seq if self.role in (PRIMARY, STANDBY)
+               else self.marker_seq)
         if seq > self.marker_seq and not self._stepping_down:
             write_marker(self.config.data_dir, seq)
             self.marker_seq = seq

@@ -95,7 +95,7 @@ class LogPublisher:
                     log.warning("replication_append_failed", error=repr(error),
                                 replicated_seq=self.replicated_seq,
                                 unreplicated_bytes=self.unreplicated_bytes)
-                await self._abandon_inflight()
+                self._abandon_inflight()
                 await asyncio.sleep(RETRY_INTERVAL_S)
                 try:
                     await self._resync()
@@ -152,7 +152,7 @@ class LogPublisher:
             self.replicated_seq = message.last_seq
             self._on_replicated(message.last_seq)
 
-    async def _abandon_inflight(self) -> None:
+    def _abandon_inflight(self) -> None:
         """Puts every message in flight back in front of the unsent ones, to be resent."""
         for _, future in self._inflight:
             future.cancel()
