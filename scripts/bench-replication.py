@@ -18,10 +18,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's NATS cluster launcher, shared
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the test suite's launchers, shared
 
 from support.nats_cluster import NatsCluster  # noqa: E402
 from support.ports import free_ports  # noqa: E402
+from support.replicated import ADMIN_TOKEN, wait_for_role  # noqa: E402
+from support.switch_process import SwitchProcess  # noqa: E402
+
+
+def start_switch(data_dir: Path, *args: str) -> SwitchProcess:
+    """A switch on `data_dir` (flags `args`) with the operator token the load generator is
+    given, its log beside the data directory."""
+    data_dir.mkdir(parents=True)
+    return SwitchProcess(data_dir, extra_args=args,
+                         env={"SWITCH_ADMIN_TOKEN": ADMIN_TOKEN}).start()
 
 SHAPES = {
     "c1-p1": ["--connections", "1", "--pipeline", "1"],
@@ -36,37 +46,6 @@ def cpu_s(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICKS_PER_S  # utime stime cutime cstime
 
 
-def start_switch(data_dir: Path, *args: str) -> subprocess.Popen:
-    log = open(data_dir.parent / f"{data_dir.name}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "switch", "serve", "--data-dir",
-                                str(data_dir), "--log-format", "json", *args],
-                               stdout=log, stderr=log, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if json.loads((data_dir / "server.json").read_text())["pid"] == process.pid:
-                return process
-        except (OSError, ValueError, KeyError):
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"switch exited: see {log.name}")
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("switch did not start")
-
-
-def wait_primary(data_dir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        result = subprocess.run([sys.executable, "-m", "client", "--json", "--data-dir",
-                                 str(data_dir), "stats"], capture_output=True, text=True,
-                                cwd=ROOT)
-        if result.returncode == 0 and json.loads(result.stdout).get("role") == "primary":
-            return
-        time.sleep(0.2)
-    raise RuntimeError("no primary")
-
-
 def run_shapes(label: str, data_dir: Path, out: Path, duration_s: float,
                nats_pids: list[int]) -> None:
     for shape, args in SHAPES.items():
@@ -74,7 +53,7 @@ def run_shapes(label: str, data_dir: Path, out: Path, duration_s: float,
         nats_before = sum(cpu_s(pid) for pid in nats_pids)
         started_s = time.monotonic()
         subprocess.run([sys.executable, "-m", "loadtest", "--data-dir", str(data_dir),
-                        "--duration", str(duration_s), "--warmup", "1", "--json",
+                        "--token", ADMIN_TOKEN, "--duration", str(duration_s), "--warmup", "1", "--json",
                         str(result_path), *args], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = json.loads(result_path.read_text())
@@ -105,33 +84,26 @@ def main() -> int:
               ("replicated-sync-default", False)]
     for label, sync_always in setups:
         cluster = None
-        processes = []
+        switches: list[SwitchProcess] = []
         try:
             args_extra: list[str] = []
             if sync_always is not None:
                 cluster = NatsCluster(work / label / "nats", sync_always=sync_always).start()
                 args_extra = ["--replication", cluster.urls]
             port_a, port_b = free_ports(2)
-            primary_dir = work / label / "a"
-            primary_dir.mkdir(parents=True)
-            processes.append(start_switch(primary_dir, "--port", str(port_a), *(
-                args_extra + ["--node-id", "a"] if cluster else [])))
+            primary = start_switch(work / label / "a", "--port", str(port_a), *(
+                args_extra + ["--node-id", "a"] if cluster else []))
+            switches.append(primary)
             if cluster:
-                wait_primary(primary_dir)
+                wait_for_role(primary, "primary")
             if cluster and not args.no_standby:
-                standby_dir = work / label / "b"
-                standby_dir.mkdir(parents=True)
-                processes.append(start_switch(standby_dir, "--port", str(port_b),
-                                              *args_extra, "--node-id", "b"))
+                switches.append(start_switch(work / label / "b", "--port", str(port_b),
+                                             *args_extra, "--node-id", "b"))
             nats_pids = [s.process.pid for s in cluster.servers] if cluster else []
-            run_shapes(label, primary_dir, out, args.duration, nats_pids)
+            run_shapes(label, primary.data_dir, out, args.duration, nats_pids)
         finally:
-            for process in processes:
-                process.terminate()
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            for switch in switches:
+                switch.stop(timeout_s=60)
             if cluster:
                 cluster.stop()
     return 0
