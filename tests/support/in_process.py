@@ -11,6 +11,7 @@ from pathlib import Path
 from protocol import FrameDecoder
 from switch.auth import ADMIN
 from switch.config import Config
+from switch.decode_worker import verdict
 from switch.service import Service
 from switch.session import Session
 from switch.snapshotter import Snapshotter
@@ -51,9 +52,11 @@ def new_session(service: Service, participant: str | None = ADMIN) -> Session:
 def feed(service: Service, session: Session, data: bytes) -> bytes:
     """Feeds `data`, handles every frame it completes, releases what the log allows now
     (without waiting for it); returns the bytes the session then has for its client."""
-    session.receive(data, service.loop.time())
-    while session.handle(NO_DEADLINE_S, time.perf_counter):
-        pass
+    more = session.receive(data, service.loop.time())
+    while more:
+        more = session.handle(NO_DEADLINE_S, time.perf_counter)
+        if session.offloaded is not None:  # decoded here, as the decode worker would
+            more = session.take_verdict(verdict(session.take_offloaded()))
     return released(service, session)
 
 
