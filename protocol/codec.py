@@ -4,6 +4,7 @@ import base64
 import json
 import math
 import re
+import threading
 
 import msgpack
 
@@ -148,8 +149,17 @@ def encode_body(obj: dict, codec: str) -> bytes:
     if codec == JSON:
         return _json_encoder.encode(obj).encode("utf-8")
     if codec == MSGPACK:
-        return msgpack.packb(obj, use_bin_type=True)
+        try:
+            pack = _thread_packers.pack
+        except AttributeError:
+            pack = _thread_packers.pack = msgpack.Packer(use_bin_type=True).pack
+        return pack(obj)
     raise ValueError(f"unknown codec {codec!r}")
+
+
+# One Packer per thread: a third of packb's cost is making a new one per call, and a Packer
+# shared between threads could be interleaved (packing a dict subclass runs Python code).
+_thread_packers = threading.local()
 
 
 # A reply whose result holds a list longer than this is encoded in steps of this many items.
@@ -167,8 +177,10 @@ def encode_body_in_steps(reply: dict, codec: str, step_items: int = STEP_ITEMS):
     result = reply.get("result")
     if type(result) is not dict:
         return None
-    key = next((k for k, v in result.items() if type(v) is list and len(v) > step_items), None)
-    if key is None:
+    for key, value in result.items():  # a loop, not next(genexpr): this runs for every reply
+        if type(value) is list and len(value) > step_items:
+            break
+    else:
         return None
     if codec == JSON:
         items = _json_list_steps(result[key], step_items)

@@ -6,8 +6,6 @@ A lookup of 8,190 accounts executes in ~4 ms, at one point in time, but its repl
 other connections served, and state changing, in between; the connection handles nothing else
 meanwhile, so its replies stay in order.
 """
-import time
-
 from protocol import encode_frame
 
 
@@ -19,16 +17,16 @@ class ReplyInSteps:
         self.request_id = request_id
         self.codec = codec
 
-    def run_until(self, connection, deadline_s: float) -> bool:
-        """Encodes until `deadline_s` (perf_counter), at least one piece; returns whether pieces
+    def run_until(self, session, deadline_s: float, clock) -> bool:
+        """Encodes until clock() passes `deadline_s`, at least one piece; returns whether pieces
         are left. Once complete, the reply is queued, held for the WAL as any other."""
         done = self.done
         for piece in self.pieces:
             done.append(piece)
-            if time.perf_counter() > deadline_s:
+            if clock() > deadline_s:
                 return True
         frame = encode_frame(b"".join(done))
         done.clear()
-        connection.queue_reply(self.seq, self.request_id, self.codec, frame,
-                               connection.service.durable_seq)
+        session.queue_reply(self.seq, self.request_id, self.codec, frame,
+                            session.dispatcher.durable_seq)
         return False

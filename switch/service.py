@@ -9,12 +9,10 @@ import errno
 import importlib.metadata
 import shutil
 import time
-from time import perf_counter  # twice per request: no attribute lookup
 
 import structlog
 
-from protocol import (OPS, ProtocolError, codec_of, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args)
+from protocol import OPS, ProtocolError, codes, error_reply
 from switch.batches.engine import BatchEngine
 from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
                          token_matches, write_token_file)
@@ -22,9 +20,9 @@ from switch.decode_worker import DecodeWorker
 from switch.metrics import RequestMetrics
 from switch.ledger import LedgerError
 from switch.ledger.codes import admin_only
-from switch.reply_steps import ReplyInSteps
 from switch.storage.recovery import AppliedRecord, recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
+from switch.session import HeldReplies, HelloRefused
 from switch.turns import Turns
 
 log = structlog.get_logger("switch.service")
@@ -33,14 +31,6 @@ SERVER_NAME = f"payswitch/{VERSION}"
 NO_SESSION_OPS = frozenset({"ping", "hello"})
 # What a node that is not the primary answers (about itself); everything else is `not_primary`.
 STANDBY_OPS = frozenset({"ping", "hello", "stats", "state_digest"})
-
-
-class HelloRefused(ProtocolError):
-    """A failed hello: `unauthenticated`, answered no earlier than `not_before_s` (loop time)."""
-
-    def __init__(self, not_before_s: float):
-        super().__init__(codes.UNAUTHENTICATED, "unknown participant or wrong token")
-        self.not_before_s = not_before_s
 
 
 class Service:
@@ -54,7 +44,7 @@ class Service:
         self.admin_token_from_env = admin_token_from_env  # then rotate_token refuses "admin"
         self.connections: set = set()
         self.waiting_connections: set = set()
-        self.queued_replies = 0  # replies held for the WAL, over all connections
+        self.held_replies = HeldReplies()  # replies held for the WAL, over all connections
         self.hello_throttle = HelloThrottle(config.hello_failure_delay_s,
                                             config.hello_failure_max_delay_s)
         # Totals since start (in `stats`); the housekeeping logs what changed once a second.
@@ -103,86 +93,45 @@ class Service:
 
     # requests
 
-    def handle_frame(self, connection, body: bytes) -> None:
-        """Answers one frame, or hands a large one to the decode worker: the connection then
-        waits for its verdict (see handle_decoded)."""
-        self.requests_total += 1
-        if len(body) > self.config.max_inline_decode_bytes and connection.participant is not None:
-            connection.wait_for_verdict()
-            self.decode_worker.submit(connection, body)
-            return
-        self._answer(connection, body, codec_of(body), self._decode)
+    @property
+    def queued_replies(self) -> int:
+        return self.held_replies.count
 
-    def handle_decoded(self, connection, verdict: list) -> None:
-        """Answers a frame that the decode worker decoded (see switch/decode_worker.py)."""
-        self._answer(connection, verdict, verdict[0], _from_verdict)
-
-    def _answer(self, connection, frame, codec: str, decode) -> None:
-        """decode(connection, frame) -> (request_id, op, args, codec, validated), where
-        validated is a bool or the decode worker's ProtocolError for the args; then the
-        contract's order of checks, execution, and the reply (in `codec` if decode fails),
-        held for the WAL."""
-        started_s = perf_counter()
-        request_id = op = None
-        not_before_s = 0.0
-        try:
-            request_id, op, args, codec, validated = decode(connection, frame)
-            spec = self._admit(connection, op)
-            if validated is not True:
-                if validated is not False:
-                    raise validated  # the decode worker's verdict on the args
-                args = validate_args(op, args)
-            result = self._execute(connection, connection.participant, op, spec.mutating, args)
-            reply = ok_reply(request_id, result)
-        except HelloRefused as error:
-            reply = error_reply(request_id, error.code, error.message)
-            not_before_s = error.not_before_s
-        except ProtocolError as error:
-            request_id = request_id if error.request_id is None else error.request_id
-            reply = error_reply(request_id, error.code, error.message, **error.details)
-        except LedgerError as error:
-            reply = error_reply(request_id, error.code, error.message)
-        except WalFailed as error:
-            reply = error_reply(request_id, codes.INTERNAL, f"writes are stopped: {error}")
-        except Exception:  # a bug of ours: answer it, keep the connection and the switch up
-            log.exception("request_failed", peer=_peer(connection))
-            reply = error_reply(request_id, codes.INTERNAL, "internal error")
-        self.request_metrics.record(op, reply["error"]["code"] if "error" in reply else "ok",
-                                    perf_counter() - started_s)
+    def reply_seq(self, op: str) -> int:
+        """The log position a reply to `op`, just executed, waits for. Answers about the node
+        itself (ping, hello, stats, state_digest) need no log: they leave at once (behind
+        earlier replies), also while the replicated log is unreachable."""
+        if op in STANDBY_OPS:
+            return 0
         wal = self.wal
-        # Answers about the node itself (ping, hello, stats, state_digest) need no log: they
-        # leave at once (behind earlier replies), also while the replicated log is unreachable.
-        seq = 0 if op in STANDBY_OPS else wal.durable_seq if wal.failure else wal.appended_seq
-        pieces = encode_body_in_steps(reply, codec)
-        if pieces is not None:  # a long result: encoded in the connection's next turns
-            connection.reply_in_steps(ReplyInSteps(pieces, seq, request_id, codec))
-            return
-        connection.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
-                               self.durable_seq, not_before_s)
+        return wal.durable_seq if wal.failure else wal.appended_seq
 
-    def _decode(self, connection, body: bytes) -> tuple:
-        limit = self.config.max_unauthenticated_frame_bytes
-        if connection.participant is None and len(body) > limit:
-            raise ProtocolError(codes.UNAUTHENTICATED, f"send hello first; before it, frames "
-                                f"may be at most {limit} bytes (this one was not read)")
-        return decode_request(body)
+    def error_reply(self, session, request_id, error: Exception) -> dict:
+        """The reply to a request that failed with something other than a ProtocolError."""
+        if isinstance(error, LedgerError):
+            return error_reply(request_id, error.code, error.message)
+        if isinstance(error, WalFailed):
+            return error_reply(request_id, codes.INTERNAL, f"writes are stopped: {error}")
+        # a bug of ours: answer it, keep the connection and the switch up
+        log.exception("request_failed", peer=session.peer)
+        return error_reply(request_id, codes.INTERNAL, "internal error")
 
-    def _admit(self, connection, op: str):
+    def admit_request(self, session, op: str):
         """The op's spec, once the switch may take the request at all; in the contract's
         order of checks (see docs/protocol.md)."""
         if self.shutting_down:
             raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
-        if len(connection.waiting) >= self.config.max_inflight_per_connection:
+        if len(session.waiting) >= self.config.max_inflight_per_connection:
             self.shed["requests_overloaded"] += 1
             raise ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
                                 "connection; wait for replies before sending more")
-        if self.queued_replies >= self.config.max_queued_replies:
+        if self.held_replies.count >= self.config.max_queued_replies:
             self.shed["requests_overloaded"] += 1
             raise ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
         spec = OPS.get(op)
         if spec is None:
             raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
-        if connection.participant is None and op not in NO_SESSION_OPS:
+        if session.participant is None and op not in NO_SESSION_OPS:
             raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
         node = self.replication
         if node is not None and op not in STANDBY_OPS:
@@ -198,10 +147,12 @@ class Service:
             raise ProtocolError(codes.UNAVAILABLE, self.events.refuse_write())
         return spec
 
-    def _execute(self, connection, caller, op: str, mutating: bool, args):
+    def execute(self, session, op: str, mutating: bool, args):
+        """Runs a request's op for the session's participant; its result."""
+        caller = session.participant
         local = self.local_ops.get(op)
         if local is not None:
-            return local(connection, caller, args)
+            return local(session, caller, args)
         if not mutating:
             if self.reloading_durable_state:
                 raise ProtocolError(codes.OVERLOADED, "writes stopped after a storage fault; "
@@ -325,10 +276,10 @@ class Service:
 
     # ops served outside the ledger
 
-    def _ping(self, connection, caller, args):
+    def _ping(self, session, caller, args):
         return {}
 
-    def _hello(self, connection, caller, args):
+    def _hello(self, session, caller, args):
         """Token (constant-time, against a salted hash) and, when client certificates are
         required, the certificate's subject CN must both name the participant. A failure is
         logged (never the token) and answered late, see HelloThrottle."""
@@ -336,22 +287,22 @@ class Service:
         expected = (self.admin_token_hash if participant == ADMIN
                     else self.state.participant_token_hash(participant))
         token_ok = token_matches(token, expected)
-        certificate_ok = self.config.tls_client_ca is None or connection.cert_cn == participant
+        certificate_ok = self.config.tls_client_ca is None or session.cert_cn == participant
         if not (token_ok and certificate_ok):
             now_s = self.loop.time()
-            failures, not_before_s = self.hello_throttle.failed(connection.peer_ip, now_s)
+            failures, not_before_s = self.hello_throttle.failed(session.peer_ip, now_s)
             self.shed["hello_failures"] += 1
-            log.warning("hello_failed", participant=participant, peer=_peer(connection),
+            log.warning("hello_failed", participant=participant, peer=session.peer,
                         failures=failures, delay_s=round(max(0.0, not_before_s - now_s), 3),
                         reason="token" if not token_ok else "certificate",
-                        certificate_cn=connection.cert_cn)
+                        certificate_cn=session.cert_cn)
             raise HelloRefused(not_before_s if not_before_s > now_s else 0.0)
-        self.hello_throttle.succeeded(connection.peer_ip)
-        connection.participant = participant
+        self.hello_throttle.succeeded(session.peer_ip)
+        session.participant = participant
         return {"participant": participant, "server": SERVER_NAME,
                 "max_frame_bytes": self.config.max_frame_bytes}
 
-    def _rotate_token(self, connection, caller, args):
+    def _rotate_token(self, session, caller, args):
         """A new token for a participant (in the WAL as a salted hash) or for the operator (in
         the data directory's token file, written atomically and fsynced), made before the reply;
         the old token is refused from then on, and every session opened with it ends: its
@@ -376,15 +327,15 @@ class Service:
             self.execute_mutation(caller, "rotate_token", {"participant": participant,
                                                            "token_hash": hash_token(token)})
         ended = 0
-        for session in self.connections:
-            if session.participant == participant:
-                session.participant = None
+        for connection in self.connections:
+            if connection.session.participant == participant:
+                connection.session.participant = None
                 ended += 1
         log.info("token_rotated", participant=participant, sessions_ended=ended,
-                 peer=_peer(connection))
+                 peer=session.peer)
         return {"participant": participant, "token": token}
 
-    def _state_digest(self, connection, caller, args):
+    def _state_digest(self, session, caller, args):
         """A hash of the whole state at the applied sequence: equal on every node at the same
         seq. It serializes the whole ledger on the event loop (an operator's check, not a
         request to poll: about a second per million transfers)."""
@@ -392,7 +343,7 @@ class Service:
             raise ProtocolError(codes.FORBIDDEN, admin_only("state_digest", caller))
         return {"seq": self.wal.appended_seq, "digest": self.state.digest()}
 
-    def _stats(self, connection, caller, args):
+    def _stats(self, session, caller, args):
         if caller != ADMIN:
             raise ProtocolError(codes.FORBIDDEN, admin_only("stats", caller))
         wal = self.wal
@@ -498,22 +449,8 @@ class Service:
         self.batch_engine.resume_unfinished()
 
 
-def _from_verdict(connection, verdict: list) -> tuple:
-    codec, request_id, op, args, problem = verdict
-    if problem is None:
-        return request_id, op, args, codec, True
-    error = ProtocolError(problem[0], problem[1], request_id)
-    if op is None:  # not a request at all: the contract's first checks
-        raise error
-    return request_id, op, None, codec, error
-
-
 def _milliseconds(percentiles: dict) -> dict:
     """A histogram's percentiles (seconds) in milliseconds, for people reading `stats`."""
     return {name: value if name == "count" or value is None else round(value * 1000, 3)
             for name, value in percentiles.items()}
 
-
-def _peer(connection):
-    peer = connection.transport.get_extra_info("peername") if connection.transport else None
-    return f"{peer[0]}:{peer[1]}" if peer and len(peer) >= 2 else str(peer)

@@ -1,0 +1,406 @@
+"""One client's request pipeline, sans-IO: bytes in, reply bytes out; no socket, clock or disk.
+
+    receive(data, now_s)        bytes read from the client: split into frames, kept in order
+    handle(deadline_s, clock)   answers frames in order until `deadline_s` (a turn, see
+                                switch/turns.py): decode, the contract's checks, execution by
+                                the dispatcher (switch/service.py), the reply
+    release(durable_seq, now_s) the durability barrier: the log is durable up to durable_seq,
+                                so replies of requests executed up to there may leave
+    take_output()               reply bytes ready to send, in request order
+
+Each reply is held with the log position its request executed at, and leaves only once the log
+is durable up to it, after every earlier reply. What the glue (switch/connection.py) must do is
+read off the session after each call: `paused` (stop reading the socket while not 0),
+`offloaded` (a frame to decode in the decode worker; its verdict comes back via
+`take_verdict`), `holding` (replies wait for the log), `close_wanted`.
+
+Backpressure: reading pauses while the client's replies are not being read (`writes_blocked`),
+while it has too many requests unanswered, and while frames read are still to be handled (the
+backlog), so neither a slow reader nor a fast pipeliner can make the server buffer without bound.
+"""
+from collections import deque
+
+from protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
+                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
+                      JSON)
+from switch.reply_steps import ReplyInSteps
+
+PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE, PAUSED_FOR_DELAY = 1, 2, 4, 8
+PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST, PAUSED_FOR_DECODE = 16, 32, 64
+# While one of these holds, the backlog waits: for the client to read, or for a verdict.
+HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
+TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
+# Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
+MAX_FRAMES_PER_SPLIT = 512
+
+# Why a session's time limits ended it (the keys of the `connections_closed` counters).
+IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
+    "close_stall"
+
+
+class HeldReplies:
+    """Replies held for the log over all sessions: one count the dispatcher limits by."""
+    __slots__ = ("count",)
+
+    def __init__(self):
+        self.count = 0
+
+
+class HeldReply:
+    """A reply waiting for the log to be durable up to `seq` and, when `not_before_s` is not 0,
+    for the loop clock to reach it."""
+    __slots__ = ("seq", "request_id", "codec", "frame", "not_before_s")
+
+    def __init__(self, seq: int, request_id, codec: str, frame: bytes, not_before_s: float):
+        self.seq = seq
+        self.request_id = request_id
+        self.codec = codec
+        self.frame = frame
+        self.not_before_s = not_before_s
+
+
+class HelloRefused(ProtocolError):
+    """A failed hello: `unauthenticated`, answered no earlier than `not_before_s` (loop time)."""
+
+    def __init__(self, not_before_s: float):
+        super().__init__(codes.UNAUTHENTICATED, "unknown participant or wrong token")
+        self.not_before_s = not_before_s
+
+
+class Session:
+    def __init__(self, dispatcher, config, decoder, held: HeldReplies, request_metrics,
+                 peer: str = "", peer_ip: str | None = None, cert_cn: str | None = None,
+                 now_s: float = 0.0):
+        self.dispatcher = dispatcher  # admit_request, execute, reply_seq, error_reply, durable_seq
+        self.config = config
+        self.decoder = decoder
+        self.held = held
+        self.request_metrics = request_metrics
+        self.participant: str | None = None  # set by a successful hello
+        self.peer = peer  # host:port, for logs
+        self.peer_ip = peer_ip
+        self.cert_cn = cert_cn  # subject CN of a verified TLS client certificate
+        self.waiting: deque[HeldReply] = deque()  # replies held, in request order
+        self.delayed = 0  # entries of `waiting` with a not_before_s
+        self.ready: list[bytes] = []  # reply frames free to leave, in order
+        self.backlog: deque[bytes] = deque()  # bodies read but not yet handled
+        self.verdict = None  # the decode worker's verdict on the frame before the backlog
+        self.offloaded: bytes | None = None  # a frame for the decode worker, not yet handed over
+        self.reply_being_encoded: ReplyInSteps | None = None  # before the backlog
+        self.framing_lost = False  # an oversized length: answer what came before, then close
+        self.eof = False  # the peer half-closed: answer what came before, then close
+        self.paused = 0
+        self.closing = False
+        self.last_activity_s = now_s
+        self.partial_since_s: float | None = None  # first byte of the incomplete frame
+        self.write_stalled_since_s: float | None = None
+
+    # bytes in
+
+    def receive(self, data: bytes, now_s: float) -> bool:
+        """Takes bytes read; returns whether frames now wait for a turn."""
+        if self.closing or self.framing_lost:  # refused, closing, or framing lost: read no more
+            return False
+        self.last_activity_s = now_s
+        self._split(data, now_s)
+        return self.has_frames() and not self.paused & HOLDS_BACKLOG
+
+    def has_frames(self) -> bool:
+        """Frames read and not yet handled (or framing lost, to be answered after them)."""
+        return bool(self.backlog) or self.decoder.stopped_at_limit or self.framing_lost
+
+    def _split(self, data: bytes, now_s: float) -> None:
+        """Moves the frames of `data` (and of what the decoder holds) to the backlog, at most
+        MAX_FRAMES_PER_SPLIT at a time: the rest wait in the decoder for a later turn."""
+        decoder = self.decoder
+        buffered_before = decoder.buffered_bytes
+        self.backlog.extend(decoder.feed(data, MAX_FRAMES_PER_SPLIT))
+        if decoder.too_large_length is not None:
+            self.framing_lost = True
+            self.paused |= PAUSED_FOR_LOST
+        elif not decoder.has_partial_frame:
+            self.partial_since_s = None
+        elif self.partial_since_s is None or \
+                decoder.buffered_bytes < buffered_before + len(data):
+            self.partial_since_s = now_s  # a frame ended: a new one began
+
+    def half_closed(self) -> None:
+        """The peer sent EOF: everything already received is answered, then the session ends."""
+        self.eof = True
+        if not self.handling:
+            self._close_after_replies()
+
+    # a turn
+
+    def handle(self, deadline_s: float, clock) -> bool:
+        """Handles what waits, in order (the decode worker's verdict, a long reply being
+        encoded, backlog frames), until clock() passes `deadline_s`; returns whether work is
+        left for another turn. While the client does not read its replies no frame is handled
+        until `writes_unblocked`; while a frame is in the decode worker, until its verdict."""
+        backlog = self.backlog
+        if self.closing:
+            backlog.clear()
+            return False
+        if self.verdict is not None:
+            verdict, self.verdict = self.verdict, None
+            codec, decoded = decoded_from_verdict(verdict)
+            self._answer(codec, clock, decoded)
+        while not self.closing:
+            if self.reply_being_encoded is not None:
+                if self.reply_being_encoded.run_until(self, deadline_s, clock):
+                    self.paused |= PAUSED_FOR_BACKLOG
+                    return True
+                self.reply_being_encoded = None
+            if not backlog and (self.framing_lost or not self.decoder.stopped_at_limit):
+                break
+            if self.paused & HOLDS_BACKLOG or clock() > deadline_s:
+                self.paused |= PAUSED_FOR_BACKLOG
+                return not self.paused & HOLDS_BACKLOG
+            if backlog:
+                self._frame(backlog.popleft(), clock)
+            else:
+                self._split(b"", self.last_activity_s)  # more frames of an earlier read
+        if self.closing:
+            backlog.clear()
+            return False
+        if self.paused & PAUSED_FOR_DECODE:  # the last frame went to the decode worker
+            return False
+        self.paused &= ~PAUSED_FOR_BACKLOG
+        if self.eof:
+            self._close_after_replies()
+            return False
+        if self.framing_lost:
+            self.send_error_and_close(
+                codes.FRAME_TOO_LARGE,
+                f"frame of {self.decoder.too_large_length} bytes exceeds max_frame_bytes "
+                f"{self.config.max_frame_bytes}")
+        return False
+
+    def _frame(self, body: bytes, clock) -> None:
+        """One frame: answered here, or handed to the decode worker (then nothing more is handled
+        until its verdict)."""
+        if len(body) > self.config.max_inline_decode_bytes and self.participant is not None:
+            self.offloaded = body
+            self.paused |= PAUSED_FOR_DECODE
+            return
+        self._answer(codec_of(body), clock, body=body)
+
+    def take_offloaded(self) -> bytes | None:
+        body, self.offloaded = self.offloaded, None
+        return body
+
+    def take_verdict(self, verdict) -> bool:
+        """The decode worker's verdict on the offloaded frame (see switch/decode_worker.py);
+        returns whether the session wants a turn to answer it."""
+        if self.closing:
+            return False
+        self.verdict = verdict
+        self.paused &= ~PAUSED_FOR_DECODE
+        return True
+
+    def _answer(self, codec: str, clock, decoded=None, body: bytes | None = None) -> None:
+        """Decodes `body` (or takes the decode worker's `decoded`), runs the contract's checks in
+        order and the op, and queues the reply (in `codec` if decoding fails), held for the log.
+        `decoded` is (request_id, op, args, validated) where validated is a bool or the decode
+        worker's ProtocolError for the args."""
+        started_s = clock()
+        dispatcher = self.dispatcher
+        request_id = op = None
+        not_before_s = 0.0
+        try:
+            if decoded is None:
+                request_id, op, args, codec, validated = self._decode(body)
+            else:
+                request_id, op, args, validated = decoded
+                if op is None:  # not a request at all: the contract's first checks
+                    raise validated
+            spec = dispatcher.admit_request(self, op)
+            if validated is not True:
+                if validated is not False:
+                    raise validated  # the decode worker's verdict on the args
+                args = validate_args(op, args)
+            reply = ok_reply(request_id, dispatcher.execute(self, op, spec.mutating, args))
+        except HelloRefused as error:
+            reply = error_reply(request_id, error.code, error.message)
+            not_before_s = error.not_before_s
+        except ProtocolError as error:
+            request_id = request_id if error.request_id is None else error.request_id
+            reply = error_reply(request_id, error.code, error.message, **error.details)
+        except Exception as error:  # the dispatcher's own refusals, and bugs of ours
+            reply = dispatcher.error_reply(self, request_id, error)
+        self.request_metrics.record(op, reply["error"]["code"] if "error" in reply else "ok",
+                                    clock() - started_s)
+        seq = dispatcher.reply_seq(op)
+        pieces = encode_body_in_steps(reply, codec)
+        if pieces is not None:  # a long result: encoded in the session's next turns
+            self.reply_being_encoded = ReplyInSteps(pieces, seq, request_id, codec)
+            return
+        self.queue_reply(seq, request_id, codec, encode_frame(encode_body(reply, codec)),
+                         dispatcher.durable_seq, not_before_s)
+
+    def _decode(self, body: bytes) -> tuple:
+        limit = self.config.max_unauthenticated_frame_bytes
+        if self.participant is None and len(body) > limit:
+            raise ProtocolError(codes.UNAUTHENTICATED, f"send hello first; before it, frames "
+                                f"may be at most {limit} bytes (this one was not read)")
+        return decode_request(body)
+
+    @property
+    def handling(self) -> bool:
+        """Whether requests read are still to be handled."""
+        return bool(self.has_frames() or self.reply_being_encoded is not None
+                    or self.verdict is not None or self.paused & PAUSED_FOR_DECODE)
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests read are still to be answered."""
+        return bool(self.waiting) or self.handling
+
+    # replies
+
+    @property
+    def holding(self) -> bool:
+        """Whether replies wait for the log (or for their time)."""
+        return bool(self.waiting)
+
+    def queue_reply(self, seq: int, request_id, codec: str, frame: bytes, durable_seq: int,
+                    not_before_s: float = 0.0) -> None:
+        """Sends `frame` once the log is durable up to `seq` (and, if given, not before the loop
+        time `not_before_s`), after every earlier reply."""
+        waiting = self.waiting
+        if not waiting and seq <= durable_seq and not not_before_s:
+            self.ready.append(frame)
+            return
+        waiting.append(HeldReply(seq, request_id, codec, frame, not_before_s))
+        self.held.count += 1
+        if not_before_s:
+            self.delayed += 1
+            self.paused |= PAUSED_FOR_DELAY
+        if len(waiting) >= self.config.max_inflight_per_connection:
+            self.paused |= PAUSED_FOR_INFLIGHT
+
+    def release(self, durable_seq: int, now_s: float) -> float | None:
+        """Frees the replies now durable (and due), in order. Returns the loop time the first
+        one still held is due at, if it waits for its time rather than for the log."""
+        waiting = self.waiting
+        released = 0
+        due_s = None
+        while waiting:
+            head = waiting[0]
+            if head.seq > durable_seq:
+                break
+            if head.not_before_s:
+                if head.not_before_s > now_s + TIMER_SLACK_S:
+                    due_s = head.not_before_s
+                    break
+                self.delayed -= 1
+            self.ready.append(waiting.popleft().frame)
+            released += 1
+        if released:
+            self.held.count -= released
+            if self.paused & PAUSED_FOR_DELAY and not self.delayed:
+                self.paused &= ~PAUSED_FOR_DELAY
+            if self.paused & PAUSED_FOR_INFLIGHT and \
+                    len(waiting) <= self.config.max_inflight_per_connection // 2:
+                self.paused &= ~PAUSED_FOR_INFLIGHT
+        return due_s
+
+    def first_due_s(self) -> float | None:
+        """The time the first held reply waits for, if it waits for one."""
+        return self.waiting[0].not_before_s or None if self.waiting else None
+
+    def fail_waiting(self, code: str, message: str, durable_seq: int, **details) -> None:
+        """Answers every held request now: those not yet durable with an error (their records
+        will never be), the others with their reply."""
+        for held in self.waiting:
+            frame = held.frame
+            if held.seq > durable_seq:
+                frame = encode_frame(encode_body(error_reply(held.request_id, code, message,
+                                                             **details), held.codec))
+            self.ready.append(frame)
+        self.forget_waiting()
+        self.paused &= ~(PAUSED_FOR_DELAY | PAUSED_FOR_INFLIGHT)
+
+    def forget_waiting(self) -> None:
+        """Drops every held reply (the connection is gone, or they were answered)."""
+        self.held.count -= len(self.waiting)
+        self.waiting.clear()
+        self.delayed = 0
+
+    def take_output(self) -> bytes:
+        """The reply bytes free to leave, in order (empty if none)."""
+        ready = self.ready
+        if not ready:
+            return b""
+        data = ready[0] if len(ready) == 1 else b"".join(ready)
+        ready.clear()
+        return data
+
+    @property
+    def close_wanted(self) -> bool:
+        """Whether the session is over and every reply has left the session."""
+        return bool(self.paused & PAUSED_FOR_CLOSE) and not self.waiting
+
+    def _close_after_replies(self) -> None:
+        self.closing = True
+        self.paused |= PAUSED_FOR_CLOSE
+
+    def send_error_and_close(self, code: str, message: str) -> None:
+        """Answers in JSON with id null after every earlier reply, then closes: framing is lost."""
+        frame = encode_frame(encode_body(error_reply(None, code, message), JSON))
+        self._close_after_replies()
+        if self.waiting:
+            self.waiting.append(HeldReply(self.waiting[-1].seq, None, JSON, frame, 0.0))
+            self.held.count += 1
+        else:
+            self.ready.append(frame)
+
+    # the client's reading
+
+    def writes_blocked(self, now_s: float) -> None:
+        """The client does not read its replies fast enough: handle nothing more meanwhile."""
+        self.write_stalled_since_s = now_s
+        self.paused |= PAUSED_FOR_WRITES
+
+    def writes_unblocked(self) -> bool:
+        """Returns whether frames wait for a turn."""
+        self.write_stalled_since_s = None
+        self.paused &= ~PAUSED_FOR_WRITES
+        return self.has_frames() and not self.paused & HOLDS_BACKLOG
+
+    def reading_resumed(self, now_s: float) -> None:
+        """The glue reads again: the rest of a frame may have waited in the kernel meanwhile."""
+        if self.partial_since_s is not None:
+            self.partial_since_s = now_s
+
+    # time limits
+
+    def expired(self, now_s: float) -> str | None:
+        """Which of the session's time limits (see switch/connection.py) has run out, if one
+        has: a frame begun and not completed, replies not read, or no traffic. A session closing
+        only checks the write stall; a frame timeout is answered before the session ends."""
+        config = self.config
+        if self.write_stalled_since_s is not None and \
+                now_s - self.write_stalled_since_s > config.write_stall_timeout_s:
+            return WRITE_STALL
+        if self.closing:
+            return None
+        if self.partial_since_s is not None and not self.paused and \
+                now_s - self.partial_since_s > config.frame_timeout_s:
+            self.send_error_and_close(
+                codes.BAD_FRAME, f"frame not completed within frame_timeout_s "
+                                 f"{config.frame_timeout_s:g}s of its first byte")
+            return FRAME_TIMEOUT
+        if not self.waiting and now_s - self.last_activity_s > config.idle_timeout_s:
+            self.closing = True
+            return IDLE
+        return None
+
+
+def decoded_from_verdict(verdict: list) -> tuple:
+    """(codec, (request_id, op, args, validated)) of a decode worker's verdict; validated is True
+    or the ProtocolError to answer (with op None: the frame is not a request at all)."""
+    codec, request_id, op, args, problem = verdict
+    if problem is None:
+        return codec, (request_id, op, args, True)
+    return codec, (request_id, op, None, ProtocolError(problem[0], problem[1], request_id))
