@@ -14,7 +14,7 @@ import uvloop
 from client import AsyncClient, SwitchError, TransportError
 
 from . import setup
-from .cpu import CpuMeter, local_switch_pid
+from .cpu import CpuMeter
 from .config import Config, ConfigError, Target, parse_args, resolve_target
 from .driver import LoadError
 from .live import LiveLine
@@ -52,6 +52,18 @@ async def prepare(config: Config, target: Target, layout: setup.Layout) -> Total
         return await account_totals(client, layout.all_accounts()) if config.verify else None
 
 
+def switch_cpu_s(config: Config, target: Target) -> float | None:
+    """The switch's CPU seconds from its `stats` (None from a switch without the `process`
+    section, or one that does not answer)."""
+    async def read() -> float | None:
+        async with await _admin(config, target) as client:
+            return (await client.stats()).get("process", {}).get("cpu_s")
+    try:
+        return uvloop.run(read())
+    except (SwitchError, TransportError):
+        return None
+
+
 def check(config: Config, target: Target, layout: setup.Layout, before: Totals,
           evidence) -> Verdict:
     """Verification reads from the primary (a standby answers reads with not_primary)."""
@@ -80,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                                     config.accounts)
         before = uvloop.run(prepare(config, target, layout))
         stats = Stats(config.processes, config.warmup_s, live)
-        ports = {port for _, port in target.addresses}
-        with CpuMeter(local_switch_pid(config.data_dir, ports)) as cpu:
+        with CpuMeter(lambda: switch_cpu_s(config, target)) as cpu:
             evidence = run_load(config, target, [list(a) for a in layout.accounts], run_id,
                                 stats)
         live.close()
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print("loadtest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     summary = summarize(config, target, layout.prefix, run_id, stats.total, verdict,
-                        cpu.usage())
+                        cpu.usage(transfers_acknowledged=evidence.sample.seen))
     print(render(summary))
     if config.json_path is not None:
         write_json(summary, config.json_path)

@@ -1,12 +1,11 @@
-"""CPU used during the load, by the generator and (when it runs on this machine) the switch:
-on a small box they share the cores, so either may be what limits throughput."""
+"""CPU used during the load, by the generator and by the switch (its own counters, the `process`
+section of `stats`, children included): on a small box they share the cores, so either may be
+what limits throughput; and what each spends per acknowledged transfer."""
 
-import json
 import os
 import resource
 import time
-
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+from collections.abc import Callable
 
 
 def generator_cpu_s() -> float:
@@ -16,54 +15,45 @@ def generator_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def local_switch_pid(data_dir, ports: set[int]) -> int | None:
-    """The switch's pid from DATA_DIR/server.json, if that file describes a switch we load (one
-    listening on one of `ports`)."""
-    try:
-        info = json.loads((data_dir / "server.json").read_text())
-        pid = int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid if info.get("port") in ports and process_cpu_s(pid) is not None else None
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU of another process (Linux /proc), None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime, stime
-
-
 class CpuMeter:
-    """`with CpuMeter(switch_pid) as meter: ...`, then `meter.usage()`."""
+    """`with CpuMeter(switch_cpu_s) as meter: ...`, then `meter.usage(transfers)`;
+    `switch_cpu_s()` reads the switch's CPU seconds, None when it cannot."""
 
-    def __init__(self, switch_pid: int | None):
-        self._pid = switch_pid
+    def __init__(self, switch_cpu_s: Callable[[], float | None]):
+        self._switch_cpu_s = switch_cpu_s
         self._start = self._end = (0.0, 0.0, None)
 
-    def _sample(self) -> tuple:
-        return time.monotonic(), generator_cpu_s(), self._pid and process_cpu_s(self._pid)
-
     def __enter__(self) -> "CpuMeter":
-        self._start = self._sample()
+        switch_s = self._switch_cpu_s()
+        self._start = (time.monotonic(), generator_cpu_s(), switch_s)
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._end = self._sample()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        wall_s, generator_s = time.monotonic(), generator_cpu_s()
+        self._end = (wall_s, generator_s, None if exc_type else self._switch_cpu_s())
 
-    def usage(self) -> dict:
-        """CPU seconds and cores kept busy (1.0 = one core); the switch's None if unknown."""
+    def usage(self, transfers_acknowledged: int) -> dict:
+        """CPU seconds, cores kept busy (1.0 = one core) and µs per acknowledged transfer over
+        the load (warm-up and drain included: `transfers_acknowledged` counts the same span);
+        the switch's None if unknown."""
         (start_s, generator_0, switch_0), (end_s, generator_1, switch_1) = self._start, self._end
         wall_s = max(end_s - start_s, 1e-9)
+        generator_s = generator_1 - generator_0
         switch_s = None if switch_0 is None or switch_1 is None else switch_1 - switch_0
+
+        def per_transfer_us(cpu_s: float | None) -> float | None:
+            if cpu_s is None or not transfers_acknowledged:
+                return None
+            return round(cpu_s / transfers_acknowledged * 1e6, 2)
+
         return {
             "wall_s": round(wall_s, 3),
-            "generator_s": round(generator_1 - generator_0, 3),
-            "generator_cores": round((generator_1 - generator_0) / wall_s, 3),
+            "generator_s": round(generator_s, 3),
+            "generator_cores": round(generator_s / wall_s, 3),
             "switch_s": None if switch_s is None else round(switch_s, 3),
             "switch_cores": None if switch_s is None else round(switch_s / wall_s, 3),
             "cores_available": os.cpu_count(),
+            "transfers_acknowledged": transfers_acknowledged,
+            "generator_cpu_us_per_transfer": per_transfer_us(generator_s),
+            "server_cpu_us_per_transfer": per_transfer_us(switch_s),
         }
