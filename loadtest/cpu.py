@@ -5,7 +5,7 @@ what limits throughput; and what each spends per acknowledged transfer."""
 import os
 import resource
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def generator_cpu_s() -> float:
@@ -15,31 +15,65 @@ def generator_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-class CpuMeter:
-    """`with CpuMeter(switch_cpu_s) as meter: ...`, then `meter.usage(transfers)`;
-    `switch_cpu_s()` reads the switch's CPU seconds, None when it cannot."""
+SAME_PROCESS_SLACK_S = 0.5  # uptime and our clock advance alike between readings of one process
 
-    def __init__(self, switch_cpu_s: Callable[[], float | None]):
-        self._switch_cpu_s = switch_cpu_s
-        self._start = self._end = (0.0, 0.0, None)
+
+@dataclass(frozen=True)
+class SwitchCpuReading:
+    node: str  # the address the operator client was on
+    uptime_s: float  # the switch's
+    read_at_s: float  # our monotonic clock
+    cpu_s: float
+
+
+async def read_switch_cpu(client) -> SwitchCpuReading | None:
+    """The switch's CPU seconds, children included, from its `stats`; None from a switch
+    without the `process` section."""
+    stats = await client.stats()
+    if "process" not in stats:
+        return None
+    return SwitchCpuReading(client.address, stats["uptime_s"], time.monotonic(),
+                            stats["process"]["cpu_s"])
+
+
+@dataclass
+class SwitchCpu:
+    """The switch's CPU read just before and just after the load (on the operator connections
+    set-up and verification open anyway)."""
+    before: SwitchCpuReading | None = None
+    after: SwitchCpuReading | None = None
+
+    def used_s(self) -> float | None:
+        """CPU seconds between the readings; None unless both come from one switch process
+        (a failover or a restart in between starts another count)."""
+        before, after = self.before, self.after
+        if before is None or after is None or before.node != after.node:
+            return None
+        drift_s = (after.uptime_s - before.uptime_s) - (after.read_at_s - before.read_at_s)
+        return after.cpu_s - before.cpu_s if abs(drift_s) < SAME_PROCESS_SLACK_S else None
+
+
+class CpuMeter:
+    """`with CpuMeter() as meter: ...` around the load, then `meter.usage(transfers, switch)`."""
+
+    def __init__(self):
+        self._start = self._end = (0.0, 0.0)
 
     def __enter__(self) -> "CpuMeter":
-        switch_s = self._switch_cpu_s()
-        self._start = (time.monotonic(), generator_cpu_s(), switch_s)
+        self._start = (time.monotonic(), generator_cpu_s())
         return self
 
-    def __exit__(self, exc_type, *exc_info) -> None:
-        wall_s, generator_s = time.monotonic(), generator_cpu_s()
-        self._end = (wall_s, generator_s, None if exc_type else self._switch_cpu_s())
+    def __exit__(self, *exc_info) -> None:
+        self._end = (time.monotonic(), generator_cpu_s())
 
-    def usage(self, transfers_acknowledged: int) -> dict:
+    def usage(self, transfers_acknowledged: int, switch: SwitchCpu) -> dict:
         """CPU seconds, cores kept busy (1.0 = one core) and µs per acknowledged transfer over
         the load (warm-up and drain included: `transfers_acknowledged` counts the same span);
         the switch's None if unknown."""
-        (start_s, generator_0, switch_0), (end_s, generator_1, switch_1) = self._start, self._end
+        (start_s, generator_0), (end_s, generator_1) = self._start, self._end
         wall_s = max(end_s - start_s, 1e-9)
         generator_s = generator_1 - generator_0
-        switch_s = None if switch_0 is None or switch_1 is None else switch_1 - switch_0
+        switch_s = switch.used_s()
 
         def per_transfer_us(cpu_s: float | None) -> float | None:
             if cpu_s is None or not transfers_acknowledged:

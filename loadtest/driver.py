@@ -370,19 +370,27 @@ class LoadConnection(asyncio.Protocol):
                     self._uncertain(items)
                 if errors is not None:
                     errors[code] = errors.get(code, 0) + 1
-        acknowledged = [item for item, status in zip(items, statuses) if status in _SUCCESS]
-        if acknowledged:
-            evidence = run.evidence
-            evidence.tally.acknowledged_items(acknowledged)
-            evidence.sample.offer_many(acknowledged)
-        if errors is not None and len(acknowledged) < len(statuses):
+        if len(statuses) == 1:  # one transfer: no lists to build
+            acknowledged = 1 if statuses[0] in _SUCCESS else 0
+            if acknowledged:
+                item = items[0]
+                run.evidence.tally.acknowledged(item[2], item[1])
+                run.evidence.sample.offer(item)
+        else:
+            acknowledged_items = [item for item, status in zip(items, statuses)
+                                  if status in _SUCCESS]
+            acknowledged = len(acknowledged_items)
+            if acknowledged:
+                run.evidence.tally.acknowledged_items(acknowledged_items)
+                run.evidence.sample.offer_many(acknowledged_items)
+        if errors is not None and acknowledged < len(statuses):
             for status in statuses:
                 if status not in _SUCCESS:
                     errors[status] = errors.get(status, 0) + 1
         if recorded:
             tick.latency[request.kind].record(int((now_s - start_s) * 1e6))
             tick.requests += 1
-            tick.transfers_acknowledged += len(acknowledged)
+            tick.transfers_acknowledged += acknowledged
             tick.measured_s = now_s - run.measure_from_s
 
     def _uncertain(self, items: tuple) -> None:

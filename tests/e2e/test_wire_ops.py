@@ -592,6 +592,15 @@ def test_stats_counts_the_ledger(admin, codec, tokens):
     assert (stats["ledger"]["transfers"], stats["ledger"]["pending"]) == (2, 1)
 
 
+def test_stats_has_the_switch_cpu_its_children_included(admin, codec):
+    first = ok(admin, "stats", None, codec)["process"]
+    assert first["own_cpu_s"] > 0 and first["children_cpu_s"] >= 0
+    assert first["cpu_s"] == pytest.approx(first["own_cpu_s"] + first["children_cpu_s"])
+    ok(admin, "lookup_accounts", {"ids": ["a-1"] * 8190}, codec)  # some work in between
+    later = ok(admin, "stats", None, codec)["process"]
+    assert later["own_cpu_s"] >= first["own_cpu_s"]
+
+
 def test_replies_may_be_larger_than_max_frame_bytes(admin):
     create_world(admin)
     ids = [f"big-{n}" for n in range(8190)]
