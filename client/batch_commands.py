@@ -17,14 +17,14 @@ import argparse
 import asyncio
 import datetime
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from protocol import JSON, codes, encode_request
-from switch.batches.formats import pain002, parse_batch, results_csv
+from protocol.atomic_file import write_atomically
+from protocol.batch_files import pain002, parse_batch, results_csv
 
 from .async_client import AsyncClient
 from .commands import Output
@@ -364,15 +364,6 @@ async def all_results(client: AsyncClient, batch_id: str) -> list[tuple[int, str
     return rows
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-
-
 def _pain002(original: Path, batch_id: str, rows: list) -> bytes:
     parsed = parse_batch("pain.001", original.read_bytes(), None)
     if parsed.errors:
@@ -419,7 +410,7 @@ async def results(client: AsyncClient, args: argparse.Namespace) -> Output:
         return Output({**data, "results": [{"index": i, "id": t, "status": s}
                                            for i, t, s in rows]},
                       document.decode("utf-8").removesuffix("\n"))
-    await asyncio.to_thread(_write_atomically, args.output, document)
+    await asyncio.to_thread(write_atomically, args.output, document)
     return Output({**data, "output": str(args.output)},
                   f"wrote {len(rows):,} results ({summary['created']:,} created, "
                   f"{summary['failed']:,} failed) to {args.output}")

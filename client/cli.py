@@ -14,24 +14,15 @@ import sys
 from pathlib import Path
 
 from protocol import JSON, MSGPACK
-from protocol.addresses import AddressError, parse_address
 from protocol.cli_help import ArgumentParser
 
 from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
+from .discovery import ConfigError, add_address_arguments, resolve_addresses, resolve_admin_token
 from .errors import NotPrimary, OutcomeUnknown, SwitchError, TransportError
-from .failover import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETRY_DEADLINE_S, Address, describe
+from .failover import DEFAULT_RETRY_DEADLINE_S, Address, describe
 
 ADMIN = "admin"
-HOST_HELP = ("the switch's address, HOST or HOST:PORT ([IPV6]:PORT); repeat it or separate "
-             "addresses with commas to list a cluster's nodes, tried in order, requests going "
-             "on to the primary (default: 127.0.0.1)")
-PORT_HELP = ("the port of each address given without one (default: from DATA_DIR/server.json, "
-             "else 7878)")
-
-
-class ConfigError(Exception):
-    pass
 
 
 def _cap(allow_none: bool):
@@ -82,21 +73,6 @@ def _overdraft(text: str) -> int | None:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an integer or 'unlimited', got {text!r}") from None
-
-
-def host_entries(text: str) -> list[tuple[str, int | None]]:
-    """--host: comma-separated addresses, each HOST or HOST:PORT; port None where not given."""
-    try:
-        return [parse_address(entry.strip()) for entry in text.split(",")]
-    except AddressError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_address_arguments(group) -> None:
-    """--host (repeatable) and --port: the switch's nodes, shared with the load generator."""
-    group.add_argument("--host", dest="hosts", action="extend", type=host_entries,
-                       metavar="HOST[:PORT][,...]", help=HOST_HELP)
-    group.add_argument("--port", type=int, help=PORT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,27 +227,6 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
         w.set_defaults(run=run)
 
 
-def resolve_addresses(args) -> list[Address]:
-    """The --host entries, those without a port on --port (else DATA_DIR's, else 7878)."""
-    entries = args.hosts or [(DEFAULT_HOST, None)]
-    if all(port is not None for _, port in entries):
-        return entries  # server.json is not needed, not even read
-    default_port = resolve_port(args)
-    return [(host, default_port if port is None else port) for host, port in entries]
-
-
-def resolve_port(args: argparse.Namespace) -> int:
-    if args.port is not None:
-        return args.port
-    path = args.data_dir / "server.json"
-    try:
-        return int(json.loads(path.read_text())["port"])
-    except FileNotFoundError:
-        return DEFAULT_PORT
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read the port from {path}: {exc}") from None
-
-
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """A client TLS context when any --tls-* flag is given (system CAs unless --tls-ca)."""
     if not (args.tls_ca or args.tls_cert or args.tls_key):
@@ -289,18 +244,9 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
-    if args.token:
-        return args.token
-    if args.participant != ADMIN:
+    if args.participant != ADMIN and not args.token:
         raise ConfigError(f"--token is required to act as {args.participant}")
-    if environ.get("SWITCH_ADMIN_TOKEN"):
-        return environ["SWITCH_ADMIN_TOKEN"]
-    path = args.data_dir / "admin.token"
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"no admin token: pass --token, set SWITCH_ADMIN_TOKEN or provide "
-                          f"{path} ({exc.strerror})") from None
+    return resolve_admin_token(args.token, args.data_dir, environ)
 
 
 async def run(args: argparse.Namespace, addresses: list[Address],

@@ -1,19 +1,16 @@
-"""One pipelined connection: frames out, replies matched to requests strictly in order.
-
-Replies arrive in request order, so each one must carry the id at the head of the queue. Anything
-else (a wrong id, an undecodable body, a reply nobody asked for) means we can no longer tell which
-reply is whose, so the connection is closed and every request on it fails. The same happens when
-a request is cancelled or times out: its reply would otherwise be read by the next request
-(the redis-py CVE-2023-28858 bug).
+"""One pipelined connection: frames out, replies matched to requests strictly in order
+(`protocol.replies`). When they can no longer be matched, the connection is closed and every
+request on it fails. The same happens when a request is cancelled or times out: its reply would
+otherwise be read by the next request (the redis-py CVE-2023-28858 bug).
 """
 
 import asyncio
 import ssl as _ssl
-from collections import deque
 from typing import Any
 
-from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
+from protocol import codes, encode_request
 from protocol.addresses import display_address
+from protocol.replies import InOrderReplies, ReplyMismatch
 
 from .errors import ConnectionLost, ProtocolViolation, error_from_code
 
@@ -26,11 +23,10 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, codec: str, max_reply_bytes: int):
         self._codec = codec
-        self._decoder = FrameDecoder(max_reply_bytes)
+        self._replies = InOrderReplies(max_reply_bytes)  # (request id, future) outstanding
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._next_id = 1
-        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._writable = asyncio.Event()
@@ -89,7 +85,7 @@ class Connection(asyncio.Protocol):
                 f"request of {body_bytes} bytes exceeds the server's {self.max_request_bytes}")
         self._next_id += 1
         future = self._loop.create_future()
-        self._waiting.append((request_id, future))
+        self._replies.sent(request_id, future)
         self._out.append(frame)
         if not self._flush_scheduled:
             # Frames queued by many tasks in one loop iteration leave in one write.
@@ -107,7 +103,8 @@ class Connection(asyncio.Protocol):
         """Close the connection and fail every request still waiting on it."""
         if self._failure is None:
             self._failure = error_type(message)
-        waiting, self._waiting = self._waiting, deque()
+        waiting = list(self._replies.outstanding)
+        self._replies.outstanding.clear()
         for _, future in waiting:
             if not future.done():
                 future.set_exception(error_type(message))
@@ -135,29 +132,15 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._failure is not None:
             return
-        for body in self._decoder.feed(data):
-            self._on_reply(body)
-            if self._failure is not None:
-                return
-        if self._decoder.too_large_length is not None:
-            too_large = self._decoder.too_large_length
-            self._fail(ProtocolViolation, f"reply of {too_large} bytes exceeds the client's limit")
-
-    def _on_reply(self, body: bytes) -> None:
         try:
-            reply, _ = decode_body(body)
-        except ProtocolError as exc:
-            return self._fail(ProtocolViolation, f"undecodable reply: {exc}")
-        if not self._waiting:
-            return self._fail(ProtocolViolation, f"reply {reply.get('id')!r} to no request")
-        expected_id, future = self._waiting[0]
-        reply_id = reply.get("id")
-        if type(reply_id) is not int or reply_id != expected_id:
-            return self._fail(ProtocolViolation, _mismatch_message(reply, expected_id))
-        self._waiting.popleft()
-        if not _settle(future, reply):
-            self._waiting.appendleft((expected_id, future))
-            self._fail(ProtocolViolation, f"malformed reply to request {expected_id}")
+            for future, reply in self._replies.feed(data):
+                if not _settle(future, reply):
+                    message = f"malformed reply to request {reply['id']}"
+                    if not future.done():
+                        future.set_exception(ProtocolViolation(message))
+                    return self._fail(ProtocolViolation, message)
+        except ReplyMismatch as exc:
+            self._fail(ProtocolViolation, str(exc))
 
 
 def _settle(future: asyncio.Future, reply: dict) -> bool:
@@ -177,10 +160,3 @@ def _settle(future: asyncio.Future, reply: dict) -> bool:
             future.set_exception(value)
     return True
 
-
-def _mismatch_message(reply: dict, expected_id: int) -> str:
-    message = f"reply id {reply.get('id')!r} does not match request id {expected_id}"
-    error = reply.get("error")
-    if isinstance(error, dict):  # e.g. a `bad_frame` answered with id null
-        message += f" (server error {error.get('code')}: {error.get('message')})"
-    return message

@@ -14,7 +14,7 @@ import uvloop
 from client import AsyncClient, SwitchError, TransportError
 
 from . import setup
-from .cpu import CpuMeter, local_switch_pid
+from .cpu import CpuMeter, SwitchCpu, read_switch_cpu
 from .config import Config, ConfigError, Target, parse_args, resolve_target
 from .driver import LoadError
 from .live import LiveLine
@@ -42,21 +42,38 @@ async def _admin(config: Config, target: Target) -> AsyncClient:
                                      timeout_s=120.0, retry_deadline_s=config.retry_deadline_s)
 
 
-async def prepare(config: Config, target: Target, layout: setup.Layout) -> Totals | None:
-    """Create (or confirm) the accounts; returns their totals before the load, for verify."""
+async def prepare(config: Config, target: Target, layout: setup.Layout,
+                  switch_cpu: SwitchCpu) -> Totals | None:
+    """Create (or confirm) the accounts; returns their totals before the load, for verify. The
+    switch's CPU is read last, just before the load."""
     async with await _admin(config, target) as client:
         if config.reuse is None:
             await setup.create(client, layout, config.initial_balance)
         else:
             await setup.confirm(client, layout)
-        return await account_totals(client, layout.all_accounts()) if config.verify else None
+        totals = await account_totals(client, layout.all_accounts()) if config.verify else None
+        switch_cpu.before = await read_switch_cpu(client)
+        return totals
+
+
+def read_switch_cpu_after(config: Config, target: Target, switch_cpu: SwitchCpu) -> None:
+    """The switch's CPU after the load, when no verification reads it."""
+    async def read() -> None:
+        async with await _admin(config, target) as client:
+            switch_cpu.after = await read_switch_cpu(client)
+    try:
+        uvloop.run(read())
+    except TransportError:
+        pass  # unknown, as from a switch without the `process` section
 
 
 def check(config: Config, target: Target, layout: setup.Layout, before: Totals,
-          evidence) -> Verdict:
-    """Verification reads from the primary (a standby answers reads with not_primary)."""
+          evidence, switch_cpu: SwitchCpu) -> Verdict:
+    """Verification reads from the primary (a standby answers reads with not_primary); the
+    switch's CPU is read first, just after the load."""
     async def checked() -> Verdict:
         async with await _admin(config, target) as client:
+            switch_cpu.after = await read_switch_cpu(client)
             return await verify(client, layout.all_accounts(), before, evidence)
     try:
         return uvloop.run(checked())
@@ -78,14 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         layout = setup.Layout.named(config.reuse or f"lt-{run_id}", config.participants,
                                     config.accounts)
-        before = uvloop.run(prepare(config, target, layout))
+        switch_cpu = SwitchCpu()
+        before = uvloop.run(prepare(config, target, layout, switch_cpu))
         stats = Stats(config.processes, config.warmup_s, live)
-        ports = {port for _, port in target.addresses}
-        with CpuMeter(local_switch_pid(config.data_dir, ports)) as cpu:
+        with CpuMeter() as cpu:
             evidence = run_load(config, target, [list(a) for a in layout.accounts], run_id,
                                 stats)
         live.close()
-        verdict = check(config, target, layout, before, evidence) if config.verify else None
+        if config.verify:
+            verdict = check(config, target, layout, before, evidence, switch_cpu)
+        else:
+            verdict = None
+            read_switch_cpu_after(config, target, switch_cpu)
     except (setup.SetupError, LoadError, SwitchError, TransportError) as error:
         live.close()
         print(f"loadtest: {error}", file=sys.stderr)
@@ -95,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print("loadtest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     summary = summarize(config, target, layout.prefix, run_id, stats.total, verdict,
-                        cpu.usage())
+                        cpu.usage(evidence.sample.seen, switch_cpu))
     print(render(summary))
     if config.json_path is not None:
         write_json(summary, config.json_path)

@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # The operator CLI's --host list and discovery, shared.
-from client.cli import ConfigError, add_address_arguments, resolve_addresses
-from client.failover import DEFAULT_HOST, DEFAULT_RETRY_DEADLINE_S, Address
+from client import (
+    DEFAULT_HOST, DEFAULT_RETRY_DEADLINE_S, Address, ConfigError, add_address_arguments,
+    resolve_addresses, resolve_admin_token,
+)
 from protocol import JSON, MSGPACK, is_valid_id
 from protocol.addresses import display_address
 from protocol.values import MAX_ITEMS
@@ -252,17 +254,5 @@ class Target:
 
 
 def resolve_target(config: Config, environ) -> Target:
-    return Target(tuple(resolve_addresses(config)), _resolve_token(config, environ))
-
-
-def _resolve_token(config: Config, environ) -> str:
-    if config.token:
-        return config.token
-    if environ.get("SWITCH_ADMIN_TOKEN"):
-        return environ["SWITCH_ADMIN_TOKEN"]
-    path = config.data_dir / "admin.token"
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"no admin token: pass --token, set SWITCH_ADMIN_TOKEN or provide "
-                          f"{path} ({exc.strerror})") from None
+    return Target(tuple(resolve_addresses(config)),
+                  resolve_admin_token(config.token, config.data_dir, environ))

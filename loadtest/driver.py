@@ -2,8 +2,8 @@
 
 Each connection keeps `pipeline` requests encoded ahead, so a reply is answered by a write of
 bytes that are already there; encoding the next ones happens after the write, while the switch
-works. Replies come back in request order, so the head of the in-flight queue is the request a
-reply answers; anything else (wrong id, undecodable or malformed reply) closes the connection.
+works. Replies are matched to requests in order (`protocol.replies`); a reply that does not
+answer the oldest request in flight, or a malformed one, closes the connection.
 A connection whose node is lost, or answers `not_primary`, `shutting_down` or `unavailable`,
 reconnects and resends what it has in flight (`LoadConnection`).
 
@@ -25,8 +25,9 @@ from typing import Protocol
 
 import msgpack
 
-from protocol import FrameDecoder, ProtocolError, codes, decode_body, encode_request
+from protocol import codes, decode_body, encode_request
 from protocol.addresses import display_address
+from protocol.replies import InOrderReplies, ReplyMismatch
 
 from .failover import RECONNECT_CODES, Failover, Move
 from .stats import TRANSPORT_PREFIX, Tick
@@ -48,6 +49,7 @@ _INTERNAL = codes.INTERNAL
 _RECONNECT_CODES = RECONNECT_CODES
 _now_s = time.monotonic  # system-wide on Linux, so processes agree on t0
 _unpackb = msgpack.unpackb
+_HELLO = "hello"  # what stands for the hello request among those in flight
 
 
 class LoadError(Exception):
@@ -165,11 +167,11 @@ class LoadConnection(asyncio.Protocol):
         self.index = index  # among all connections of the run, every process's
         self.token = target.token
         self.failover = Failover(target.addresses, run.config.retry_deadline_s)
-        self.decoder = FrameDecoder(MAX_REPLY_BYTES)
+        self.replies = InOrderReplies(MAX_REPLY_BYTES, decode=decode_reply_leniently)
         self.transport: asyncio.Transport | None = None
         self.open = False  # connected, greeted and sending
         self._said_hello = False  # the current transport answered hello
-        self.inflight: deque = deque()  # (start_s, Request), oldest first
+        self.inflight: deque = self.replies.outstanding  # (request id, Request), oldest first
         self.ready: deque = deque()  # encoded, not yet sent
         self.sent = 0  # open loop: requests sent, the index into the schedule
         self.failure: str | None = None  # an error code once the stream has ended
@@ -214,6 +216,8 @@ class LoadConnection(asyncio.Protocol):
                 raise LoadError("closed")
             await self._hello()
         except LoadError as error:
+            if self.inflight and self.inflight[0][1] is _HELLO:
+                self.inflight.popleft()  # unanswered: the next transport says hello again
             gone = self._transport_gone
             if self.transport is not None:
                 self.transport.abort()
@@ -225,6 +229,7 @@ class LoadConnection(asyncio.Protocol):
             raise LoadError("connection lost before hello")
         self._greeting = self.run.loop.create_future()
         args = {"participant": "admin", "token": self.token}
+        self.inflight.appendleft((0, _HELLO))  # answered first: the resends follow it
         self.transport.write(encode_request(0, "hello", args, self.workload.codec))
         try:
             reply = await asyncio.wait_for(self._greeting, HELLO_TIMEOUT_S)
@@ -246,12 +251,13 @@ class LoadConnection(asyncio.Protocol):
         free = self.run.pipeline - len(self.inflight)
         if free <= 0 or not self.open:
             return
-        run, ready, inflight = self.run, self.ready, self.inflight
+        run, ready, sent = self.run, self.ready, self.replies.sent
         start_s = _now_s()
         frames = []
         while free and run.admit(start_s):
             request = ready.popleft()
-            inflight.append((start_s, request))
+            request.start_s = start_s
+            sent(request.request_id, request)
             frames.append(request.frame)
             free -= 1
         self._write(frames)
@@ -261,7 +267,7 @@ class LoadConnection(asyncio.Protocol):
         free = self.run.pipeline - len(self.inflight)
         if free <= 0 or not self.open:
             return
-        run, ready, inflight = self.run, self.ready, self.inflight
+        run, ready, sent = self.run, self.ready, self.replies.sent
         # The last schedule index due: index * connections + self.index <= elapsed * rate
         elapsed_s = now_s + EARLY_SEND_S - run.t0_s
         last_due = int((elapsed_s * run.rate_per_s - self.index) // run.connections_total)
@@ -272,8 +278,9 @@ class LoadConnection(asyncio.Protocol):
             if not run.admit(intended_s):
                 break
             request = ready.popleft()
-            start_s = intended_s if now_s > intended_s else now_s  # late: from the schedule
-            inflight.append((start_s, request))
+            # late: from the schedule
+            request.start_s = intended_s if now_s > intended_s else now_s
+            sent(request.request_id, request)
             if intended_s >= run.measure_from_s:
                 lag.record(int((now_s - intended_s) * 1e6))  # early sends count as 0
             frames.append(request.frame)
@@ -309,45 +316,37 @@ class LoadConnection(asyncio.Protocol):
         if not self.open:
             return
         now_s = _now_s()
-        inflight = self.inflight
-        bodies = self.decoder.feed(data)
-        for body in bodies:
-            if not inflight:
-                return self._violation("a reply to no request")
-            start_s, request = inflight.popleft()
-            try:
-                reply = decode_reply(body)
-                if reply.get("id") != request.request_id:
-                    raise ValueError(f"reply id {reply.get('id')!r}, expected "
-                                     f"{request.request_id}: {reply.get('error')}")
+        request = None
+        try:
+            for request, reply in self.replies.feed(data):
                 if reply["ok"] is not True and reply["error"]["code"] in _RECONNECT_CODES:
-                    inflight.appendleft((start_s, request))  # unanswered: resent elsewhere
+                    self.inflight.appendleft((request.request_id, request))  # resent elsewhere
                     return self._leave(self.failover.answered(reply["error"]),
                                        reply["error"].get("message"))
-                self._settle(reply, request, start_s, now_s)
-            except (ProtocolError, ValueError, LookupError, TypeError) as exc:
-                inflight.appendleft((start_s, request))
-                return self._violation(f"unusable reply: {exc!r}")
-        if self.decoder.too_large_length is not None:
-            return self._violation(f"reply of {self.decoder.too_large_length} bytes")
-        if bodies:
+                self._settle(reply, request, now_s)
+        except ReplyMismatch as exc:
+            return self._violation(f"unusable reply: {exc}")
+        except (ValueError, LookupError, TypeError) as exc:  # a malformed reply
+            self.inflight.appendleft((request.request_id, request))  # its outcome is unknown
+            return self._violation(f"unusable reply: {exc!r}")
+        if request is not None:
             self.failover.answering()
         self._send_more()
 
     def _greeted(self, data: bytes) -> None:
-        bodies = self.decoder.feed(data)
-        if bodies:
-            try:
-                self._greeting.set_result(decode_body(bodies[0])[0])
-            except ProtocolError as exc:
-                self._greeting.set_exception(LoadError(f"undecodable hello reply: {exc}"))
+        try:
+            for _, reply in self.replies.feed(data):
+                return self._greeting.set_result(reply)
+        except ReplyMismatch as exc:
+            self._greeting.set_exception(LoadError(f"unusable hello reply: {exc}"))
 
-    def _settle(self, reply: dict, request, start_s: float, now_s: float) -> None:
+    def _settle(self, reply: dict, request, now_s: float) -> None:
         """Count one reply: money moved and sampled ids for verification, always; latency,
         requests and errors only for requests sent after the warm-up."""
         run = self.run
         tick = run.tick
         tick.replies += 1
+        start_s = request.start_s
         recorded = start_s >= run.measure_from_s
         errors = tick.errors if recorded else None
         items = request.items
@@ -371,15 +370,23 @@ class LoadConnection(asyncio.Protocol):
                     self._uncertain(items)
                 if errors is not None:
                     errors[code] = errors.get(code, 0) + 1
-        acknowledged = 0
-        evidence = run.evidence
-        for item, status in zip(items, statuses):
-            if status in _SUCCESS:
-                acknowledged += 1
-                evidence.tally.acknowledged(item[2], item[1])
-                evidence.sample.offer(item)
-            elif errors is not None:
-                errors[status] = errors.get(status, 0) + 1
+        if len(statuses) == 1:  # one transfer: no lists to build
+            acknowledged = 1 if statuses[0] in _SUCCESS else 0
+            if acknowledged:
+                item = items[0]
+                run.evidence.tally.acknowledged(item[2], item[1])
+                run.evidence.sample.offer(item)
+        else:
+            acknowledged_items = [item for item, status in zip(items, statuses)
+                                  if status in _SUCCESS]
+            acknowledged = len(acknowledged_items)
+            if acknowledged:
+                run.evidence.tally.acknowledged_items(acknowledged_items)
+                run.evidence.sample.offer_many(acknowledged_items)
+        if errors is not None and acknowledged < len(statuses):
+            for status in statuses:
+                if status not in _SUCCESS:
+                    errors[status] = errors.get(status, 0) + 1
         if recorded:
             tick.latency[request.kind].record(int((now_s - start_s) * 1e6))
             tick.requests += 1
@@ -475,7 +482,7 @@ class LoadConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self._said_hello = False
-        self.decoder = FrameDecoder(MAX_REPLY_BYTES)  # nothing carries over from the last one
+        self.replies.restart_framing()  # nothing carries over from the last one
         self._transport_gone = self.run.loop.create_future()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -543,16 +550,13 @@ async def run_worker(config, target, accounts: list[list[str]], run_id: str, wor
     return run.evidence
 
 
-def decode_reply(body: bytes) -> dict:
-    """One reply as a map. MessagePack is decoded without decode_body's strictness hooks: they
-    cost more than the rest of the decoding, on the cores the generator shares with the switch,
-    and the switch's tests already hold its replies to the contract."""
+def decode_reply_leniently(body: bytes):
+    """One reply. MessagePack is decoded without decode_body's strictness hooks: they cost more
+    than the rest of the decoding, on the cores the generator shares with the switch, and the
+    switch's tests already hold its replies to the contract."""
     if body[:1] == b"{":
         return decode_body(body)[0]
-    reply = _unpackb(body)
-    if type(reply) is not dict:
-        raise ValueError("reply is not a map")
-    return reply
+    return _unpackb(body)
 
 
 def check_request_sizes(connections: list[LoadConnection]) -> None:

@@ -4,7 +4,7 @@ everything it has in flight at once."""
 
 from dataclasses import dataclass
 
-from client.failover import (
+from client import (
     DEFAULT_BACKOFF_S, DEFAULT_MAX_BACKOFF_S, LEAVE_CODES, Address, Nodes, advertised_primary,
     backoff_s,
 )

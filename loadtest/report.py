@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from client.failover import describe
+from client import describe
 
 from .histogram import Histogram
 from .stats import Tick
@@ -23,7 +23,7 @@ def latency_ms(histogram: Histogram) -> dict:
 def summarize(config, target, prefix: str, run_id: str, total: Tick, verdict: Verdict | None,
               cpu: dict) -> dict:
     """`cpu`: what the generator and the switch used during the load (set-up and verification
-    excluded), to tell which of them limited the run."""
+    excluded), to tell which of them limited the run, and per acknowledged transfer."""
     duration_s = total.measured_s
     per_s = (lambda n: round(n / duration_s, 1)) if duration_s > 0 else (lambda n: 0.0)
     return {
@@ -99,6 +99,11 @@ def render(summary: dict) -> str:
         usage += f", switch {cpu['switch_cores']:.0%}"
     lines.append(f"{'cpu':<14}{usage} of one core, over {cpu['wall_s']:.2f} s of load on "
                  f"{cpu['cores_available']} cores")
+    per_transfer = f"generator {cpu['generator_cpu_us_per_transfer']} µs"
+    if cpu["server_cpu_us_per_transfer"] is not None:
+        per_transfer += f", switch {cpu['server_cpu_us_per_transfer']} µs (its children included)"
+    lines.append(f"{'cpu/transfer':<14}{per_transfer} per acknowledged transfer, over "
+                 f"{cpu['transfers_acknowledged']:,d} transfers (warm-up and drain included)")
     verification = summary["verification"]
     if verification is None:
         lines.append(f"{'verification':<14}skipped (--no-verify)")

@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from protocol.addresses import display_address
+from protocol.atomic_file import write_atomically
 from protocol.currencies import accept_currencies
 from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
 from switch.batches.inbox import Inbox
@@ -25,7 +26,6 @@ from switch.metrics_server import MetricsServer
 from switch.replication.errors import ReplicationUnusable
 from switch.service import VERSION, Service
 from switch.snapshotter import Snapshotter
-from switch.storage.files import write_atomically
 from switch.storage.recovery import recover
 from switch.storage.wal_writer import WalWriter
 

@@ -18,6 +18,7 @@ from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_
                          token_matches, write_token_file)
 from switch.decode_worker import DecodeWorker
 from switch.metrics import RequestMetrics
+from switch.process_cpu import process_cpu
 from switch.ledger import LedgerError
 from switch.ledger.codes import admin_only
 from switch.storage.recovery import AppliedRecord, recover_up_to
@@ -370,6 +371,7 @@ class Service:
             "fsync_ms": _milliseconds(wal.fsync_seconds.percentiles()),
             "errors_by_code": self.request_metrics.errors_by_code(),
             "role": self.role,
+            "process": process_cpu(),
             **({} if self.replication is None else {"replication": self.replication.stats()}),
         }
 

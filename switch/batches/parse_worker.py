@@ -31,7 +31,7 @@ import sys
 
 import msgpack
 
-from switch.batches.formats import parse_batch
+from protocol.batch_files import parse_batch
 from switch.child_process import accept_currencies_argument, die_with_parent
 
 WRITE_BUFFER_BYTES = 1 << 20

@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+from protocol.atomic_file import fsync_dir
+
 SEGMENT_PREFIX, SEGMENT_SUFFIX = "wal-", ".log"
 SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX = "snapshot-", ".msgpack"
 
@@ -32,15 +34,6 @@ def list_segments(wal_dir: Path) -> list[tuple[int, Path]]:
 def list_snapshots(snapshot_dir: Path) -> list[tuple[int, Path]]:
     """(seq, path) of every complete snapshot, oldest first."""
     return _numbered(snapshot_dir, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a create, rename or unlink in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def prune_segments(wal_dir: Path, keep_after_seq: int) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import msgpack
 
-from switch.storage.segments import fsync_dir, list_snapshots, snapshot_path
+from protocol.atomic_file import publish_durably
+from switch.storage.segments import list_snapshots, snapshot_path
 
 MAGIC = b"PSWSNAP1"
 HEADER = struct.Struct(">8sQQI")
@@ -42,8 +43,7 @@ def temporary_snapshot_path(snapshot_dir: Path, seq: int) -> Path:
 
 def publish_snapshot(snapshot_dir: Path, seq: int) -> None:
     """Renames the fsynced temporary file to its final name, durably."""
-    os.rename(temporary_snapshot_path(snapshot_dir, seq), snapshot_path(snapshot_dir, seq))
-    fsync_dir(snapshot_dir)
+    publish_durably(temporary_snapshot_path(snapshot_dir, seq), snapshot_path(snapshot_dir, seq))
 
 
 def save_snapshot(snapshot_dir: Path, seq: int, state) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import msgpack
 
+from protocol.atomic_file import fsync_dir
 from switch.ledger.snapshot import UnsupportedSnapshotVersion, check_readable
 from switch.storage.records import RecordScanner
-from switch.storage.segments import fsync_dir, list_segments, list_snapshots
+from switch.storage.segments import list_segments, list_snapshots
 from switch.storage.snapshots import SnapshotDamaged, read_snapshot
 from switch.storage.wal_format import UnsupportedWalVersion
 

@@ -45,15 +45,7 @@ class Session:
         self.close()
 
     def ask(self, op: str, args=None) -> dict:
-        request_id, self.client.next_id = self.client.next_id, self.client.next_id + 1
-        message = {"id": request_id, "op": op}
-        if args is not None:
-            message["args"] = args
-        self.client.send(message, self.codec)
-        reply, reply_codec = decode_body(self.client.recv_body())
-        assert reply_codec == self.codec, (op, reply_codec, self.codec)
-        assert reply["id"] == request_id, (reply, request_id)
-        return reply
+        return self.client.request(op, args, self.codec)
 
     def ok(self, op: str, args=None) -> dict:
         reply = self.ask(op, args)

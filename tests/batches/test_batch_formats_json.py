@@ -3,7 +3,7 @@
 import json
 
 from protocol import normalize_transfer
-from switch.batches.formats import BatchProblem, parse_batch
+from protocol.batch_files import BatchProblem, parse_batch
 
 GOOD = [
     {"id": "t-1", "debit_account": "acc-a", "credit_account": "acc-b", "amount": 1050,

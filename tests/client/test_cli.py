@@ -5,9 +5,8 @@ import socket
 
 import pytest
 
-from client.cli import (
-    ConfigError, build_parser, main, resolve_addresses, resolve_port, resolve_token,
-)
+from client.cli import build_parser, main, resolve_token
+from client.discovery import ConfigError, resolve_addresses, resolve_port
 from client.tables import iso_utc, table
 from protocol import error_reply, ok_reply
 

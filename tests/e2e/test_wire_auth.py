@@ -45,27 +45,14 @@ def tokens(admin, codec):
     return create_world(admin, codec)
 
 
-def ask(client: WireClient, op: str, args=None, codec: str = "json", request_id=None) -> dict:
-    if request_id is None:
-        request_id, client.next_id = client.next_id, client.next_id + 1
-    message = {"id": request_id, "op": op}
-    if args is not None:
-        message["args"] = args
-    client.send(message, codec)
-    reply, reply_codec = decode_body(client.recv_body())
-    assert reply_codec == codec
-    assert reply["id"] == request_id, (reply, request_id)
-    return reply
-
-
 def ok(client, op, args=None, codec="json") -> dict:
-    reply = ask(client, op, args, codec)
+    reply = client.request(op, args, codec)
     assert reply["ok"] is True, reply
     return reply["result"]
 
 
 def fail(client, op, args=None, codec="json") -> str:
-    reply = ask(client, op, args, codec)
+    reply = client.request(op, args, codec)
     assert reply["ok"] is False, reply
     return reply["error"]["code"]
 
@@ -99,7 +86,7 @@ def test_every_op_but_ping_and_hello_needs_a_session(switch, admin, codec, token
     with WireClient(switch.host, switch.port) as client:
         # every op the server knows (its table), well-formed where we know its arguments
         for op in sorted(set(OPS) - {"ping", "hello"}):
-            reply = ask(client, op, VALID_ARGS.get(op, {}), codec, request_id=f"r-{op}")
+            reply = client.request(op, VALID_ARGS.get(op, {}), codec, request_id=f"r-{op}")
             assert (reply["ok"], reply["error"]["code"]) == (False, "unauthenticated"), reply
         # the session check comes before the argument check, and after the op name check
         assert fail(client, "transfer", {"bogus": True}, codec) == "unauthenticated"
@@ -192,7 +179,7 @@ def test_admin_only_ops_are_forbidden_to_participants(switch, admin, codec, toke
     ledger_before = ok(admin, "stats")["ledger"]
     with session(switch, "bank-a", tokens["bank-a"], codec) as bank_a:
         for op, args in ADMIN_ONLY.items():
-            reply = ask(bank_a, op, args, codec, request_id=op)
+            reply = bank_a.request(op, args, codec, request_id=op)
             assert (reply["ok"], reply["error"]["code"]) == (False, "forbidden"), reply
         # accounts: only for itself
         result = ok(bank_a, "create_accounts", {"accounts": [
@@ -263,7 +250,7 @@ def test_a_copy_of_a_foreign_transfer_is_forbidden_not_exists(switch, admin, cod
     with session(switch, "bank-b", tokens["bank-b"], codec) as bank_b:
         assert visible_ids(bank_b, "lookup_transfers", ["fund-a-1"], codec) == set()
         copy = tx("fund-a-1", "a-funding", "a-1", FUNDS)  # create_world's funding transfer
-        reply = ask(bank_b, "transfer", copy, codec)
+        reply = bank_b.request("transfer", copy, codec)
         assert reply["ok"] is False and reply["error"]["code"] == "forbidden", reply
         result = ok(bank_b, "create_transfers", {"transfers": [copy]}, codec)
         # The message names the account, never the transfer behind the id.

@@ -30,28 +30,15 @@ def tokens(admin, codec):
 
 # --- helpers: every reply is checked for its id and its codec ---------------------------
 
-def ask(client: WireClient, op: str, args=None, codec: str = "json", request_id=None) -> dict:
-    if request_id is None:
-        request_id, client.next_id = client.next_id, client.next_id + 1
-    message = {"id": request_id, "op": op}
-    if args is not None:
-        message["args"] = args
-    client.send(message, codec)
-    reply, reply_codec = decode_body(client.recv_body())
-    assert reply_codec == codec, f"{op}: reply in {reply_codec}, request in {codec}"
-    assert reply["id"] == request_id, (reply, request_id)
-    return reply
-
-
 def ok(client, op, args=None, codec="json") -> dict:
-    reply = ask(client, op, args, codec)
+    reply = client.request(op, args, codec)
     assert reply["ok"] is True, reply
     assert set(reply) == {"id", "ok", "result"}, reply
     return reply["result"]
 
 
 def fail(client, op, args=None, codec="json") -> str:
-    reply = ask(client, op, args, codec)
+    reply = client.request(op, args, codec)
     assert reply["ok"] is False, reply
     assert set(reply) == {"id", "ok", "error"}, reply
     assert isinstance(reply["error"]["message"], str)
@@ -100,9 +87,9 @@ def session(switch, participant, token, codec="json"):
 
 def test_ping_and_hello_answer_in_the_codec_of_the_request(switch, codec):
     with WireClient(switch.host, switch.port) as client:
-        assert ask(client, "ping", {}, codec, request_id="p-1") == \
+        assert client.request("ping", {}, codec, request_id="p-1") == \
             {"id": "p-1", "ok": True, "result": {}}
-        assert ask(client, "ping", None, codec, request_id=-7) == \
+        assert client.request("ping", None, codec, request_id=-7) == \
             {"id": -7, "ok": True, "result": {}}
         hello = ok(client, "hello", {"participant": "admin", "token": switch.admin_token}, codec)
         assert hello["participant"] == "admin"
@@ -269,7 +256,7 @@ def test_rule_failures_are_item_statuses_and_change_nothing(admin, codec, tokens
 @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
 def test_single_transfer_with_an_invalid_amount_is_an_invalid_amount_error(admin, codec, tokens,
                                                                            amount):
-    reply = ask(admin, "transfer", tx("bad-amount", "a-1", "b-1", amount), codec, request_id=77)
+    reply = admin.request("transfer", tx("bad-amount", "a-1", "b-1", amount), codec, request_id=77)
     assert reply["ok"] is False and reply["id"] == 77
     assert reply["error"]["code"] == "invalid_amount"
     assert transfers_by_id(admin, ["bad-amount"], codec) == {}
@@ -603,6 +590,15 @@ def test_stats_counts_the_ledger(admin, codec, tokens):
     ok(admin, "transfer", tx("st-1", "a-1", "b-1", 1, pending=True), codec)
     stats = ok(admin, "stats", None, codec)
     assert (stats["ledger"]["transfers"], stats["ledger"]["pending"]) == (2, 1)
+
+
+def test_stats_has_the_switch_cpu_its_children_included(admin, codec):
+    first = ok(admin, "stats", None, codec)["process"]
+    assert first["own_cpu_s"] > 0 and first["children_cpu_s"] >= 0
+    assert first["cpu_s"] == pytest.approx(first["own_cpu_s"] + first["children_cpu_s"])
+    ok(admin, "lookup_accounts", {"ids": ["a-1"] * 8190}, codec)  # some work in between
+    later = ok(admin, "stats", None, codec)["process"]
+    assert later["own_cpu_s"] >= first["own_cpu_s"]
 
 
 def test_replies_may_be_larger_than_max_frame_bytes(admin):

@@ -14,10 +14,9 @@ import pytest
 
 from support.processes import track
 from support.switch_process import SwitchProcess
-from support.wire import REPLY_MAX_BYTES, WireClient
+from support.wire import WireClient
 from support.world import create_world
 
-from protocol import FrameDecoder
 
 PROBE = Path(__file__).with_name("latency_probe.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +176,4 @@ class TlsWireClient(WireClient):
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout_s: float = 20.0):
         raw = socket.create_connection((host, port), timeout=timeout_s)
-        self.sock = context.wrap_socket(raw, server_hostname=host)
-        self.decoder = FrameDecoder(REPLY_MAX_BYTES)
-        self.bodies = []
-        self.next_id = 1
+        self._start(context.wrap_socket(raw, server_hostname=host))

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from support.ports import free_port
 from support.processes import track
 from support.switch_process import SwitchProcess
@@ -54,6 +56,12 @@ def test_closed_loop_run(switch, tmp_path):
     assert_verified(results)
     assert results["cpu"]["generator_s"] > 0 and results["cpu"]["switch_s"] is not None
     assert "throughput" in run.stdout and "verification  passed" in run.stdout
+    cpu = results["cpu"]  # the switch's from its stats, per transfer acknowledged in the load
+    assert cpu["transfers_acknowledged"] >= results["transfers_acknowledged"]
+    assert cpu["server_cpu_us_per_transfer"] == pytest.approx(
+        cpu["switch_s"] / cpu["transfers_acknowledged"] * 1e6, rel=0.01, abs=0.5)
+    assert cpu["generator_cpu_us_per_transfer"] > 0 and cpu["server_cpu_us_per_transfer"] > 0
+    assert "cpu/transfer" in run.stdout
     assert "req/s" in run.stderr  # the live line, one plain line per second off a terminal
 
 

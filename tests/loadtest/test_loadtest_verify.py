@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from client import Account, Transfer
 from loadtest.verify import Evidence, Reservoir, Tally, Totals, verify
 from loadtest.workload import HOLD, ONE_PHASE, POST, VOID
@@ -37,6 +39,28 @@ def test_reservoir_keeps_everything_until_full_then_stays_at_size():
         reservoir.offer(i)
     assert len(reservoir.items) == 10 and len(set(reservoir.items)) == 10
     assert reservoir.seen == 100_000
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 5000])
+def test_offering_many_keeps_the_sample_offering_one_by_one_keeps(chunk):
+    one_by_one, many = Reservoir(10, seed=3), Reservoir(10, seed=3)
+    stream = list(range(20_000))
+    for i in stream:
+        one_by_one.offer(i)
+    for start in range(0, len(stream), chunk):
+        many.offer_many(stream[start:start + chunk])
+    assert many.items == one_by_one.items and many.seen == one_by_one.seen == 20_000
+
+
+def test_acknowledged_items_sum_to_what_one_by_one_adds():
+    items = [("t", amount, effect, "a", "b")
+             for amount, effect in [(5, ONE_PHASE), (7, HOLD), (7, POST), (3, HOLD), (3, VOID)]]
+    one_by_one, summed = Tally(), Tally()
+    for item in items:
+        one_by_one.acknowledged(item[2], item[1])
+    summed.acknowledged_items(items)
+    assert [getattr(summed, f) for f in Tally.__slots__] == \
+        [getattr(one_by_one, f) for f in Tally.__slots__]
 
 
 def test_reservoir_sample_is_uniform():

@@ -8,7 +8,7 @@ import pytest
 from loadtest.workload import (
     COMPLETE, HOLD, LOOKUP, ONE_PHASE, PENDING, POST, SINGLE, VOID, AccountPicker, Workload,
 )
-from protocol import decode_body, validate_args
+from protocol import decode_body, encode_request, validate_args
 
 ACCOUNTS = [[f"p{p}-a{a}" for a in range(100)] for p in range(4)]
 OWNER = {account: p for p, owned in enumerate(ACCOUNTS) for account in owned}
@@ -135,3 +135,17 @@ def test_zipf_hot_accounts_are_spread_over_participants_and_agreed_by_seed():
     assert hottest(5)[:3] == hottest(5)[:3]  # two pickers, one seed: the same hot accounts
     assert hottest(5)[:3] != hottest(6)[:3]
     assert len({OWNER[a] for a in hottest(5)}) > 1
+
+
+@pytest.mark.parametrize("batch_size", [1, 15, 16, 300])
+def test_msgpack_frames_are_byte_for_byte_those_encode_request_makes(batch_size):
+    w = workload(batch_size=batch_size, mix={"single": 2.0, "two_phase": 1.0, "lookup": 1.0})
+    kinds = set()
+    for _ in range(400):
+        request = w.next_request()
+        message, codec = decode_body(request.frame[4:])
+        assert codec == "msgpack"
+        assert request.frame == encode_request(message["id"], message["op"], message["args"],
+                                               "msgpack")
+        kinds.add(request.kind)
+    assert kinds == {SINGLE, PENDING, COMPLETE, LOOKUP}

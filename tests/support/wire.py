@@ -3,16 +3,23 @@ import socket
 import struct
 
 from protocol import FrameDecoder, decode_body, encode_body, encode_frame
+from protocol.replies import InOrderReplies
 
 REPLY_MAX_BYTES = 256 << 20
 
 
 class WireClient:
     def __init__(self, host: str, port: int, timeout_s: float = 20.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout_s)
+        self._start(socket.create_connection((host, port), timeout=timeout_s))
+
+    def _start(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.decoder = FrameDecoder(REPLY_MAX_BYTES)
         self.bodies: list[bytes] = []
         self.next_id = 1
+        # Only what `request` sends is matched; `send` and `recv` are raw.
+        self.replies = InOrderReplies(REPLY_MAX_BYTES, decode=self._decode)
+        self.reply_codec: str | None = None
 
     def close(self) -> None:
         self.sock.close()
@@ -42,14 +49,21 @@ class WireClient:
         return decode_body(self.recv_body())[0]
 
     def request(self, op: str, args=None, codec: str = "json", request_id=None) -> dict:
+        """Sends one request and returns its reply, which must answer it (the reply matcher
+        checks the id) in the request's codec."""
         if request_id is None:
             request_id, self.next_id = self.next_id, self.next_id + 1
         message = {"id": request_id, "op": op}
         if args is not None:
             message["args"] = args
         self.send(message, codec)
-        reply = self.recv()
-        assert reply["id"] == request_id, (reply, request_id)
+        self.replies.sent(request_id, op)
+        _, reply = self.replies.match(self.recv_body())
+        assert self.reply_codec == codec, f"{op}: reply in {self.reply_codec}, request in {codec}"
+        return reply
+
+    def _decode(self, body: bytes) -> dict:
+        reply, self.reply_codec = decode_body(body)
         return reply
 
     def call(self, op: str, args=None, codec: str = "json") -> dict:

@@ -17,8 +17,8 @@ import re
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
-from protocol import ProtocolError, is_valid_id, normalize_transfer
-from protocol.values import MAX_MONEY
+from .. import ProtocolError, is_valid_id, normalize_transfer
+from ..values import MAX_MONEY
 
 from .currencies import minor_units, to_minor_units
 from .pain001_controls import Tally, check_controls

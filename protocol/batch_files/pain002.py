@@ -9,7 +9,7 @@ carries an ISO external status reason code and, in AddtlInf, our own status.
 import itertools
 import xml.etree.ElementTree as ET
 
-from protocol import codes
+from .. import codes
 
 __all__ = ["NAMESPACE", "REASON_CODES", "DEFAULT_REASON", "pain002", "status_reason_code"]
 

@@ -4,8 +4,8 @@ They come as the `items` list of `submit_batch`, or as content (uploaded parts)
 holding one strict JSON array of those objects.
 """
 
-from protocol import ProtocolError, codes, normalize_transfer
-from protocol.codec import decode_strict_json
+from .. import ProtocolError, codes, normalize_transfer
+from ..codec import decode_strict_json
 
 from .parsed import ParsedBatch, ProblemLog, finish
 

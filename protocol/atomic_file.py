@@ -1,9 +1,18 @@
-"""Small files replaced whole: a reader sees the old content or the new, never a mix."""
+"""Small files replaced whole: a reader sees the old content or the new, never a mix, even after
+a crash. Not wire protocol, but it lives here, in the one package the switch, the client and the
+load generator may all import, so that every atomic write in the repository is this one."""
 import contextlib
 import os
 from pathlib import Path
 
-from switch.storage.segments import fsync_dir
+
+def fsync_dir(directory: Path) -> None:
+    """Make a create, rename or unlink in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
@@ -19,9 +28,15 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        publish_durably(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         raise
+
+
+def publish_durably(temporary: Path, path: Path) -> None:
+    """Renames `temporary` (written and fsynced already, perhaps by another process) over `path`
+    in the same directory and fsyncs the directory: the last step of every atomic write."""
+    os.replace(temporary, path)
     fsync_dir(path.parent)

@@ -1,4 +1,5 @@
-"""Pure batch-file formats: bytes or item lists in, normalized transfers and problems out.
+"""Pure batch-file formats, shared by the switch and the client (which must not need the
+server installed): bytes or item lists in, normalized transfers and problems out.
 
     parse_batch("csv" | "json" | "pain.001", content, items) -> ParsedBatch
     results_csv(rows) -> bytes                 # index,id,status
@@ -9,7 +10,7 @@ runs the items. Each transfer goes through `protocol.normalize_transfer`, so the
 rules for ids, accounts, currencies and references live in one place.
 """
 
-from protocol.validate import MAX_BATCH_ITEMS
+from ..validate import MAX_BATCH_ITEMS
 
 from .csv_format import parse_csv, results_csv
 from .currencies import minor_units, to_minor_units

@@ -9,7 +9,7 @@ import csv
 import io
 import re
 
-from protocol import ProtocolError, normalize_transfer
+from .. import ProtocolError, normalize_transfer
 
 from .parsed import ParsedBatch, ProblemLog, finish
 

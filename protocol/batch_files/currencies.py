@@ -5,10 +5,10 @@ The ISO 4217 table itself is `protocol.currencies`, shared by the server and the
 
 import re
 
-from protocol.currencies import (
+from ..currencies import (
     MINOR_UNITS, is_accepted_currency, minor_units, unknown_currency_reason,
 )
-from protocol.values import is_valid_currency
+from ..values import is_valid_currency
 
 __all__ = ["MINOR_UNITS", "minor_units", "to_minor_units"]
 
