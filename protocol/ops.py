@@ -79,6 +79,10 @@ _DECLARED = (
     _op("rotate_token", mutating=True, normalize=v.rotate_token_args, access=ADMIN_ONLY,
         executor=SERVICE, applied_by=LEDGER, reply="{participant, token}",
         sdk="rotate_token", cli="rotate-token"),
+    _op("get_participant", mutating=False, normalize=v.one_id("id"), access=SESSION,
+        reply="the participant {id, name, net_debit_cap, suspended, settlement_accounts, "
+              "positions: [{currency, debits, credits, net, reserved, headroom}]}",
+        sdk="get_participant"),
     _op("create_accounts", mutating=True, normalize=v.create_accounts_args, access=SESSION,
         reply="{results: [{status, message?}]}", sdk="create_accounts", cli="create-account"),
     _op("lookup_accounts", mutating=False, normalize=v.lookup_args, access=SESSION,

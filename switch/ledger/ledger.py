@@ -6,7 +6,7 @@ from operator import attrgetter
 from protocol.ops import LEDGER, applied_by
 
 from . import invariants, snapshot
-from .clearing import Clearing, settlement_id
+from .clearing import Clearing, Position, settlement_id
 from .codes import (
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, CURRENCY_MISMATCH,
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
@@ -122,6 +122,29 @@ class Ledger:
                               f"participant {args['participant']!r} does not exist")
         p.token_hash = args["token_hash"]
         return {"participant": p.id}, True
+
+    @handles("get_participant")
+    def _get_participant(self, caller, args):
+        """The participant's record and, per currency it has accounts or a cap in, its position
+        in the open window and its headroom: the largest interbank debit its cap allows now."""
+        pid = args["id"]
+        if caller != ADMIN and caller != pid:
+            raise LedgerError(FORBIDDEN, f"{caller} may read only its own participant record, "
+                                         f"not {pid}'s")
+        p = self.participants.get(pid)
+        if p is None:
+            raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {pid} does not exist")
+        positions = self.clearing.positions
+        currencies = {cur for owner, cur in positions if owner == pid} | p.caps.keys()
+        rows = []
+        for currency in sorted(currencies):
+            pos = positions.get((pid, currency)) or Position(pid, currency)
+            cap = p.caps.get(currency)
+            used = pos.debits - pos.credits + pos.reserved
+            rows.append({"currency": currency, "debits": pos.debits, "credits": pos.credits,
+                         "net": pos.credits - pos.debits, "reserved": pos.reserved,
+                         "headroom": None if cap is None else max(0, cap - used)})
+        return {**p.as_record(), "positions": rows}
 
     def participant_token_hash(self, pid):
         p = self.participants.get(pid)

@@ -12,7 +12,7 @@ MUTATING = {
 READING = {
     "ping", "hello", "stats", "lookup_accounts", "lookup_transfers", "get_account_transfers",
     "get_window", "get_window_matrix", "list_windows", "get_batch", "get_batch_results",
-    "state_digest",
+    "state_digest", "get_participant",
 }
 
 
@@ -273,6 +273,13 @@ def test_submit_batch_refusals(changes, word):
 def test_submit_batch_item_limit():
     items = [{}] * 1_000_001
     refused("submit_batch", {**SUBMIT, "format": "json", "items": items}, "items")
+
+
+def test_get_participant():
+    assert validate_args("get_participant", {"id": "bank-a"}) == {"id": "bank-a"}
+    refused("get_participant", {}, "id")
+    refused("get_participant", {"id": "bank a"}, "id")
+    refused("get_participant", {"id": "bank-a", "ids": ["bank-b"]}, "unknown field", "ids")
 
 
 def test_get_batch_and_results():
