@@ -13,9 +13,9 @@ import msgpack
 from protocol import codes
 from protocol.ops import BATCHES, applied_by
 from switch.ledger import LedgerError
+from switch.ledger.codes import ADMIN
 from switch.ledger.handlers import dispatch_table, handler_table, handles
 
-ADMIN = "admin"
 RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
 ACCEPTED = frozenset({codes.CREATED, codes.EXISTS})
 
