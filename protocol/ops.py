@@ -4,7 +4,7 @@ which component executes it, what it answers and how the SDK and CLI expose it.
 The rest derives from here: argument validation (`validate_args`), the session, standby and
 admin checks of the server, the dispatch tables of the ledger, the batch book and the service
 (each binds its handlers to these names and refuses to start when they differ, see
-switch/handlers.py) and the SDK's methods. Pure data, importable by client and server alike.
+switch/ledger/handlers.py) and the SDK's methods. Pure data, importable by client and server alike.
 """
 
 from typing import Callable, NamedTuple
@@ -38,7 +38,7 @@ class OpSpec(NamedTuple):
     standby: bool  # answered by any node about itself, also one that is not the primary
     reply: str  # the result's shape, as docs/protocol.md details it
     sdk: str | None  # the AsyncClient method (made from this declaration unless hand-written)
-    cli: str | None  # the dedicated `python -m client` command (any op: `call OP`)
+    cli: str | None  # the dedicated `python -m client` command (every op with `sdk`: `call OP`)
 
 
 def _op(name: str, *, mutating: bool, normalize, access: str, executor: str = LEDGER,
@@ -103,24 +103,24 @@ _DECLARED = (
         cli="close-window"),
     _op("get_window", mutating=False, normalize=v.window_id_args, access=SESSION,
         reply="{window_id, state, opened_at, closed_at, transfers, positions, instructions, "
-              "settlement_transfers}", sdk="get_window", cli="window"),
+              "settlement_transfers}", sdk="get_window", cli="window report"),
     _op("get_window_matrix", mutating=False, normalize=v.window_id_args, access=SESSION,
         reply="{window_id, state, rows: [{payer, payee, currency, amount}]}",
-        sdk="get_window_matrix", cli="window"),
+        sdk="get_window_matrix", cli="window matrix"),
     _op("list_windows", mutating=False, normalize=v.no_args, access=SESSION,
         reply="{windows: [{window_id, state, opened_at, closed_at}]}", sdk="list_windows",
         cli="windows"),
     # batches
     _op("upload_batch_part", mutating=True, normalize=v.upload_batch_part_args, access=SESSION,
-        executor=BATCHES, reply="{batch_id, seq, bytes}", sdk="upload_batch_part", cli="batch"),
+        executor=BATCHES, reply="{batch_id, seq, bytes}", sdk="upload_batch_part", cli="batch submit"),
     _op("submit_batch", mutating=True, normalize=v.submit_batch_args, access=SESSION,
-        executor=BATCHES, reply="{batch_id, state}", sdk="submit_batch", cli="batch"),
+        executor=BATCHES, reply="{batch_id, state}", sdk="submit_batch", cli="batch submit"),
     _op("get_batch", mutating=False, normalize=v.one_id("batch_id"), access=SESSION,
         executor=BATCHES, reply="{batch_id, format, state, total, created, failed, processed, "
-                                "control, problems}", sdk="get_batch", cli="batch"),
+                                "control, problems}", sdk="get_batch", cli="batch status"),
     _op("get_batch_results", mutating=False, normalize=v.batch_results_args, access=SESSION,
         executor=BATCHES, reply="{results: [{index, id, status}], next}",
-        sdk="get_batch_results", cli="batch"),
+        sdk="get_batch_results", cli="batch results"),
     # the switch's own steps
     _internal("expire_pending", LEDGER, "{}"),
     _internal("open_window", LEDGER, "{window_id}"),
