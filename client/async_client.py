@@ -18,6 +18,7 @@ from typing import Any
 
 from protocol import MSGPACK
 from protocol.addresses import display_address
+from protocol.ops import OPS, OpSpec
 
 from .connection import MAX_REPLY_BYTES, Connection
 from .errors import ConnectionLost, OutcomeUnknown, RequestTimeout, SwitchError, TransportError
@@ -33,14 +34,10 @@ from .results import (
 
 ACCOUNT_TRANSFERS_PAGE = 1000  # transfers per request when iterating an account's history
 
-# The public request methods, shared by the sync wrapper and the pool.
-OP_METHODS = (
-    "request", "ping", "create_participants", "set_participant", "create_accounts",
-    "create_transfers", "transfer", "post_pending", "void_pending", "lookup_accounts",
-    "lookup_transfers", "get_account_transfers", "close_window", "get_window", "list_windows",
-    "get_window_matrix", "stats", "state_digest", "upload_batch_part", "submit_batch",
-    "get_batch", "get_batch_results", "rotate_token",
-)
+# The public request methods, shared by the sync wrapper and the pool: one per op that
+# declares one (protocol/ops.py), and these.
+OP_METHODS = ("request", "post_pending", "void_pending") + tuple(
+    spec.sdk for spec in OPS.values() if spec.sdk is not None)
 
 
 class AsyncClient:
@@ -417,6 +414,24 @@ class AsyncClient:
                                 limit: int | None = None) -> BatchResultsPage:
         args = _drop_none({"batch_id": batch_id, "offset": offset, "limit": limit})
         return BatchResultsPage.from_wire(await self._call("get_batch_results", args, retry=True))
+
+
+def _declared_method(spec: OpSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The method of an op that has no hand-written one: its keyword arguments are the op's
+    args, it returns the raw result map. A read is resent like every read; a write never is
+    (whether it executed would be unknown), a hand-written method decides that."""
+    async def method(self: AsyncClient, **args: Any) -> dict[str, Any]:
+        return await self._call(spec.name, args, retry=not spec.mutating,
+                                changes_state=spec.mutating)
+    method.__name__ = spec.sdk
+    method.__qualname__ = f"AsyncClient.{spec.sdk}"
+    method.__doc__ = f"The op `{spec.name}` (docs/protocol.md); returns {spec.reply}."
+    return method
+
+
+for _spec in OPS.values():
+    if _spec.sdk is not None and _spec.sdk not in vars(AsyncClient):
+        setattr(AsyncClient, _spec.sdk, _declared_method(_spec))
 
 
 async def account_transfer_pages(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from protocol import JSON, MSGPACK
 from protocol.cli_help import ArgumentParser
+from protocol.ops import OPS
 
 from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
@@ -73,6 +74,16 @@ def _overdraft(text: str) -> int | None:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an integer or 'unlimited', got {text!r}") from None
+
+
+def _json_map(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if type(value) is not dict:
+        raise argparse.ArgumentTypeError(f"expected a JSON map of the op's args, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +214,15 @@ def _add_query_commands(sub: argparse._SubParsersAction) -> None:
                              "the nodes of a cluster (equal at equal seq)"),
                             ("windows", commands.windows, "settlement windows")]:
         sub.add_parser(name, help=text).set_defaults(run=run)
+
+    p = sub.add_parser("call", help="any op by name (docs/protocol.md); print its result as "
+                       "JSON")
+    p.add_argument("op", metavar="OP", choices=sorted(op for op, spec in OPS.items()
+                                                      if spec.sdk is not None),
+                   help="the op's name, e.g. get_participant")
+    p.add_argument("args", nargs="?", type=_json_map, default={}, metavar="ARGS",
+                   help='its args as a JSON map, e.g. \'{"id": "bank-a"}\' (default: {})')
+    p.set_defaults(run=commands.call)
 
     p = sub.add_parser("close-window", help="close the open window and print its settlement "
                        "report; with --settle also post the settlement, atomically")

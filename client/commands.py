@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import codes
+from protocol.ops import OPS
 
 from .async_client import AsyncClient
 from .errors import SwitchError, error_from_code
@@ -143,6 +144,12 @@ async def history(client: AsyncClient, args: argparse.Namespace) -> Output:
     if page.next is not None:
         text += f"\nmore: --after {page.next}"
     return Output(asdict(page), text)
+
+
+async def call(client: AsyncClient, args: argparse.Namespace) -> Output:
+    """Any op by name with its wire args; a read is resent like the SDK resends it."""
+    result = await client.request(args.op, args.args, retry=not OPS[args.op].mutating)
+    return Output(result, json.dumps(result, indent=2))
 
 
 async def ping(client: AsyncClient, args: argparse.Namespace) -> Output:

@@ -10,10 +10,9 @@ from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame
 from .request import decode_request
 from .transfer_request import parse_transfer_request
-from .validate import (
-    OPS, OpSpec, is_known_op, is_money, is_valid_currency, is_valid_id, normalize_transfer,
-    validate_args,
-)
+from .ops import OPS, OpSpec, is_known_op, validate_args
+from .transfer import normalize_transfer
+from .values import is_money, is_valid_currency, is_valid_id
 
 __all__ = [
     "FrameDecoder", "encode_frame",

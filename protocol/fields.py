@@ -103,7 +103,10 @@ def opt_cursor(obj: dict, key: str) -> int | None:
         number = int(value)
         if number <= MAX_UINT63:
             return number
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if type(value) in (list, dict):  # the repr of a deeply nested one would exhaust the stack
+        shown = "a list" if type(value) is list else "a map"
+    else:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     raise bad(f"{key} {shown} must be an integer in 0..{MAX_UINT63} or a string of its "
               f"decimal digits")
 

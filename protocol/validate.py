@@ -1,4 +1,4 @@
-"""The shape of every operation's arguments, checked and normalized.
+"""The normalizers of the operations' arguments (protocol/ops.py names each op's).
 
 Each normalizer returns a new dict with every optional key present (defaults
 filled) and only plain msgpack-serializable values, because the server logs it
@@ -7,33 +7,18 @@ to the WAL and the ledger replays it. Unknown keys are refused (typos).
 
 import base64
 import binascii
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from .codes import BAD_REQUEST, UNKNOWN_OP
-from .errors import ProtocolError
 from .fields import (
     bad, check_currency, check_keys, each_id, each_item, money_map, opt_bool, opt_cursor, opt_int,
     req_choice, req_currency, req_id, req_int, req_list, req_map, req_money, req_text,
 )
 from .transfer import normalize_transfer
-from .values import (
-    MAX_ITEMS, MAX_MONEY, MAX_TEXT_CHARS, MAX_UINT63, is_money, is_valid_currency, is_valid_id,
-)
-
-__all__ = [
-    "OpSpec", "OPS", "is_known_op", "validate_args", "normalize_transfer",
-    "is_valid_id", "is_valid_currency", "is_money", "MAX_BATCH_ITEMS",
-]
+from .values import MAX_ITEMS, MAX_MONEY, MAX_TEXT_CHARS, MAX_UINT63, is_money, is_valid_id
 
 MAX_BATCH_ITEMS = 1_000_000
 BATCH_FORMATS = ("csv", "json", "pain.001")
 BATCH_MODES = ("atomic", "partial")
-
-
-class OpSpec(NamedTuple):
-    name: str
-    mutating: bool  # may change state, so the server logs it to the WAL
-    normalize: Callable[[dict], dict]
 
 
 def _keys(*names: str) -> frozenset:
@@ -43,7 +28,7 @@ def _keys(*names: str) -> frozenset:
 _NO_KEYS = _keys()
 
 
-def _no_args(args: dict) -> dict:
+def no_args(args: dict) -> dict:
     check_keys(args, _NO_KEYS)
     return {}
 
@@ -51,7 +36,7 @@ def _no_args(args: dict) -> dict:
 _HELLO = _keys("participant", "token")
 
 
-def _hello(args: dict) -> dict:
+def hello_args(args: dict) -> dict:
     check_keys(args, _HELLO)
     return {"participant": req_id(args, "participant"), "token": req_text(args, "token", MAX_TEXT_CHARS)}
 
@@ -61,7 +46,7 @@ def _hello(args: dict) -> dict:
 _ROTATE_TOKEN = _keys("participant")
 
 
-def _rotate_token(args: dict) -> dict:
+def rotate_token_args(args: dict) -> dict:
     """`participant` is a participant's id or "admin"; the server adds the new token's hash."""
     check_keys(args, _ROTATE_TOKEN)
     return {"participant": req_id(args, "participant")}
@@ -81,7 +66,7 @@ def _participant(item: dict) -> dict:
     }
 
 
-def _create_participants(args: dict) -> dict:
+def create_participants_args(args: dict) -> dict:
     check_keys(args, _CREATE_PARTICIPANTS)
     items = req_list(args, "participants", 1, MAX_ITEMS)
     return {"participants": each_item(items, "participants", _participant)}
@@ -90,7 +75,7 @@ def _create_participants(args: dict) -> dict:
 _SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended", "settlement_accounts")
 
 
-def _set_participant(args: dict) -> dict:
+def set_participant_args(args: dict) -> dict:
     """None means unchanged; a null cap value removes that currency's cap.
 
     `settlement_accounts` (an addition) appears in the normalized args only when given, so the
@@ -141,7 +126,7 @@ def _account(item: dict) -> dict:
     }
 
 
-def _create_accounts(args: dict) -> dict:
+def create_accounts_args(args: dict) -> dict:
     check_keys(args, _CREATE_ACCOUNTS)
     items = req_list(args, "accounts", 1, MAX_ITEMS)
     return {"accounts": each_item(items, "accounts", _account)}
@@ -152,7 +137,7 @@ def _create_accounts(args: dict) -> dict:
 _CREATE_TRANSFERS = _keys("transfers")
 
 
-def _create_transfers(args: dict) -> dict:
+def create_transfers_args(args: dict) -> dict:
     check_keys(args, _CREATE_TRANSFERS)
     items = req_list(args, "transfers", 1, MAX_ITEMS)
     return {"transfers": each_item(items, "transfers", normalize_transfer)}
@@ -161,7 +146,7 @@ def _create_transfers(args: dict) -> dict:
 _LOOKUP = _keys("ids")
 
 
-def _lookup(args: dict) -> dict:
+def lookup_args(args: dict) -> dict:
     check_keys(args, _LOOKUP)
     return {"ids": each_id(req_list(args, "ids", 0, MAX_ITEMS), "ids")}
 
@@ -169,7 +154,7 @@ def _lookup(args: dict) -> dict:
 _ACCOUNT_TRANSFERS = _keys("account", "after", "limit")
 
 
-def _get_account_transfers(args: dict) -> dict:
+def account_transfers_args(args: dict) -> dict:
     check_keys(args, _ACCOUNT_TRANSFERS)
     return {
         "account": req_id(args, "account"),
@@ -183,7 +168,7 @@ def _get_account_transfers(args: dict) -> dict:
 _GET_WINDOW = _keys("window_id")
 
 
-def _get_window(args: dict) -> dict:
+def window_id_args(args: dict) -> dict:
     check_keys(args, _GET_WINDOW)
     return {"window_id": req_int(args, "window_id", 1)}
 
@@ -192,7 +177,7 @@ _CLOSE_WINDOW = _keys("settle")
 _SETTLE = _keys("hub_accounts")
 
 
-def _close_window(args: dict) -> dict:
+def close_window_args(args: dict) -> dict:
     """`{}` or `{settle: {hub_accounts: {CUR: account}}}` (an addition: settlement postings).
 
     Without `settle` the normalized args are `{}`, as before the addition.
@@ -215,7 +200,7 @@ def _close_window(args: dict) -> dict:
 _UPLOAD_PART = _keys("batch_id", "seq", "data")
 
 
-def _upload_batch_part(args: dict) -> dict:
+def upload_batch_part_args(args: dict) -> dict:
     check_keys(args, _UPLOAD_PART)
     return {
         "batch_id": req_id(args, "batch_id"),
@@ -242,7 +227,7 @@ def _part_data(value) -> bytes:
 _SUBMIT = _keys("batch_id", "format", "content", "items", "control_count", "control_sum", "mode")
 
 
-def _submit_batch(args: dict) -> dict:
+def submit_batch_args(args: dict) -> dict:
     check_keys(args, _SUBMIT)
     batch_format = req_choice(args, "format", BATCH_FORMATS)
     content = _batch_content(args.get("content"))
@@ -285,66 +270,23 @@ def _check_batch_items(items, batch_format: str, content) -> None:
             raise bad(f"items[{index}] must be a map")
 
 
-_BATCH_ID = _keys("batch_id")
+def one_id(name: str) -> Callable[[dict], dict]:
+    """The normalizer of args that are one id named `name`, such as `{batch_id}`."""
+    keys = _keys(name)
 
-
-def _get_batch(args: dict) -> dict:
-    check_keys(args, _BATCH_ID)
-    return {"batch_id": req_id(args, "batch_id")}
+    def normalize(args: dict) -> dict:
+        check_keys(args, keys)
+        return {name: req_id(args, name)}
+    return normalize
 
 
 _BATCH_RESULTS = _keys("batch_id", "offset", "limit")
 
 
-def _get_batch_results(args: dict) -> dict:
+def batch_results_args(args: dict) -> dict:
     check_keys(args, _BATCH_RESULTS)
     return {
         "batch_id": req_id(args, "batch_id"),
         "offset": opt_int(args, "offset", 0, MAX_UINT63, 0),
         "limit": opt_int(args, "limit", 1, MAX_ITEMS, 1000),
     }
-
-
-# --- the table ---
-
-def _specs(*specs: OpSpec) -> dict[str, OpSpec]:
-    return {spec.name: spec for spec in specs}
-
-
-OPS: dict[str, OpSpec] = _specs(
-    OpSpec("ping", False, _no_args),
-    OpSpec("hello", False, _hello),
-    OpSpec("stats", False, _no_args),
-    OpSpec("state_digest", False, _no_args),
-    OpSpec("create_participants", True, _create_participants),
-    OpSpec("set_participant", True, _set_participant),
-    OpSpec("rotate_token", True, _rotate_token),
-    OpSpec("create_accounts", True, _create_accounts),
-    OpSpec("lookup_accounts", False, _lookup),
-    OpSpec("create_transfers", True, _create_transfers),
-    OpSpec("transfer", True, normalize_transfer),
-    OpSpec("lookup_transfers", False, _lookup),
-    OpSpec("get_account_transfers", False, _get_account_transfers),
-    OpSpec("close_window", True, _close_window),
-    OpSpec("get_window", False, _get_window),
-    OpSpec("get_window_matrix", False, _get_window),
-    OpSpec("list_windows", False, _no_args),
-    OpSpec("upload_batch_part", True, _upload_batch_part),
-    OpSpec("submit_batch", True, _submit_batch),
-    OpSpec("get_batch", False, _get_batch),
-    OpSpec("get_batch_results", False, _get_batch_results),
-)
-
-
-def is_known_op(op) -> bool:
-    return type(op) is str and op in OPS
-
-
-def validate_args(op: str, args: dict) -> dict:
-    """Normalized args of `op`, or ProtocolError (`unknown_op`, `bad_request`)."""
-    spec = OPS.get(op)
-    if spec is None:
-        raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}")
-    if type(args) is not dict:
-        raise ProtocolError(BAD_REQUEST, "args must be a map")
-    return spec.normalize(args)

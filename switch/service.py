@@ -13,6 +13,7 @@ import time
 import structlog
 
 from protocol import OPS, ProtocolError, codes, error_reply
+from protocol.ops import NO_SESSION_OPS, SERVICE, STANDBY_OPS, answered_by
 from switch.batches.engine import BatchEngine
 from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
                          token_matches, write_token_file)
@@ -20,7 +21,7 @@ from switch.decode_worker import DecodeWorker
 from switch.metrics import RequestMetrics
 from switch.process_cpu import process_cpu
 from switch.ledger import LedgerError
-from switch.ledger.codes import admin_only
+from switch.ledger.handlers import bind, handler_table, handles
 from switch.storage.recovery import AppliedRecord, recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 from switch.session import HeldReplies, HelloRefused
@@ -29,9 +30,6 @@ from switch.turns import Turns
 log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")
 SERVER_NAME = f"payswitch/{VERSION}"
-NO_SESSION_OPS = frozenset({"ping", "hello"})
-# What a node that is not the primary answers (about itself); everything else is `not_primary`.
-STANDBY_OPS = frozenset({"ping", "hello", "stats", "state_digest"})
 
 
 class Service:
@@ -64,8 +62,7 @@ class Service:
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
-        self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats,
-                          "rotate_token": self._rotate_token, "state_digest": self._state_digest}
+        self.local_ops = bind(self, _LOCAL_HANDLERS, caller_at=1)  # the ops answered here
         self.replication = None  # the ReplicationNode when --replication is on (set by the server)
 
     # connections
@@ -277,9 +274,11 @@ class Service:
 
     # ops served outside the ledger
 
+    @handles("ping")
     def _ping(self, session, caller, args):
         return {}
 
+    @handles("hello")
     def _hello(self, session, caller, args):
         """Token (constant-time, against a salted hash) and, when client certificates are
         required, the certificate's subject CN must both name the participant. A failure is
@@ -303,13 +302,12 @@ class Service:
         return {"participant": participant, "server": SERVER_NAME,
                 "max_frame_bytes": self.config.max_frame_bytes}
 
+    @handles("rotate_token")
     def _rotate_token(self, session, caller, args):
         """A new token for a participant (in the WAL as a salted hash) or for the operator (in
         the data directory's token file, written atomically and fsynced), made before the reply;
         the old token is refused from then on, and every session opened with it ends: its
         connection stays open, but needs a `hello` with the new token before anything else."""
-        if caller != ADMIN:
-            raise ProtocolError(codes.FORBIDDEN, admin_only("rotate_token", caller))
         participant = args["participant"]
         token = new_token()
         if participant == ADMIN:
@@ -336,17 +334,15 @@ class Service:
                  peer=session.peer)
         return {"participant": participant, "token": token}
 
+    @handles("state_digest")
     def _state_digest(self, session, caller, args):
         """A hash of the whole state at the applied sequence: equal on every node at the same
         seq. It serializes the whole ledger on the event loop (an operator's check, not a
         request to poll: about a second per million transfers)."""
-        if caller != ADMIN:
-            raise ProtocolError(codes.FORBIDDEN, admin_only("state_digest", caller))
         return {"seq": self.wal.appended_seq, "digest": self.state.digest()}
 
+    @handles("stats")
     def _stats(self, session, caller, args):
-        if caller != ADMIN:
-            raise ProtocolError(codes.FORBIDDEN, admin_only("stats", caller))
         wal = self.wal
         return {
             "server": SERVER_NAME,
@@ -449,6 +445,9 @@ class Service:
         self._resume_refusal = None
         log.warning("writes_resumed", durable_seq=wal.durable_seq, free_bytes=free_bytes)
         self.batch_engine.resume_unfinished()
+
+
+_LOCAL_HANDLERS = handler_table(Service, answered_by(SERVICE))  # checked once, at import
 
 
 def _milliseconds(percentiles: dict) -> dict:

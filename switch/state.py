@@ -3,11 +3,11 @@ import hashlib
 
 import msgpack
 
+from protocol.ops import BATCHES, applied_by
 from switch.batches.book import BatchBook
 from switch.ledger import Ledger
 
-BATCH_OPS = frozenset({"upload_batch_part", "submit_batch", "batch_validated", "batch_apply",
-                       "get_batch", "get_batch_results"})
+BATCH_OPS = applied_by(BATCHES)  # the rest is the ledger's (or unknown: it says so)
 
 
 class SwitchState:

@@ -11,9 +11,11 @@ import hashlib
 import msgpack
 
 from protocol import codes
+from protocol.ops import BATCHES, applied_by
 from switch.ledger import LedgerError
+from switch.ledger.codes import ADMIN
+from switch.ledger.handlers import dispatch_table, handler_table, handles
 
-ADMIN = "admin"
 RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
 ACCEPTED = frozenset({codes.CREATED, codes.EXISTS})
 
@@ -54,14 +56,7 @@ class BatchBook:
         self.max_upload_bytes = max_upload_bytes
         self.batches: dict[str, Batch] = {}
         self.uploads: dict[str, tuple[str, dict[int, bytes]]] = {}  # id -> (owner, seq -> data)
-        self.ops = {
-            "upload_batch_part": (self._upload_part, True),
-            "submit_batch": (self._submit, True),
-            "batch_validated": (self._validated, True),
-            "batch_apply": (self._apply, True),
-            "get_batch": (self._get, False),
-            "get_batch_results": (self._results, False),
-        }
+        self.ops = dispatch_table(self, _HANDLERS)  # op -> (handler, mutating)
 
     def execute(self, caller, op, args, now_ns):
         handler, mutating = self.ops[op]
@@ -72,6 +67,7 @@ class BatchBook:
 
     # uploads and submission
 
+    @handles("upload_batch_part")
     def _upload_part(self, caller, args, now_ns):
         batch_id, seq, data = args["batch_id"], args["seq"], args["data"]
         if batch_id in self.batches:
@@ -94,6 +90,7 @@ class BatchBook:
         parts[seq] = data
         return result, True
 
+    @handles("submit_batch")
     def _submit(self, caller, args, now_ns):
         batch_id, items = args["batch_id"], args["items"]
         content, batch = args["content"], self.batches.get(batch_id)
@@ -141,6 +138,7 @@ class BatchBook:
 
     # processing (internal ops, written by the batch engine)
 
+    @handles("batch_validated")
     def _validated(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
         if batch.state != RECEIVED:  # the engine validates a batch once (explicit: python -O)
@@ -156,6 +154,7 @@ class BatchBook:
             self._finish_if_done(batch)
         return _finished(batch), True
 
+    @handles("batch_apply")
     def _apply(self, caller, args, now_ns):
         batch = self.batches[args["batch_id"]]
         items = args["items"]
@@ -196,9 +195,11 @@ class BatchBook:
             raise LedgerError(codes.BATCH_NOT_FOUND, f"no batch {batch_id!r}")
         return batch
 
+    @handles("get_batch")
     def _get(self, caller, args):
         return self.visible(caller, args["batch_id"]).summary()
 
+    @handles("get_batch_results")
     def _results(self, caller, args):
         batch = self.visible(caller, args["batch_id"])
         start = args["offset"]
@@ -222,6 +223,9 @@ class BatchBook:
             for name, value in zip(Batch.__slots__, values):
                 setattr(batch, name, value)
             self.batches[batch.batch_id] = batch
+
+
+_HANDLERS = handler_table(BatchBook, applied_by(BATCHES))  # checked once, at import
 
 
 def _finished(batch: Batch) -> dict:

@@ -3,15 +3,17 @@
 from bisect import bisect_right
 from operator import attrgetter
 
+from protocol.ops import LEDGER, applied_by
+
 from . import invariants, snapshot
-from .clearing import Clearing, settlement_id
+from .clearing import Clearing, Position, settlement_id
 from .codes import (
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, CREATED, CURRENCY_MISMATCH,
     EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, LINKED_EVENT_CHAIN_OPEN,
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, LedgerError,
-    admin_only,
 )
 from .explain import SINGLE_LINKED, explain, explain_account, explain_participant
+from .handlers import dispatch_table, handler_table, handles
 from .records import Account, Participant, Totals, visible
 from .transfers import Book
 
@@ -28,23 +30,7 @@ class Ledger:
         self.clearing = Clearing()
         self.book = Book(self.accounts, self.clearing)
         # op -> (handler, mutating); queries take no now_ns and change nothing
-        self._ops = {
-            "create_participants": (self._create_participants, True),
-            "set_participant": (self._set_participant, True),
-            "rotate_token": (self._rotate_token, True),
-            "create_accounts": (self._create_accounts, True),
-            "create_transfers": (self._create_transfers, True),
-            "transfer": (self._transfer, True),
-            "expire_pending": (self._expire_pending, True),
-            "open_window": (self._open_window, True),
-            "close_window": (self._close_window, True),
-            "lookup_accounts": (self._lookup_accounts, False),
-            "lookup_transfers": (self._lookup_transfers, False),
-            "get_account_transfers": (self._get_account_transfers, False),
-            "get_window": (self._get_window, False),
-            "get_window_matrix": (self._get_window_matrix, False),
-            "list_windows": (self._list_windows, False),
-        }
+        self._ops = dispatch_table(self, _HANDLERS)
 
     def execute(self, caller, op, args, now_ns):
         """Run one request; return (result, changed) or raise LedgerError."""
@@ -70,8 +56,8 @@ class Ledger:
 
     # -- participants ----------------------------------------------------------------
 
+    @handles("create_participants")
     def _create_participants(self, caller, args, now):
-        _require_admin(caller, "create_participants")
         before = self.book.last_ts
         results = []
         for item in args["participants"]:
@@ -92,8 +78,8 @@ class Ledger:
                                              self.book.tick(now))
         return CREATED
 
+    @handles("set_participant")
     def _set_participant(self, caller, args, now):
-        _require_admin(caller, "set_participant")
         p = self.participants.get(args["id"])
         if p is None:
             raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {args['id']} does not exist")
@@ -127,9 +113,9 @@ class Ledger:
             raise LedgerError(CURRENCY_MISMATCH, f"settlement account {aid} is in "
                                                  f"{account.currency}, not {currency}")
 
+    @handles("rotate_token")
     def _rotate_token(self, caller, args, now):
         """The new token's salted hash replaces the old one (the token never reaches here)."""
-        _require_admin(caller, "rotate_token")
         p = self.participants.get(args["participant"])
         if p is None:
             raise LedgerError(PARTICIPANT_NOT_FOUND,
@@ -137,12 +123,36 @@ class Ledger:
         p.token_hash = args["token_hash"]
         return {"participant": p.id}, True
 
+    @handles("get_participant")
+    def _get_participant(self, caller, args):
+        """The participant's record and, per currency it has accounts or a cap in, its position
+        in the open window and its headroom: the largest interbank debit its cap allows now."""
+        pid = args["id"]
+        if caller != ADMIN and caller != pid:
+            raise LedgerError(FORBIDDEN, f"{caller} may read only its own participant record, "
+                                         f"not {pid}'s")
+        p = self.participants.get(pid)
+        if p is None:
+            raise LedgerError(PARTICIPANT_NOT_FOUND, f"participant {pid} does not exist")
+        positions = self.clearing.positions
+        currencies = {cur for owner, cur in positions if owner == pid} | p.caps.keys()
+        rows = []
+        for currency in sorted(currencies):
+            pos = positions.get((pid, currency)) or Position(pid, currency)
+            cap = p.caps.get(currency)
+            used = pos.debits - pos.credits + pos.reserved
+            rows.append({"currency": currency, "debits": pos.debits, "credits": pos.credits,
+                         "net": pos.credits - pos.debits, "reserved": pos.reserved,
+                         "headroom": None if cap is None else max(0, cap - used)})
+        return {**p.as_record(), "positions": rows}
+
     def participant_token_hash(self, pid):
         p = self.participants.get(pid)
         return None if p is None else p.token_hash
 
     # -- accounts ----------------------------------------------------------------------
 
+    @handles("create_accounts")
     def _create_accounts(self, caller, args, now):
         before = self.book.last_ts
         results = []
@@ -178,11 +188,13 @@ class Ledger:
 
     # -- transfers ---------------------------------------------------------------------
 
+    @handles("create_transfers")
     def _create_transfers(self, caller, args, now):
         before = self.book.last_ts
         results = self.book.create_many(caller, args["transfers"], now)
         return {"results": results}, self.book.last_ts != before
 
+    @handles("transfer")
     def _transfer(self, caller, item, now):
         if item["linked"]:
             raise LedgerError(LINKED_EVENT_CHAIN_OPEN, SINGLE_LINKED)
@@ -191,9 +203,9 @@ class Ledger:
             raise LedgerError(status, explain(self.book, caller, item, status))
         return {"status": status, "timestamp": t.timestamp}, status == CREATED
 
+    @handles("expire_pending")
     def _expire_pending(self, caller, args, now):
-        _require_admin(caller, "expire_pending")  # execute already expired what is due
-        return {}, False
+        return {}, False  # execute already expired what is due
 
     def next_expiry_ns(self):
         return self.book.next_expiry()
@@ -205,18 +217,21 @@ class Ledger:
 
     # -- lookups -----------------------------------------------------------------------
 
+    @handles("lookup_accounts")
     def _lookup_accounts(self, caller, args):
         accounts = self.accounts
         found = (accounts.get(aid) for aid in args["ids"])
         return {"accounts": [a.as_record() for a in found
                              if a is not None and (caller == ADMIN or caller == a.owner.id)]}
 
+    @handles("lookup_transfers")
     def _lookup_transfers(self, caller, args):
         by_id = self.book.by_id
         found = (by_id.get(tid) for tid in args["ids"])
         return {"transfers": [t.as_record() for t in found
                               if t is not None and visible(caller, t)]}
 
+    @handles("get_account_transfers")
     def _get_account_transfers(self, caller, args):
         account = self.accounts.get(args["account"])
         if account is None or (caller != ADMIN and caller != account.owner.id):
@@ -235,21 +250,21 @@ class Ledger:
 
     # -- windows -----------------------------------------------------------------------
 
+    @handles("open_window")
     def _open_window(self, caller, args, now):
         """Internal: the server opens window 1 at first start, so it is listed from then on."""
-        _require_admin(caller, "open_window")
         if self.clearing.window is not None:
             return {}, False
         self.clearing.open(self.book.tick(now))
         return {"window_id": self.clearing.window.window_id}, True
 
+    @handles("close_window")
     def _close_window(self, caller, args, now):
         """Close the open window; with `settle`, post its settlement in the same step.
 
         All or nothing: when any settlement posting cannot be made, the close is refused with
         that posting's code and nothing changes (the window stays open).
         """
-        _require_admin(caller, "close_window")
         book = self.book
         settle = args.get("settle")
         postings = settlement = None
@@ -308,6 +323,7 @@ class Ledger:
                 pay_out.append((tid, hub_account, own, net, reference))
         return pay_in + pay_out, settlement
 
+    @handles("get_window")
     def _get_window(self, caller, args):
         windows = self.clearing.windows
         wid = args["window_id"]
@@ -315,6 +331,7 @@ class Ledger:
             raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.report(windows[wid - 1], caller)
 
+    @handles("get_window_matrix")
     def _get_window_matrix(self, caller, args):
         windows = self.clearing.windows
         wid = args["window_id"]
@@ -322,6 +339,7 @@ class Ledger:
             raise LedgerError(WINDOW_NOT_FOUND, _no_window(wid, windows))
         return self.clearing.matrix_report(windows[wid - 1], caller)
 
+    @handles("list_windows")
     def _list_windows(self, caller, args):
         return {"windows": self.clearing.listing()}
 
@@ -360,6 +378,4 @@ def _no_window(wid, windows):
     return f"window {wid} does not exist ({known})"
 
 
-def _require_admin(caller, op):
-    if caller != ADMIN:
-        raise LedgerError(FORBIDDEN, admin_only(op, caller))
+_HANDLERS = handler_table(Ledger, applied_by(LEDGER))  # checked once, at import

@@ -199,6 +199,9 @@ def test_every_op_as_the_wrong_participant(switch, admin):
     assert error(c, "set_participant", {"id": "bank-a", "suspended": True}) == "forbidden"
     assert error(c, "close_window", {}) == "forbidden"
     assert error(c, "rotate_token", {"participant": "bank-a"}) == "forbidden"
+    # participants: only its own record
+    assert error(c, "get_participant", {"id": "bank-a"}) == "forbidden"
+    assert result(c, "get_participant", {"id": "bank-c"})["id"] == "bank-c"
     # accounts: only its own
     assert result(c, "create_accounts", {"accounts": [
         {"id": "c-sneaky", "participant": "bank-a", "currency": "USD"}]})["results"] == \

@@ -12,7 +12,7 @@ MUTATING = {
 READING = {
     "ping", "hello", "stats", "lookup_accounts", "lookup_transfers", "get_account_transfers",
     "get_window", "get_window_matrix", "list_windows", "get_batch", "get_batch_results",
-    "state_digest",
+    "state_digest", "get_participant",
 }
 
 
@@ -178,6 +178,15 @@ def test_get_account_transfers_after_refusal_names_the_rule():
         f"after '12ab' must be an integer in 0..{2**63 - 1} or a string of its decimal digits")
 
 
+def test_get_account_transfers_after_nested_deeper_than_the_stack_is_a_bad_request():
+    after = 0
+    for _ in range(100_000):  # its repr would overflow the stack
+        after = [after]
+    with pytest.raises(ProtocolError) as caught:
+        validate_args("get_account_transfers", {"account": "a-1", "after": after})
+    assert caught.value.message.startswith("after a list must be an integer")
+
+
 @pytest.mark.parametrize("args, word", [
     ({"account": "a-1", "limit": 0}, "limit"),
     ({"account": "a-1", "limit": 8191}, "limit"),
@@ -273,6 +282,13 @@ def test_submit_batch_refusals(changes, word):
 def test_submit_batch_item_limit():
     items = [{}] * 1_000_001
     refused("submit_batch", {**SUBMIT, "format": "json", "items": items}, "items")
+
+
+def test_get_participant():
+    assert validate_args("get_participant", {"id": "bank-a"}) == {"id": "bank-a"}
+    refused("get_participant", {}, "id")
+    refused("get_participant", {"id": "bank a"}, "id")
+    refused("get_participant", {"id": "bank-a", "ids": ["bank-b"]}, "unknown field", "ids")
 
 
 def test_get_batch_and_results():

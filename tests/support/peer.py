@@ -12,6 +12,7 @@ from collections.abc import Callable
 from protocol import (
     FrameDecoder, codes, decode_body, encode_body, encode_frame, error_reply, ok_reply,
 )
+from protocol.ops import STANDBY_OPS
 
 PEER_MAX_FRAME_BYTES = 1 << 20
 
@@ -23,9 +24,6 @@ def default_answer(request: dict) -> dict:
     else:
         result = {"echo": {"op": request["op"], "args": request.get("args")}}
     return ok_reply(request["id"], result)
-
-
-STANDBY_OPS = ("hello", "ping", "stats", "state_digest")  # what a standby answers itself
 
 
 class Peer:
@@ -56,7 +54,7 @@ class Peer:
         answer_as_peer = self.default_answer
 
         def answer(request: dict) -> dict:
-            if request["op"] in STANDBY_OPS:
+            if request["op"] in STANDBY_OPS:  # what a standby answers itself
                 return answer_as_peer(request)
             return error_reply(request["id"], codes.NOT_PRIMARY, "this node is a standby",
                                primary=primary)
