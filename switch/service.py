@@ -18,7 +18,7 @@ from protocol import (OPS, ProtocolError, codec_of, codes, decode_request, encod
 from switch.batches.engine import BatchEngine
 from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
                          token_matches, write_token_file)
-from switch.decode_worker import DecodeWorker
+from switch.decode_worker import DecodeWorker, Verdict
 from switch.metrics import RequestMetrics
 from switch.ledger import LedgerError
 from switch.ledger.codes import admin_only
@@ -113,9 +113,9 @@ class Service:
             return
         self._answer(connection, body, codec_of(body), self._decode)
 
-    def handle_decoded(self, connection, verdict: list) -> None:
+    def handle_decoded(self, connection, verdict: Verdict) -> None:
         """Answers a frame that the decode worker decoded (see switch/decode_worker.py)."""
-        self._answer(connection, verdict, verdict[0], _from_verdict)
+        self._answer(connection, verdict, verdict.codec, _from_verdict)
 
     def _answer(self, connection, frame, codec: str, decode) -> None:
         """decode(connection, frame) -> (request_id, op, args, codec, validated), where
@@ -206,7 +206,10 @@ class Service:
             if self.reloading_durable_state:
                 raise ProtocolError(codes.OVERLOADED, "writes stopped after a storage fault; "
                                     "reads resume once the durable state is reloaded")
-            return self.state.execute(caller, op, args, time.time_ns())[0]
+            executed = self.state.execute(caller, op, args, time.time_ns())
+            if executed.error is not None:
+                raise executed.error
+            return executed.result
         tokens = self._issue_tokens(args) if op == "create_participants" else None
         result = self.execute_mutation(caller, op, args)
         if tokens:
@@ -217,32 +220,31 @@ class Service:
 
     def execute_mutation(self, caller, op: str, args):
         """Executes one state change at the current time and appends it to the WAL if it changed
-        anything; the one path for requests, the switch's own steps and inbox files."""
+        anything (a failed request too, when expiry ran before it: replay must see it); the one
+        path for requests, the switch's own steps and inbox files. Raises the LedgerError of a
+        failed request."""
         if self.wal.failure is not None:
             raise WalFailed(str(self.wal.failure))
         now_ns = time.time_ns()
         self.expire_due(now_ns)
         try:
-            result, changed = self.state.execute(caller, op, args, now_ns)
-        except LedgerError as error:
-            if error.changed:  # it failed, but expiry ran first: replay must see it too
-                self.wal.append(now_ns, caller, op, args)
-                self._record_events(now_ns, caller, op, args, None)
-            raise
+            executed = self.state.execute(caller, op, args, now_ns)
         except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
             log.exception("ledger_fault", op=op)
             self.stop_writes(f"ledger fault in {op}: {error!r}")
             raise WalFailed("internal ledger fault; writes are stopped") from error
-        if changed:
+        if executed.changed:
             try:
                 self.wal.append(now_ns, caller, op, args)
             except RecordTooLarge as error:  # inputs are bounded so this cannot happen; if it
                 self.stop_writes(str(error))  # does, memory is ahead of the log: fail-stop
                 raise WalFailed(str(error)) from error
-            self._record_events(now_ns, caller, op, args, result)
-            if op == "submit_batch":
+            self._record_events(now_ns, caller, op, args, executed.result)
+            if op == "submit_batch" and executed.error is None:
                 self.batch_engine.start(args["batch_id"])
-        return result
+        if executed.error is not None:
+            raise executed.error
+        return executed.result
 
     def _issue_tokens(self, args) -> list[str]:
         """Tokens are random, so they are made here, outside the deterministic ledger; only
@@ -311,10 +313,10 @@ class Service:
         if (next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None
                 or not self.writable()):
             return
-        result, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
-        if changed:
+        executed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
+        if executed.changed:
             self.wal.append(now_ns, ADMIN, "expire_pending", {})
-            self._record_events(now_ns, ADMIN, "expire_pending", {}, result)
+            self._record_events(now_ns, ADMIN, "expire_pending", {}, executed.result)
 
     def _record_events(self, now_ns: int, caller, op: str, args, result) -> None:
         """Hands the record just appended, with what the ledger committed, to the event stream."""
@@ -498,11 +500,11 @@ class Service:
         self.batch_engine.resume_unfinished()
 
 
-def _from_verdict(connection, verdict: list) -> tuple:
-    codec, request_id, op, args, problem = verdict
+def _from_verdict(connection, verdict: Verdict) -> tuple:
+    request_id, op, codec, problem = verdict.request_id, verdict.op, verdict.codec, verdict.problem
     if problem is None:
-        return request_id, op, args, codec, True
-    error = ProtocolError(problem[0], problem[1], request_id)
+        return request_id, op, verdict.args, codec, True
+    error = ProtocolError(problem.code, problem.message, request_id)
     if op is None:  # not a request at all: the contract's first checks
         raise error
     return request_id, op, None, codec, error

@@ -12,6 +12,7 @@ import msgpack
 
 from protocol import codes
 from switch.ledger import LedgerError
+from switch.ledger.codes import Executed
 
 ADMIN = "admin"
 RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
@@ -63,9 +64,16 @@ class BatchBook:
             "get_batch_results": (self._results, False),
         }
 
-    def execute(self, caller, op, args, now_ns):
+    def execute(self, caller, op, args, now_ns) -> Executed:
+        """Run one batch request; a failure is returned, never raised (see Executed). A batch
+        op fails before it changes anything."""
         handler, mutating = self.ops[op]
-        return handler(caller, args, now_ns) if mutating else (handler(caller, args), False)
+        try:
+            result, changed = (handler(caller, args, now_ns) if mutating
+                               else (handler(caller, args), False))
+        except LedgerError as error:
+            return Executed(None, False, error)
+        return Executed(result, changed, None)
 
     def unfinished(self) -> list[str]:
         return [b.batch_id for b in self.batches.values() if b.state in (RECEIVED, PROCESSING)]
@@ -168,8 +176,8 @@ class BatchBook:
                                      f"applied of {batch.total}")
             for item in items[:-1]:
                 item["linked"] = True
-        result, _ = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},
-                                        now_ns)
+        result = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},
+                                     now_ns).result
         for item, outcome in zip(items, result["results"]):
             batch.ids.append(item["id"])
             batch.statuses.append(outcome["status"])
