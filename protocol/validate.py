@@ -7,7 +7,7 @@ to the WAL and the ledger replays it. Unknown keys are refused (typos).
 
 import base64
 import binascii
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
@@ -33,17 +33,17 @@ BATCH_MODES = ("atomic", "partial")
 class OpSpec(NamedTuple):
     name: str
     mutating: bool  # may change state, so the server logs it to the WAL
-    normalize: Callable[[dict], dict]
+    normalize: Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _keys(*names: str) -> frozenset:
+def _keys(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
 _NO_KEYS = _keys()
 
 
-def _no_args(args: dict) -> dict:
+def _no_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _NO_KEYS)
     return {}
 
@@ -51,7 +51,7 @@ def _no_args(args: dict) -> dict:
 _HELLO = _keys("participant", "token")
 
 
-def _hello(args: dict) -> dict:
+def _hello(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _HELLO)
     return {"participant": req_id(args, "participant"), "token": req_text(args, "token", MAX_TEXT_CHARS)}
 
@@ -61,7 +61,7 @@ def _hello(args: dict) -> dict:
 _ROTATE_TOKEN = _keys("participant")
 
 
-def _rotate_token(args: dict) -> dict:
+def _rotate_token(args: dict[str, Any]) -> dict[str, Any]:
     """`participant` is a participant's id or "admin"; the server adds the new token's hash."""
     check_keys(args, _ROTATE_TOKEN)
     return {"participant": req_id(args, "participant")}
@@ -71,7 +71,7 @@ _CREATE_PARTICIPANTS = _keys("participants")
 _PARTICIPANT = _keys("id", "name", "net_debit_cap")
 
 
-def _participant(item: dict) -> dict:
+def _participant(item: dict[str, Any]) -> dict[str, Any]:
     check_keys(item, _PARTICIPANT)
     cap = item.get("net_debit_cap")
     return {
@@ -81,7 +81,7 @@ def _participant(item: dict) -> dict:
     }
 
 
-def _create_participants(args: dict) -> dict:
+def _create_participants(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_PARTICIPANTS)
     items = req_list(args, "participants", 1, MAX_ITEMS)
     return {"participants": each_item(items, "participants", _participant)}
@@ -90,7 +90,7 @@ def _create_participants(args: dict) -> dict:
 _SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended", "settlement_accounts")
 
 
-def _set_participant(args: dict) -> dict:
+def _set_participant(args: dict[str, Any]) -> dict[str, Any]:
     """None means unchanged; a null cap value removes that currency's cap.
 
     `settlement_accounts` (an addition) appears in the normalized args only when given, so the
@@ -110,9 +110,9 @@ def _set_participant(args: dict) -> dict:
     return out
 
 
-def _account_map(value, name: str, allow_null: bool) -> dict:
+def _account_map(value: object, name: str, allow_null: bool) -> dict[str, Any]:
     """A map of currency code to account id (or to null when `allow_null`)."""
-    req_map(value, name)
+    value = req_map(value, name)
     if len(value) > MAX_ITEMS:
         raise bad(f"{name} may name at most {MAX_ITEMS} currencies")
     for currency, aid in value.items():
@@ -127,7 +127,7 @@ _CREATE_ACCOUNTS = _keys("accounts")
 _ACCOUNT = _keys("id", "participant", "currency", "overdraft_limit")
 
 
-def _account(item: dict) -> dict:
+def _account(item: dict[str, Any]) -> dict[str, Any]:
     """overdraft_limit: omitted means 0, an explicit null means unlimited (None)."""
     check_keys(item, _ACCOUNT)
     limit = item.get("overdraft_limit", 0)
@@ -141,7 +141,7 @@ def _account(item: dict) -> dict:
     }
 
 
-def _create_accounts(args: dict) -> dict:
+def _create_accounts(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_ACCOUNTS)
     items = req_list(args, "accounts", 1, MAX_ITEMS)
     return {"accounts": each_item(items, "accounts", _account)}
@@ -152,7 +152,7 @@ def _create_accounts(args: dict) -> dict:
 _CREATE_TRANSFERS = _keys("transfers")
 
 
-def _create_transfers(args: dict) -> dict:
+def _create_transfers(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_TRANSFERS)
     items = req_list(args, "transfers", 1, MAX_ITEMS)
     return {"transfers": each_item(items, "transfers", normalize_transfer)}
@@ -161,7 +161,7 @@ def _create_transfers(args: dict) -> dict:
 _LOOKUP = _keys("ids")
 
 
-def _lookup(args: dict) -> dict:
+def _lookup(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _LOOKUP)
     return {"ids": each_id(req_list(args, "ids", 0, MAX_ITEMS), "ids")}
 
@@ -169,7 +169,7 @@ def _lookup(args: dict) -> dict:
 _ACCOUNT_TRANSFERS = _keys("account", "after", "limit")
 
 
-def _get_account_transfers(args: dict) -> dict:
+def _get_account_transfers(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _ACCOUNT_TRANSFERS)
     return {
         "account": req_id(args, "account"),
@@ -183,7 +183,7 @@ def _get_account_transfers(args: dict) -> dict:
 _GET_WINDOW = _keys("window_id")
 
 
-def _get_window(args: dict) -> dict:
+def _get_window(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _GET_WINDOW)
     return {"window_id": req_int(args, "window_id", 1)}
 
@@ -192,7 +192,7 @@ _CLOSE_WINDOW = _keys("settle")
 _SETTLE = _keys("hub_accounts")
 
 
-def _close_window(args: dict) -> dict:
+def _close_window(args: dict[str, Any]) -> dict[str, Any]:
     """`{}` or `{settle: {hub_accounts: {CUR: account}}}` (an addition: settlement postings).
 
     Without `settle` the normalized args are `{}`, as before the addition.
@@ -215,7 +215,7 @@ def _close_window(args: dict) -> dict:
 _UPLOAD_PART = _keys("batch_id", "seq", "data")
 
 
-def _upload_batch_part(args: dict) -> dict:
+def _upload_batch_part(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _UPLOAD_PART)
     return {
         "batch_id": req_id(args, "batch_id"),
@@ -224,7 +224,7 @@ def _upload_batch_part(args: dict) -> dict:
     }
 
 
-def _part_data(value) -> bytes:
+def _part_data(value: object) -> bytes:
     """MessagePack bin as is; a str must be canonical standard base64."""
     if type(value) is bytes:
         return value
@@ -242,7 +242,7 @@ def _part_data(value) -> bytes:
 _SUBMIT = _keys("batch_id", "format", "content", "items", "control_count", "control_sum", "mode")
 
 
-def _submit_batch(args: dict) -> dict:
+def _submit_batch(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _SUBMIT)
     batch_format = req_choice(args, "format", BATCH_FORMATS)
     content = _batch_content(args.get("content"))
@@ -260,9 +260,11 @@ def _submit_batch(args: dict) -> dict:
     }
 
 
-def _batch_content(value) -> bytes | None:
+def _batch_content(value: object) -> bytes | None:
     """Content as bytes: a str (JSON text) is taken as its UTF-8 encoding."""
-    if value is None or type(value) is bytes:
+    if value is None:
+        return None
+    if type(value) is bytes:
         return value
     if type(value) is str:
         try:
@@ -272,7 +274,7 @@ def _batch_content(value) -> bytes | None:
     raise bad("content must be a string, bytes or null")
 
 
-def _check_batch_items(items, batch_format: str, content) -> None:
+def _check_batch_items(items: object, batch_format: str, content: bytes | None) -> None:
     """Shape only: each item is checked as a transfer when the batch is processed."""
     if batch_format != "json":
         raise bad("items are allowed only with format json")
@@ -288,7 +290,7 @@ def _check_batch_items(items, batch_format: str, content) -> None:
 _BATCH_ID = _keys("batch_id")
 
 
-def _get_batch(args: dict) -> dict:
+def _get_batch(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _BATCH_ID)
     return {"batch_id": req_id(args, "batch_id")}
 
@@ -296,7 +298,7 @@ def _get_batch(args: dict) -> dict:
 _BATCH_RESULTS = _keys("batch_id", "offset", "limit")
 
 
-def _get_batch_results(args: dict) -> dict:
+def _get_batch_results(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _BATCH_RESULTS)
     return {
         "batch_id": req_id(args, "batch_id"),
@@ -336,11 +338,11 @@ OPS: dict[str, OpSpec] = _specs(
 )
 
 
-def is_known_op(op) -> bool:
+def is_known_op(op: object) -> bool:
     return type(op) is str and op in OPS
 
 
-def validate_args(op: str, args: dict) -> dict:
+def validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
     """Normalized args of `op`, or ProtocolError (`unknown_op`, `bad_request`)."""
     spec = OPS.get(op)
     if spec is None:
