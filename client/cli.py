@@ -12,6 +12,7 @@ import os
 import ssl
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from protocol import JSON, MSGPACK
 from protocol.addresses import AddressError, parse_address
@@ -288,7 +289,7 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
-def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
+def resolve_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     if args.token:
         return args.token
     if args.participant != ADMIN:

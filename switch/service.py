@@ -10,6 +10,7 @@ import importlib.metadata
 import shutil
 import time
 from time import perf_counter  # twice per request: no attribute lookup
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,6 +27,11 @@ from switch.reply_steps import ReplyInSteps
 from switch.storage.recovery import AppliedRecord, recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 from switch.turns import Turns
+
+if TYPE_CHECKING:
+    from switch.events.stream import EventStream
+    from switch.replication.node import ReplicationNode
+    from switch.snapshotter import Snapshotter
 
 log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")
@@ -63,19 +69,22 @@ class Service:
         self.shutting_down = False
         # After writes stop, memory may be ahead of the log; reads wait for the durable state.
         self.reloading_durable_state = False
-        self._resume_refusal = None  # the last reason writes could not resume, logged once
+        # the last reason writes could not resume, logged once
+        self._resume_refusal: str | None = None
         self.started_s = time.monotonic()
         self._released_seq = 0  # the highest durable_seq replies were released at
         self.requests_total = 0
         self.request_metrics = RequestMetrics()
-        self.snapshotter = None  # set by the server once it exists
-        self.events = None  # the committed-event stream (switch/events/stream.py) when on
+        self.snapshotter: Snapshotter | None = None  # set by the server once it exists
+        # the committed-event stream (switch/events/stream.py) when on
+        self.events: EventStream | None = None
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = {"ping": self._ping, "hello": self._hello, "stats": self._stats,
                           "rotate_token": self._rotate_token, "state_digest": self._state_digest}
-        self.replication = None  # the ReplicationNode when --replication is on (set by the server)
+        # the ReplicationNode when --replication is on (set by the server)
+        self.replication: ReplicationNode | None = None
 
     # connections
 

@@ -12,25 +12,28 @@ ROOT = Path(__file__).resolve().parents[1]
 PRODUCT_PACKAGES = ("protocol", "switch", "client", "loadtest")
 
 
-def assert_lines(source: str) -> list[int]:
-    """The line of every assert statement in `source`."""
+def optimized_away(source: str) -> list[int]:
+    """The line of every assert statement and every use of __debug__ in `source`: what behaves
+    differently under python -O."""
     return sorted(node.lineno for node in ast.walk(ast.parse(source))
-                  if isinstance(node, ast.Assert))
+                  if isinstance(node, ast.Assert)
+                  or (isinstance(node, ast.Name) and node.id == "__debug__"))
 
 
-def test_no_module_of_the_product_has_an_assert_statement():
+def test_no_module_of_the_product_behaves_differently_under_python_o():
     modules = sorted(path for package in PRODUCT_PACKAGES for path in (ROOT / package).rglob("*.py"))
     assert len(modules) > 100  # the packages were found
     found = [f"{path.relative_to(ROOT)}:{line}" for path in modules
-             for line in assert_lines(path.read_text(encoding="utf-8"))]
-    assert found == [], "assert statements in product code (python -O strips them): " + \
-        ", ".join(found)
+             for line in optimized_away(path.read_text(encoding="utf-8"))]
+    assert found == [], "assert statements or __debug__ in product code (python -O strips " \
+        "them; check invariants with an explicit raise): " + ", ".join(found)
 
 
-def test_an_assert_statement_is_found_wherever_it_is():
+def test_an_assert_or_debug_branch_is_found_wherever_it_is():
     source = "def f(x):\n    if x:\n        assert x > 1, 'x'\n    return x\nassert f(2)\n"
-    assert assert_lines(source) == [3, 5]
-    assert assert_lines("x = 1  # assert x\ncheck = 'assert x'\n") == []
+    assert optimized_away(source) == [3, 5]
+    assert optimized_away("if __debug__:\n    print(1)\n") == [1]
+    assert optimized_away("x = 1  # assert x\ncheck = 'assert x, __debug__'\n") == []
 
 
 def test_the_helpers_asserts_run_under_python_o_too():

@@ -7,6 +7,7 @@ resumes after a crash from `applied`, never applying an item twice. An atomic ba
 `batch_apply` of one linked chain: one record, one ledger step, all or nothing.
 """
 import hashlib
+from typing import Any, Callable
 
 import msgpack
 
@@ -55,7 +56,7 @@ class BatchBook:
         self.max_upload_bytes = max_upload_bytes
         self.batches: dict[str, Batch] = {}
         self.uploads: dict[str, tuple[str, dict[int, bytes]]] = {}  # id -> (owner, seq -> data)
-        self.ops = {
+        self.ops: dict[str, tuple[Callable[..., Any], bool]] = {
             "upload_batch_part": (self._upload_part, True),
             "submit_batch": (self._submit, True),
             "batch_validated": (self._validated, True),
@@ -261,7 +262,7 @@ def _other_submission(batch: Batch, signature: tuple, digest: str | None) -> str
 
 def content_bytes(content: bytes | list[bytes]) -> bytes:
     """A batch's content: uploads keep their parts (see _submit), inline content is bytes."""
-    return content if type(content) is not list else b"".join(content)
+    return b"".join(content) if isinstance(content, list) else content
 
 
 def _digest(content: bytes | list[bytes] | None, items: list | None) -> str | None:
