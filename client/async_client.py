@@ -13,7 +13,7 @@ it may have committed, and resending the same ids is safe.
 
 import asyncio
 import ssl as _ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from protocol import MSGPACK
@@ -204,6 +204,7 @@ class AsyncClient:
         attempt = 0
         maybe_executed = False
         followed: set[Address] = set()  # primaries this request was redirected to
+        error: Exception
         while True:
             delay_s = None
             try:
@@ -436,7 +437,7 @@ for _spec in OPS.values():
 
 async def account_transfer_pages(
         get_page: Callable[..., Awaitable[TransferPage]], account: str,
-        page_size: int) -> AsyncIterator[TransferPage]:
+        page_size: int) -> AsyncGenerator[TransferPage, None]:
     """The pages of an account's transfers, following each page's cursor to the end."""
     after = None
     while True:

@@ -20,7 +20,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from protocol import JSON, codes, encode_request
 from protocol.atomic_file import write_atomically
@@ -119,7 +119,7 @@ class Progress:
         self.width = width
         self._first: tuple[float, int] | None = None  # (time, processed) when processing began
         self._last_line_s = float("-inf")
-        self._last_text = None
+        self._last_text: str | None = None
         self._drawn = 0
 
     def rate(self, summary: dict) -> float | None:
@@ -204,7 +204,7 @@ async def follow(client: AsyncClient, batch_id: str, progress: Progress,
         await asyncio.sleep(interval_s)
 
 
-def _summary_output(summary: dict, extra: list[tuple[str, Any]] = ()) -> Output:
+def _summary_output(summary: dict, extra: Sequence[tuple[str, Any]] = ()) -> Output:
     total, processed = summary.get("total") or 0, summary.get("processed") or 0
     control = summary.get("control") or {}
     pairs = [("batch", summary["batch_id"]), *extra, ("state", summary["state"]),

@@ -12,6 +12,7 @@ import os
 import ssl
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from protocol import JSON, MSGPACK
 from protocol.cli_help import ArgumentParser
@@ -263,7 +264,7 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
-def resolve_token(args: argparse.Namespace, environ: dict[str, str]) -> str:
+def resolve_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     if args.participant != ADMIN and not args.token:
         raise ConfigError(f"--token is required to act as {args.participant}")
     return resolve_admin_token(args.token, args.data_dir, environ)

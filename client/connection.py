@@ -6,7 +6,7 @@ otherwise be read by the next request (the redis-py CVE-2023-28858 bug).
 
 import asyncio
 import ssl as _ssl
-from typing import Any
+from typing import Any, cast
 
 from protocol import codes, encode_request
 from protocol.addresses import display_address
@@ -114,8 +114,8 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol callbacks
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # a stream connection's
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -147,16 +147,14 @@ def _settle(future: asyncio.Future, reply: dict) -> bool:
     """Resolve `future` from a reply envelope; False when the envelope is malformed."""
     ok, result, error = reply.get("ok"), reply.get("result"), reply.get("error")
     if ok is True and isinstance(result, dict):
-        value = result
+        if not future.done():  # a cancelled request's future; the connection is closing anyway
+            future.set_result(result)
     elif ok is False and isinstance(error, dict) and isinstance(error.get("code"), str):
         details = {k: v for k, v in error.items() if k not in ("code", "message")}
-        value = error_from_code(error["code"], str(error.get("message") or ""), details)
+        if not future.done():
+            future.set_exception(error_from_code(error["code"], str(error.get("message") or ""),
+                                                 details))
     else:
         return False
-    if not future.done():  # a cancelled request's future; the connection is closing anyway
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
     return True
 

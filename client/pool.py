@@ -60,8 +60,8 @@ class AsyncPool:
     def iter_account_transfers(self, account: str, *,
                                page_size: int = ACCOUNT_TRANSFERS_PAGE) -> AsyncIterator[Transfer]:
         """As `AsyncClient.iter_account_transfers`, each page from the least busy connection."""
-        return each_transfer(account_transfer_pages(self.get_account_transfers, account,
-                                                    page_size))
+        get_page = self.get_account_transfers  # type: ignore[attr-defined]  # set from OP_METHODS
+        return each_transfer(account_transfer_pages(get_page, account, page_size))
 
 
 def _pooled(name: str):

@@ -23,7 +23,7 @@ class _Wire:
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> Self:
-        return cls(*map(obj.get, _field_names(cls)))
+        return cls(*map(obj.get, _field_names(cls)))  # type: ignore[arg-type]  # a class is hashable
 
 
 @dataclass(frozen=True, slots=True)

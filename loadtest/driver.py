@@ -21,7 +21,7 @@ import math
 import sys
 import time
 from collections import deque
-from typing import Protocol
+from typing import Protocol, Sequence, cast
 
 import msgpack
 
@@ -143,7 +143,7 @@ class Run:
         now_s = _now_s()
         next_due_s = math.inf
         for connection in self.connections:
-            if connection.open:
+            if connection.sending:
                 connection.send_due(now_s)
                 next_due_s = min(next_due_s, connection.next_due_s())
         if self.sending:
@@ -169,7 +169,7 @@ class LoadConnection(asyncio.Protocol):
         self.failover = Failover(target.addresses, run.config.retry_deadline_s)
         self.replies = InOrderReplies(MAX_REPLY_BYTES, decode=decode_reply_leniently)
         self.transport: asyncio.Transport | None = None
-        self.open = False  # connected, greeted and sending
+        self.sending = False  # connected and greeted
         self._said_hello = False  # the current transport answered hello
         self.inflight: deque = self.replies.outstanding  # (request id, Request), oldest first
         self.ready: deque = deque()  # encoded, not yet sent
@@ -201,7 +201,7 @@ class LoadConnection(asyncio.Protocol):
                 failures.append(str(error))
                 continue
             self.failover.nodes.use(address)
-            self._said_hello = self.open = True
+            self._said_hello = self.sending = True
             return
         raise LoadError("; ".join(failures))
 
@@ -249,7 +249,7 @@ class LoadConnection(asyncio.Protocol):
     def send_closed(self) -> None:
         """Closed loop: fill every free slot now."""
         free = self.run.pipeline - len(self.inflight)
-        if free <= 0 or not self.open:
+        if free <= 0 or not self.sending:
             return
         run, ready, sent = self.run, self.ready, self.replies.sent
         start_s = _now_s()
@@ -265,7 +265,7 @@ class LoadConnection(asyncio.Protocol):
     def send_due(self, now_s: float) -> None:
         """Open loop: send every request whose time has come, as far as slots are free."""
         free = self.run.pipeline - len(self.inflight)
-        if free <= 0 or not self.open:
+        if free <= 0 or not self.sending:
             return
         run, ready, sent = self.run, self.ready, self.replies.sent
         # The last schedule index due: index * connections + self.index <= elapsed * rate
@@ -313,7 +313,7 @@ class LoadConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._greeting is not None and not self._greeting.done():
             return self._greeted(data)
-        if not self.open:
+        if not self.sending:
             return
         now_s = _now_s()
         request = None
@@ -352,6 +352,7 @@ class LoadConnection(asyncio.Protocol):
         items = request.items
         if reply["ok"] is True:
             result = reply["result"]
+            statuses: Sequence[str]
             if request.single:
                 statuses = (result["status"],)
             elif items:
@@ -404,7 +405,7 @@ class LoadConnection(asyncio.Protocol):
         """Drop the open transport; connection_lost then reconnects as `move` says."""
         self._leaving = move
         self._warn_once(move.reason, message or "no message")
-        self.open = False
+        self.sending = False
         self.transport.abort()
 
     async def _reconnect(self, move: Move) -> None:
@@ -450,7 +451,7 @@ class LoadConnection(asyncio.Protocol):
         self._end(graceful=True)
 
     def _end(self, graceful: bool) -> None:
-        self.open = False
+        self.sending = False
         if self.transport is None:  # between transports: nothing to wait for
             self._give_up()
         elif graceful:
@@ -479,8 +480,8 @@ class LoadConnection(asyncio.Protocol):
         print(f"\nloadtest: connection {self.index}: {code}: {message} "
               f"({len(self.inflight)} requests in flight)", file=sys.stderr)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream connection's
         self._said_hello = False
         self.replies.restart_framing()  # nothing carries over from the last one
         self._transport_gone = self.run.loop.create_future()
@@ -492,7 +493,7 @@ class LoadConnection(asyncio.Protocol):
             if self._greeting is not None and not self._greeting.done():
                 self._greeting.set_exception(LoadError(f"connection lost during hello: {exc}"))
             return
-        self._said_hello = self.open = False
+        self._said_hello = self.sending = False
         if self.failure is not None:
             return self._give_up()
         move, self._leaving = self._leaving, None

@@ -117,7 +117,8 @@ def _run_processes(config, target, accounts, run_id, stats: Stats) -> Evidence:
 
 
 def _collect(workers, messages, go, t0_s, stop, stats: Stats) -> Evidence:
-    ready, evidence = 0, {}
+    ready = 0
+    evidence: dict[int, Evidence] = {}  # per worker
     while len(evidence) < len(workers):
         try:
             kind, worker, payload = messages.get(timeout=POLL_S)

@@ -80,7 +80,7 @@ async def _expect_created(create, items: list[dict], what: str) -> None:
 async def confirm(client, layout: Layout) -> None:
     """For --reuse: every account of the layout must exist already."""
     ids = layout.all_accounts()
-    found = set()
+    found: set[str] = set()
     for start in range(0, len(ids), MAX_ITEMS):
         found.update(a.id for a in await client.lookup_accounts(ids[start:start + MAX_ITEMS]))
     missing = [i for i in ids if i not in found]

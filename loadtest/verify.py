@@ -14,7 +14,7 @@ from protocol.values import MAX_ITEMS
 from .workload import EFFECTS, HOLD, ONE_PHASE, POST, VOID
 
 # Per effect: the sign of its amount in (debits posted, debits pending).
-_SIGNS = [None] * len(EFFECTS)
+_SIGNS: list[tuple[int, int]] = [(0, 0)] * len(EFFECTS)
 _SIGNS[ONE_PHASE], _SIGNS[HOLD], _SIGNS[POST], _SIGNS[VOID] = (1, 0), (0, 1), (1, -1), (0, -1)
 
 

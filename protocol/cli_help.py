@@ -2,6 +2,7 @@
 the operator CLI, the load generator). It lives in `protocol`, the one package all three may
 import, so that the client never needs the server installed."""
 import argparse
+from typing import Any
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -14,15 +15,16 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if (default is None or default is argparse.SUPPRESS or isinstance(default, bool)
                 or default == [] or "default:" in help_text):
             return help_text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser with DefaultsHelpFormatter; subcommands' parsers are of this class too
     (argparse gives them the class of their parent, but not its formatter)."""
 
-    def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs):
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def comma_list(text: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ import json
 import math
 import re
 import threading
+from typing import Any, Iterator, NoReturn
 
 import msgpack
 
@@ -34,14 +35,14 @@ def _bad_frame(message: str) -> ProtocolError:
     return ProtocolError(BAD_FRAME, message)
 
 
-def _json_object(pairs: list) -> dict:
+def _json_object(pairs: list[Any]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         raise _bad_frame("JSON object has a duplicate name")
     return obj
 
 
-def _json_constant(name: str):
+def _json_constant(name: str) -> NoReturn:
     raise _bad_frame(f"JSON does not allow {name}")
 
 
@@ -59,7 +60,7 @@ _json_decoder = json.JSONDecoder(
 _utf8_checker = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
-def _msgpack_map(pairs: list) -> dict:
+def _msgpack_map(pairs: list[Any]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         raise _bad_frame("MessagePack map has a duplicate key")
@@ -69,11 +70,11 @@ def _msgpack_map(pairs: list) -> dict:
     return obj
 
 
-def _msgpack_ext(code: int, data: bytes):
+def _msgpack_ext(code: int, data: bytes) -> NoReturn:
     raise _bad_frame(f"MessagePack ext type {code} is not allowed")
 
 
-def decode_strict_json(body: bytes):
+def decode_strict_json(body: bytes) -> Any:
     """Any strict RFC 8259 JSON value (docs/protocol.md "Codecs"), or raise `bad_frame`.
 
     Also used for JSON content that is not a frame body, such as batch files. Whitespace may
@@ -84,7 +85,7 @@ def decode_strict_json(body: bytes):
         text = body.decode("utf-8")
         start = 1 if text.startswith(_UTF8_BOM) else 0
         if text[start:start + 1] != "{":
-            start = _JSON_WHITESPACE.match(text, start).end()
+            start = _match_end(_JSON_WHITESPACE.match(text, start))
         obj, end = _json_decoder.raw_decode(text, start)
         if end != len(text) and not _JSON_WHITESPACE.fullmatch(text, end):
             raise _bad_frame("trailing bytes after the JSON object")
@@ -95,7 +96,7 @@ def decode_strict_json(body: bytes):
     return obj
 
 
-def _decode_msgpack(body: bytes) -> dict:
+def _decode_msgpack(body: bytes) -> dict[str, Any]:
     try:
         # max_ext_len=0 also refuses the timestamp ext, which bypasses ext_hook. No valid
         # request has a map of more than MAX_ITEMS entries: refusing a larger one at its header
@@ -111,6 +112,12 @@ def _decode_msgpack(body: bytes) -> dict:
     return obj
 
 
+def _match_end(match: re.Match[str] | None) -> int:
+    if match is None:  # the pattern matches the empty string anywhere
+        raise AssertionError("JSON whitespace did not match")
+    return match.end()
+
+
 def _brief(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:200]
 
@@ -121,7 +128,7 @@ def codec_of(body: bytes) -> str:
     return JSON if body and body[0] in _JSON_FIRST_BYTES else MSGPACK
 
 
-def decode_body(body: bytes) -> tuple[dict, str]:
+def decode_body(body: bytes) -> tuple[dict[str, Any], str]:
     """Decode one frame body into its map and codec, or raise `bad_frame`."""
     if not body:
         raise _bad_frame("empty body")
@@ -133,7 +140,7 @@ def decode_body(body: bytes) -> tuple[dict, str]:
     return _decode_msgpack(body), MSGPACK
 
 
-def _json_default(value):
+def _json_default(value: object) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
@@ -144,7 +151,7 @@ _json_encoder = json.JSONEncoder(
 )
 
 
-def encode_body(obj: dict, codec: str) -> bytes:
+def encode_body(obj: dict[str, Any], codec: str) -> bytes:
     """Encode a map in `codec`; in JSON, bytes become base64 strings."""
     if codec == JSON:
         return _json_encoder.encode(obj).encode("utf-8")
@@ -153,7 +160,8 @@ def encode_body(obj: dict, codec: str) -> bytes:
             pack = _thread_packers.pack
         except AttributeError:
             pack = _thread_packers.pack = msgpack.Packer(use_bin_type=True).pack
-        return pack(obj)
+        packed: bytes = pack(obj)
+        return packed
     raise ValueError(f"unknown codec {codec!r}")
 
 
@@ -167,7 +175,8 @@ STEP_ITEMS = 128
 _packer = msgpack.Packer(use_bin_type=True)
 
 
-def encode_body_in_steps(reply: dict, codec: str, step_items: int = STEP_ITEMS):
+def encode_body_in_steps(reply: dict[str, Any], codec: str,
+                         step_items: int = STEP_ITEMS) -> Iterator[bytes] | None:
     """None, or pieces (a generator of bytes) whose concatenation is encode_body(reply, codec)
     when reply["result"] holds a list of more than `step_items` items: that list is encoded
     `step_items` items per piece, so that a server can encode a large reply (8,190 accounts take
@@ -189,7 +198,8 @@ def encode_body_in_steps(reply: dict, codec: str, step_items: int = STEP_ITEMS):
     return _msgpack_map_steps(reply, "result", _msgpack_map_steps(result, key, items))
 
 
-def _json_map_steps(obj: dict, hole: str, hole_steps):
+def _json_map_steps(obj: dict[str, Any], hole: str,
+                    hole_steps: Iterator[bytes]) -> Iterator[bytes]:
     encode = _json_encoder.encode
     yield b"{"
     for index, (key, value) in enumerate(obj.items()):
@@ -202,7 +212,7 @@ def _json_map_steps(obj: dict, hole: str, hole_steps):
     yield b"}"
 
 
-def _json_list_steps(items: list, step_items: int):
+def _json_list_steps(items: list[Any], step_items: int) -> Iterator[bytes]:
     encode = _json_encoder.encode
     yield b"["
     for start in range(0, len(items), step_items):
@@ -211,7 +221,8 @@ def _json_list_steps(items: list, step_items: int):
     yield b"]"
 
 
-def _msgpack_map_steps(obj: dict, hole: str, hole_steps):
+def _msgpack_map_steps(obj: dict[str, Any], hole: str,
+                       hole_steps: Iterator[bytes]) -> Iterator[bytes]:
     pack = _packer.pack
     yield _packer.pack_map_header(len(obj))
     for key, value in obj.items():
@@ -222,7 +233,7 @@ def _msgpack_map_steps(obj: dict, hole: str, hole_steps):
             yield pack(key) + pack(value)
 
 
-def _msgpack_list_steps(items: list, step_items: int):
+def _msgpack_list_steps(items: list[Any], step_items: int) -> Iterator[bytes]:
     yield _packer.pack_array_header(len(items))
     for start in range(0, len(items), step_items):
         part = items[start:start + step_items]

@@ -12,6 +12,7 @@ request shape is checked by the pure `protocol` functions that run there. It is 
 admission only: the write-ahead log holds requests already checked, so a log written with an
 extra code replays whatever the setting is now.
 """
+from typing import Iterable
 
 __all__ = ["MINOR_UNITS", "ISO_4217", "minor_units", "accept_currencies", "is_accepted_currency",
            "accepted_extra_currencies", "unknown_currency_reason"]
@@ -33,7 +34,7 @@ MINOR_UNITS: dict[str, int] = {
 }
 ISO_4217 = frozenset(MINOR_UNITS)
 
-_extra: frozenset = frozenset()
+_extra: frozenset[str] = frozenset()
 _any_code = False
 
 
@@ -42,7 +43,7 @@ def minor_units(currency: str) -> int | None:
     return MINOR_UNITS.get(currency)
 
 
-def accept_currencies(extra, any_code: bool = False) -> None:
+def accept_currencies(extra: Iterable[str], any_code: bool = False) -> None:
     """This process accepts ISO 4217 and the codes in `extra` from now on; with `any_code`, any
     well-formed code (a batch parse worker re-reading a batch accepted before a restart)."""
     global _extra, _any_code
@@ -50,7 +51,7 @@ def accept_currencies(extra, any_code: bool = False) -> None:
     _any_code = any_code
 
 
-def accepted_extra_currencies() -> frozenset:
+def accepted_extra_currencies() -> frozenset[str]:
     return _extra
 
 

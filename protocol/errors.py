@@ -1,5 +1,7 @@
 """The exception every protocol check raises; `codes` holds the code names."""
 
+from typing import Any
+
 from . import codes
 
 __all__ = ["ProtocolError", "codes"]
@@ -13,7 +15,8 @@ class ProtocolError(Exception):
     `details` are extra fields of the error object (`not_primary` carries `primary`).
     """
 
-    def __init__(self, code: str, message: str, request_id=None, details: dict | None = None):
+    def __init__(self, code: str, message: str, request_id: object = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

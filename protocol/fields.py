@@ -4,10 +4,15 @@ For optional fields an explicit null means the same as omitting the field
 (clients may send back records, whose missing fields read as null).
 """
 
+from typing import Any, Callable, Mapping
+
 from .codes import BAD_REQUEST
 from .currencies import ISO_4217, is_accepted_currency, unknown_currency_reason
 from .errors import ProtocolError
 from .values import MAX_UINT63, is_money, is_valid_currency, is_valid_id
+
+# A request's args, or one item of them, as decoded.
+Args = Mapping[str, object]
 
 _ID_RULE = "must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -"
 
@@ -16,62 +21,62 @@ def bad(message: str) -> ProtocolError:
     return ProtocolError(BAD_REQUEST, message)
 
 
-def check_keys(obj: dict, allowed: frozenset) -> None:
+def check_keys(obj: Args, allowed: frozenset[str]) -> None:
     """Refuse keys outside `allowed`, so that a misspelt optional field is not ignored."""
     if not allowed.issuperset(obj):
         unknown = next(key for key in obj if key not in allowed)
         raise bad(f"unknown field {unknown!r}")
 
 
-def req_id(obj: dict, key: str) -> str:
+def req_id(obj: Args, key: str) -> str:
     value = obj.get(key)
     if not is_valid_id(value):
         raise bad(f"{key} {_ID_RULE}")
     return value
 
 
-def opt_id(obj: dict, key: str) -> str | None:
+def opt_id(obj: Args, key: str) -> str | None:
     value = obj.get(key)
     if value is None or is_valid_id(value):
         return value
     raise bad(f"{key} {_ID_RULE}")
 
 
-def check_currency(value, name: str) -> str:
+def check_currency(value: object, name: str) -> str:
     """A well-formed currency code this switch accepts (ISO 4217 or an operator's extra code);
     `bad_request` naming `name` and the value otherwise."""
     if type(value) is str and value in ISO_4217:  # nearly every code: one lookup
         return value
     if not is_valid_currency(value):
-        shown = f" {value[:20]!r}" if type(value) is str else ""
+        shown = f" {value[:20]!r}" if isinstance(value, str) else ""
         raise bad(f"{name}{shown} must be a currency code of 3 uppercase letters")
     if not is_accepted_currency(value):
         raise bad(f"{name} {unknown_currency_reason(value)}")
     return value
 
 
-def req_currency(obj: dict, key: str) -> str:
+def req_currency(obj: Args, key: str) -> str:
     return check_currency(obj.get(key), key)
 
 
-def opt_currency(obj: dict, key: str) -> str | None:
+def opt_currency(obj: Args, key: str) -> str | None:
     value = obj.get(key)
     return None if value is None else check_currency(value, key)
 
 
-def req_text(obj: dict, key: str, max_chars: int, min_chars: int = 1) -> str:
+def req_text(obj: Args, key: str, max_chars: int, min_chars: int = 1) -> str:
     value = obj.get(key)
     if type(value) is not str or not min_chars <= len(value) <= max_chars:
         raise bad(f"{key} must be a string of {min_chars}-{max_chars} characters")
     return value
 
 
-def opt_text(obj: dict, key: str, max_chars: int) -> str | None:
+def opt_text(obj: Args, key: str, max_chars: int) -> str | None:
     value = obj.get(key)
     return None if value is None else req_text(obj, key, max_chars, 0)
 
 
-def opt_bool(obj: dict, key: str, default: bool | None) -> bool | None:
+def opt_bool(obj: Args, key: str, default: bool | None) -> bool | None:
     value = obj.get(key)
     if value is None:
         return default
@@ -80,19 +85,19 @@ def opt_bool(obj: dict, key: str, default: bool | None) -> bool | None:
     return value
 
 
-def req_int(obj: dict, key: str, lo: int, hi: int = MAX_UINT63) -> int:
+def req_int(obj: Args, key: str, lo: int, hi: int = MAX_UINT63) -> int:
     value = obj.get(key)
     if type(value) is not int or not lo <= value <= hi:
         raise bad(f"{key} must be an integer in {lo}..{hi}")
     return value
 
 
-def opt_int(obj: dict, key: str, lo: int, hi: int, default: int | None) -> int | None:
+def opt_int(obj: Args, key: str, lo: int, hi: int, default: int | None) -> int | None:
     value = obj.get(key)
     return default if value is None else req_int(obj, key, lo, hi)
 
 
-def opt_cursor(obj: dict, key: str) -> int | None:
+def opt_cursor(obj: Args, key: str) -> int | None:
     """An optional integer in 0..2^63-1, or the same number as a decimal string: clients whose
     JSON numbers are doubles (JavaScript) cannot carry every integer past 2^53 exactly."""
     value = obj.get(key)
@@ -111,34 +116,35 @@ def opt_cursor(obj: dict, key: str) -> int | None:
               f"decimal digits")
 
 
-def req_money(obj: dict, key: str) -> int:
+def req_money(obj: Args, key: str) -> int:
     value = obj.get(key)
     if not is_money(value):
         raise bad(f"{key} must be an integer amount of minor units in 0..{MAX_UINT63}")
     return value
 
 
-def req_choice(obj: dict, key: str, choices: tuple) -> str:
+def req_choice(obj: Args, key: str, choices: tuple[str, ...]) -> str:
     value = obj.get(key)
     if type(value) is not str or value not in choices:
         raise bad(f"{key} must be one of {', '.join(choices)}")
     return value
 
 
-def req_list(obj: dict, key: str, min_items: int, max_items: int) -> list:
+def req_list(obj: Args, key: str, min_items: int, max_items: int) -> list[Any]:
     value = obj.get(key)
     if type(value) is not list or not min_items <= len(value) <= max_items:
         raise bad(f"{key} must be a list of {min_items}-{max_items} items")
     return value
 
 
-def req_map(value, name: str) -> dict:
+def req_map(value: object, name: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise bad(f"{name} must be a map")
     return value
 
 
-def each_item(items: list, name: str, normalize) -> list:
+def each_item(items: list[Any], name: str,
+              normalize: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
     """Normalize every map in `items`, naming the failing one by its index."""
     out = []
     for index, item in enumerate(items):
@@ -151,19 +157,19 @@ def each_item(items: list, name: str, normalize) -> list:
     return out
 
 
-def each_id(items: list, name: str) -> list:
+def each_id(items: list[Any], name: str) -> list[str]:
     for index, value in enumerate(items):
         if not is_valid_id(value):
             raise bad(f"{name}[{index}] {_ID_RULE}")
     return list(items)
 
 
-def money_map(value, name: str, allow_null: bool) -> dict:
+def money_map(value: object, name: str, allow_null: bool) -> dict[str, int | None]:
     """A map of currency code to money (or to null when `allow_null`)."""
-    req_map(value, name)
-    for currency, amount in value.items():
+    checked = req_map(value, name)
+    for currency, amount in checked.items():
         check_currency(currency, f"{name} key")
         if not (is_money(amount) or (allow_null and amount is None)):
             raise bad(f"{name}.{currency} must be an integer amount of minor units in 0..{MAX_UINT63}"
                       + (" or null" if allow_null else ""))
-    return dict(value)
+    return dict(checked)

@@ -42,7 +42,7 @@ class FrameDecoder:
         """Bytes of the incomplete frame held until the rest arrives."""
         return len(self._pending)
 
-    def feed(self, data: bytes, max_frames: int | None = None) -> list[bytes]:
+    def feed(self, data: bytes | bytearray, max_frames: int | None = None) -> list[bytes]:
         """Return the bodies of every frame completed by `data` (keep-alives dropped), or of the
         first `max_frames` frames (keep-alives counted): then the rest stays buffered,
         `stopped_at_limit` is set, and feed(b"") goes on. (One read of 256 KiB can hold 50,000
@@ -67,7 +67,7 @@ class FrameDecoder:
             pending += data[offset:]
         return bodies
 
-    def _is_one_frame(self, data) -> bool:
+    def _is_one_frame(self, data: bytes | bytearray) -> bool:
         """Whether `data` is exactly one frame with a body, within the size limit."""
         end = len(data)
         return end > HEADER_BYTES and \

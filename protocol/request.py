@@ -1,21 +1,32 @@
-"""One request body to (request_id, op, args, codec): the decode steps every server runs first."""
+"""One request body to a DecodedRequest: the decode steps every server runs first."""
+
+from typing import Any, NamedTuple
 
 from .codec import MSGPACK, decode_body
 from .envelope import parse_envelope
 from .transfer_request import parse_transfer_request
 
-__all__ = ["decode_request"]
+__all__ = ["DecodedRequest", "decode_request"]
 
 
-def decode_request(body: bytes) -> tuple:
-    """(request_id, op, args, codec, whether args are already validated), or `ProtocolError`
-    (`bad_frame`, `bad_request`) for a body that is not a request at all.
+class DecodedRequest(NamedTuple):
+    request_id: int | str
+    op: str
+    args: dict[str, Any]
+    codec: str  # the body's codec, which the reply is in
+    validated: bool  # whether args are normalized already (else validate_args them)
+
+
+def decode_request(body: bytes) -> DecodedRequest:
+    """The request in `body`, or `ProtocolError` (`bad_frame`, `bad_request`) for a body that is
+    not a request at all.
 
     Most traffic is plain transfers, decoded and validated in one step; anything else, and every
     fault, takes the general path, whose args still need `validate_args` (once the op and session
     have been checked, in the contract's order)."""
-    common = parse_transfer_request(body)
-    if common is not None:
-        return (*common, MSGPACK, True)
+    plain = parse_transfer_request(body)
+    if plain is not None:
+        return DecodedRequest(plain.request_id, plain.op, plain.args, MSGPACK, True)
     request, codec = decode_body(body)
-    return (*parse_envelope(request), codec, False)
+    envelope = parse_envelope(request)
+    return DecodedRequest(envelope.request_id, envelope.op, envelope.args, codec, False)

@@ -1,6 +1,7 @@
 """Normalization of one transfer item (`create_transfers` items, `transfer` args)."""
 
 import json
+from typing import Any
 
 from .fields import bad, check_keys, opt_bool, opt_currency, opt_id, opt_int, opt_text, req_id
 from .values import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, are_valid_ids, is_amount
@@ -16,7 +17,7 @@ _ALLOWED = frozenset(TRANSFER_FIELDS)
 _PLAIN = frozenset(("id", "debit_account", "credit_account", "amount"))
 
 
-def normalize_transfer(item: dict) -> dict:
+def normalize_transfer(item: dict[str, Any]) -> dict[str, Any]:
     """Every field present, defaults filled; raises `bad_request` for structural faults.
 
     An amount that is present but invalid becomes 0: that is the item status
@@ -59,7 +60,7 @@ def normalize_transfer(item: dict) -> dict:
     return normalized
 
 
-def plain_transfer(item) -> dict | None:
+def plain_transfer(item: object) -> dict[str, Any] | None:
     """The normalized form of a well-formed transfer of the plain shape, in one step (60% of
     the general path's cost, which counts in batches of 8,190); None for anything else,
     including every fault, which the general path words."""
@@ -76,7 +77,8 @@ def plain_transfer(item) -> dict | None:
     }
 
 
-def _check_kind(post_id, void_id, pending: bool, timeout: int) -> None:
+def _check_kind(post_id: str | None, void_id: str | None, pending: bool | None,
+                timeout: int | None) -> None:
     if post_id is not None and void_id is not None:
         raise bad("post_pending_id and void_pending_id cannot be given together")
     if pending and (post_id is not None or void_id is not None):
@@ -85,17 +87,21 @@ def _check_kind(post_id, void_id, pending: bool, timeout: int) -> None:
         raise bad("timeout is allowed only with pending: true")
 
 
-def shown_amount(value) -> str:
+def shown_amount(value: object) -> str:
     """An invalid amount as a message names it: in JSON notation, at most 40 characters."""
-    if type(value) in (dict, list, bytes):
-        return {dict: "(a map)", list: "(a list)", bytes: "(bytes)"}[type(value)]
+    shown = _SHOWN_TYPES.get(type(value))
+    if shown is not None:
+        return shown
     if type(value) is int and abs(value) >= 10**40:
         return "(an integer of more than 40 digits)"
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _amount(item: dict, required: bool) -> int | None:
+_SHOWN_TYPES: dict[type, str] = {dict: "(a map)", list: "(a list)", bytes: "(bytes)"}
+
+
+def _amount(item: dict[str, Any], required: bool) -> int | None:
     value = item.get("amount")
     if value is None:
         if required:

@@ -9,9 +9,11 @@ what `msgpack.packb` writes for the decoded value (a duplicate key, a non-minima
 left to the general path, and so is any key or value that is not one of the plain shape's.
 """
 
+from typing import Any, Callable
+
 import msgpack
 
-from .envelope import is_valid_request_id
+from .envelope import Envelope, is_valid_request_id
 from .transfer import plain_transfer
 from .values import MAX_ITEMS
 
@@ -20,18 +22,18 @@ __all__ = ["parse_transfer_request"]
 _ENVELOPE = frozenset(("id", "op", "args"))
 # The key "op" and its value as packb writes them: a body without either cannot be the
 # canonical encoding of these requests, and a search costs far less than decoding a large body.
-_OP_BYTES = (msgpack.packb("op") + msgpack.packb("transfer"),
+_OP_BYTES: tuple[bytes, bytes] = (msgpack.packb("op") + msgpack.packb("transfer"),
              msgpack.packb("op") + msgpack.packb("create_transfers"))
 _CREATE_TRANSFERS_ARGS = frozenset(("transfers",))
 _unpackb = msgpack.unpackb
 # One packer, not packb's new one per call (a third of the re-encoding's cost). Sharing it
 # between threads is safe: it packs only what unpackb made (exact dicts, lists, str, int), so
 # it never runs Python code and holds the GIL from start to end.
-_pack = msgpack.Packer().pack
+_pack: Callable[[object], bytes] = msgpack.Packer().pack
 
 
-def parse_transfer_request(body: bytes) -> tuple | None:
-    """(request_id, op, normalized args) when `body` is a well-formed MessagePack `transfer` or
+def parse_transfer_request(body: bytes) -> Envelope | None:
+    """The envelope, args normalized, when `body` is a well-formed MessagePack `transfer` or
     `create_transfers` whose transfers all have the plain shape (id, debit_account,
     credit_account, amount); None for anything else, including every fault: the caller then
     takes the general path (decode_body, parse_envelope, validate_args), which words it."""
@@ -56,10 +58,10 @@ def parse_transfer_request(body: bytes) -> tuple | None:
         return None
     if normalized is None or _pack(request) != body:
         return None
-    return request_id, op, normalized
+    return Envelope(request_id, op, normalized)
 
 
-def _plain_transfers(args) -> dict | None:
+def _plain_transfers(args: object) -> dict[str, Any] | None:
     if type(args) is not dict or args.keys() != _CREATE_TRANSFERS_ARGS:
         return None
     items = args["transfers"]

@@ -7,7 +7,7 @@ to the WAL and the ledger replays it. Unknown keys are refused (typos).
 
 import base64
 import binascii
-from typing import Callable
+from typing import Any, Callable
 
 from .fields import (
     bad, check_currency, check_keys, each_id, each_item, money_map, opt_bool, opt_cursor, opt_int,
@@ -21,14 +21,14 @@ BATCH_FORMATS = ("csv", "json", "pain.001")
 BATCH_MODES = ("atomic", "partial")
 
 
-def _keys(*names: str) -> frozenset:
+def _keys(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
 _NO_KEYS = _keys()
 
 
-def no_args(args: dict) -> dict:
+def no_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _NO_KEYS)
     return {}
 
@@ -36,7 +36,7 @@ def no_args(args: dict) -> dict:
 _HELLO = _keys("participant", "token")
 
 
-def hello_args(args: dict) -> dict:
+def hello_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _HELLO)
     return {"participant": req_id(args, "participant"), "token": req_text(args, "token", MAX_TEXT_CHARS)}
 
@@ -46,7 +46,7 @@ def hello_args(args: dict) -> dict:
 _ROTATE_TOKEN = _keys("participant")
 
 
-def rotate_token_args(args: dict) -> dict:
+def rotate_token_args(args: dict[str, Any]) -> dict[str, Any]:
     """`participant` is a participant's id or "admin"; the server adds the new token's hash."""
     check_keys(args, _ROTATE_TOKEN)
     return {"participant": req_id(args, "participant")}
@@ -56,7 +56,7 @@ _CREATE_PARTICIPANTS = _keys("participants")
 _PARTICIPANT = _keys("id", "name", "net_debit_cap")
 
 
-def _participant(item: dict) -> dict:
+def _participant(item: dict[str, Any]) -> dict[str, Any]:
     check_keys(item, _PARTICIPANT)
     cap = item.get("net_debit_cap")
     return {
@@ -66,7 +66,7 @@ def _participant(item: dict) -> dict:
     }
 
 
-def create_participants_args(args: dict) -> dict:
+def create_participants_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_PARTICIPANTS)
     items = req_list(args, "participants", 1, MAX_ITEMS)
     return {"participants": each_item(items, "participants", _participant)}
@@ -75,7 +75,7 @@ def create_participants_args(args: dict) -> dict:
 _SET_PARTICIPANT = _keys("id", "net_debit_cap", "suspended", "settlement_accounts")
 
 
-def set_participant_args(args: dict) -> dict:
+def set_participant_args(args: dict[str, Any]) -> dict[str, Any]:
     """None means unchanged; a null cap value removes that currency's cap.
 
     `settlement_accounts` (an addition) appears in the normalized args only when given, so the
@@ -95,9 +95,9 @@ def set_participant_args(args: dict) -> dict:
     return out
 
 
-def _account_map(value, name: str, allow_null: bool) -> dict:
+def _account_map(value: object, name: str, allow_null: bool) -> dict[str, Any]:
     """A map of currency code to account id (or to null when `allow_null`)."""
-    req_map(value, name)
+    value = req_map(value, name)
     if len(value) > MAX_ITEMS:
         raise bad(f"{name} may name at most {MAX_ITEMS} currencies")
     for currency, aid in value.items():
@@ -112,7 +112,7 @@ _CREATE_ACCOUNTS = _keys("accounts")
 _ACCOUNT = _keys("id", "participant", "currency", "overdraft_limit")
 
 
-def _account(item: dict) -> dict:
+def _account(item: dict[str, Any]) -> dict[str, Any]:
     """overdraft_limit: omitted means 0, an explicit null means unlimited (None)."""
     check_keys(item, _ACCOUNT)
     limit = item.get("overdraft_limit", 0)
@@ -126,7 +126,7 @@ def _account(item: dict) -> dict:
     }
 
 
-def create_accounts_args(args: dict) -> dict:
+def create_accounts_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_ACCOUNTS)
     items = req_list(args, "accounts", 1, MAX_ITEMS)
     return {"accounts": each_item(items, "accounts", _account)}
@@ -137,7 +137,7 @@ def create_accounts_args(args: dict) -> dict:
 _CREATE_TRANSFERS = _keys("transfers")
 
 
-def create_transfers_args(args: dict) -> dict:
+def create_transfers_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _CREATE_TRANSFERS)
     items = req_list(args, "transfers", 1, MAX_ITEMS)
     return {"transfers": each_item(items, "transfers", normalize_transfer)}
@@ -146,7 +146,7 @@ def create_transfers_args(args: dict) -> dict:
 _LOOKUP = _keys("ids")
 
 
-def lookup_args(args: dict) -> dict:
+def lookup_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _LOOKUP)
     return {"ids": each_id(req_list(args, "ids", 0, MAX_ITEMS), "ids")}
 
@@ -154,7 +154,7 @@ def lookup_args(args: dict) -> dict:
 _ACCOUNT_TRANSFERS = _keys("account", "after", "limit")
 
 
-def account_transfers_args(args: dict) -> dict:
+def account_transfers_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _ACCOUNT_TRANSFERS)
     return {
         "account": req_id(args, "account"),
@@ -168,7 +168,7 @@ def account_transfers_args(args: dict) -> dict:
 _GET_WINDOW = _keys("window_id")
 
 
-def window_id_args(args: dict) -> dict:
+def window_id_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _GET_WINDOW)
     return {"window_id": req_int(args, "window_id", 1)}
 
@@ -177,7 +177,7 @@ _CLOSE_WINDOW = _keys("settle")
 _SETTLE = _keys("hub_accounts")
 
 
-def close_window_args(args: dict) -> dict:
+def close_window_args(args: dict[str, Any]) -> dict[str, Any]:
     """`{}` or `{settle: {hub_accounts: {CUR: account}}}` (an addition: settlement postings).
 
     Without `settle` the normalized args are `{}`, as before the addition.
@@ -200,7 +200,7 @@ def close_window_args(args: dict) -> dict:
 _UPLOAD_PART = _keys("batch_id", "seq", "data")
 
 
-def upload_batch_part_args(args: dict) -> dict:
+def upload_batch_part_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _UPLOAD_PART)
     return {
         "batch_id": req_id(args, "batch_id"),
@@ -209,7 +209,7 @@ def upload_batch_part_args(args: dict) -> dict:
     }
 
 
-def _part_data(value) -> bytes:
+def _part_data(value: object) -> bytes:
     """MessagePack bin as is; a str must be canonical standard base64."""
     if type(value) is bytes:
         return value
@@ -227,7 +227,7 @@ def _part_data(value) -> bytes:
 _SUBMIT = _keys("batch_id", "format", "content", "items", "control_count", "control_sum", "mode")
 
 
-def submit_batch_args(args: dict) -> dict:
+def submit_batch_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _SUBMIT)
     batch_format = req_choice(args, "format", BATCH_FORMATS)
     content = _batch_content(args.get("content"))
@@ -245,9 +245,11 @@ def submit_batch_args(args: dict) -> dict:
     }
 
 
-def _batch_content(value) -> bytes | None:
+def _batch_content(value: object) -> bytes | None:
     """Content as bytes: a str (JSON text) is taken as its UTF-8 encoding."""
-    if value is None or type(value) is bytes:
+    if value is None:
+        return None
+    if type(value) is bytes:
         return value
     if type(value) is str:
         try:
@@ -257,7 +259,7 @@ def _batch_content(value) -> bytes | None:
     raise bad("content must be a string, bytes or null")
 
 
-def _check_batch_items(items, batch_format: str, content) -> None:
+def _check_batch_items(items: object, batch_format: str, content: bytes | None) -> None:
     """Shape only: each item is checked as a transfer when the batch is processed."""
     if batch_format != "json":
         raise bad("items are allowed only with format json")
@@ -274,7 +276,7 @@ def one_id(name: str) -> Callable[[dict], dict]:
     """The normalizer of args that are one id named `name`, such as `{batch_id}`."""
     keys = _keys(name)
 
-    def normalize(args: dict) -> dict:
+    def normalize(args: dict[str, Any]) -> dict[str, Any]:
         check_keys(args, keys)
         return {name: req_id(args, name)}
     return normalize
@@ -283,7 +285,7 @@ def one_id(name: str) -> Callable[[dict], dict]:
 _BATCH_RESULTS = _keys("batch_id", "offset", "limit")
 
 
-def batch_results_args(args: dict) -> dict:
+def batch_results_args(args: dict[str, Any]) -> dict[str, Any]:
     check_keys(args, _BATCH_RESULTS)
     return {
         "batch_id": req_id(args, "batch_id"),

@@ -1,6 +1,7 @@
 """Value rules of the wire contract: ids, currencies, money and limits."""
 
 import re
+from typing import TypeGuard
 
 __all__ = [
     "MAX_MONEY", "MAX_ITEMS", "MAX_TEXT_CHARS", "MAX_TIMEOUT_SECONDS", "MAX_UINT63",
@@ -20,27 +21,27 @@ _match_id = re.compile(_ID).fullmatch
 _match_three_ids = re.compile("\n".join((_ID, _ID, _ID))).fullmatch
 
 
-def is_valid_id(value) -> bool:
+def is_valid_id(value: object) -> TypeGuard[str]:
     """1-64 characters of A-Z a-z 0-9 . _ : -"""
     return type(value) is str and _match_id(value) is not None
 
 
-def are_valid_ids(first, second, third) -> bool:
+def are_valid_ids(first: object, second: object, third: object) -> bool:
     """is_valid_id of all three, at the cost of one (a plain transfer's ids)."""
     return (type(first) is str and type(second) is str and type(third) is str
             and _match_three_ids(f"{first}\n{second}\n{third}") is not None)
 
 
-def is_valid_currency(value) -> bool:
+def is_valid_currency(value: object) -> TypeGuard[str]:
     """Exactly three ASCII uppercase letters (an ISO 4217 alphabetic code)."""
     return type(value) is str and len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()
 
 
-def is_money(value) -> bool:
+def is_money(value: object) -> TypeGuard[int]:
     """An int (not a bool) in 0..2^63-1."""
     return type(value) is int and 0 <= value <= MAX_MONEY
 
 
-def is_amount(value) -> bool:
+def is_amount(value: object) -> TypeGuard[int]:
     """A transfer amount: an int (not a bool) in 1..2^63-1."""
     return type(value) is int and 0 < value <= MAX_MONEY

@@ -27,8 +27,8 @@ class Histogram:
     def __init__(self, bounds: tuple):
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.sum = 0
-        self.max = 0
+        self.sum: float = 0
+        self.max: float = 0
 
     def observe(self, value) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
@@ -43,12 +43,12 @@ class Histogram:
         merged.max = max(self.max, other.max)
         return merged
 
-    def percentiles(self) -> dict:
+    def percentiles(self) -> dict[str, float | None]:
         """count, p50/p90/p99 (the upper bound of the bucket holding that rank, never more than
         the maximum seen) and max; None when nothing was observed."""
         counts = list(self.counts)
         total = sum(counts)
-        summary = {"count": total}
+        summary: dict[str, float | None] = {"count": total}
         for name, quantile in PERCENTILES:
             summary[name] = None if total == 0 else self._bound_at(counts, quantile * total)
         summary["max"] = None if total == 0 else self.max

@@ -187,7 +187,8 @@ class MetricsServer:
             raise MetricsSetupError(f"metrics port {display_address(host, port)}: "
                                     f"{error.strerror or error}") \
                 from error
-        self.host, self.port = self._http.server_address[:2]
+        bound_host, self.port = self._http.server_address[:2]
+        self.host = str(bound_host)  # an AF_INET(6) server's address is a str
         self._thread = threading.Thread(target=self._http.serve_forever, name="metrics",
                                         daemon=True)
 

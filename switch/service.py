@@ -9,6 +9,7 @@ import errno
 import importlib.metadata
 import shutil
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,6 +27,11 @@ from switch.storage.recovery import AppliedRecord, recover_up_to
 from switch.storage.wal_writer import RecordTooLarge, WalFailed
 from switch.session import HeldReplies, HelloRefused
 from switch.turns import Turns
+
+if TYPE_CHECKING:
+    from switch.events.stream import EventStream
+    from switch.replication.node import ReplicationNode
+    from switch.snapshotter import Snapshotter
 
 log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")
@@ -52,18 +58,21 @@ class Service:
         self.shutting_down = False
         # After writes stop, memory may be ahead of the log; reads wait for the durable state.
         self.reloading_durable_state = False
-        self._resume_refusal = None  # the last reason writes could not resume, logged once
+        # the last reason writes could not resume, logged once
+        self._resume_refusal: str | None = None
         self.started_s = time.monotonic()
         self._released_seq = 0  # the highest durable_seq replies were released at
         self.requests_total = 0
         self.request_metrics = RequestMetrics()
-        self.snapshotter = None  # set by the server once it exists
-        self.events = None  # the committed-event stream (switch/events/stream.py) when on
+        self.snapshotter: Snapshotter | None = None  # set by the server once it exists
+        # the committed-event stream (switch/events/stream.py) when on
+        self.events: EventStream | None = None
         self.batch_engine = BatchEngine(self)
         self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = bind(self, _LOCAL_HANDLERS, caller_at=1)  # the ops answered here
-        self.replication = None  # the ReplicationNode when --replication is on (set by the server)
+        # the ReplicationNode when --replication is on (set by the server)
+        self.replication: ReplicationNode | None = None
 
     # connections
 
@@ -155,7 +164,10 @@ class Service:
             if self.reloading_durable_state:
                 raise ProtocolError(codes.OVERLOADED, "writes stopped after a storage fault; "
                                     "reads resume once the durable state is reloaded")
-            return self.state.execute(caller, op, args, time.time_ns())[0]
+            executed = self.state.execute(caller, op, args, time.time_ns())
+            if executed.error is not None:
+                raise executed.error
+            return executed.result
         tokens = self._issue_tokens(args) if op == "create_participants" else None
         result = self.execute_mutation(caller, op, args)
         if tokens:
@@ -166,32 +178,31 @@ class Service:
 
     def execute_mutation(self, caller, op: str, args):
         """Executes one state change at the current time and appends it to the WAL if it changed
-        anything; the one path for requests, the switch's own steps and inbox files."""
+        anything (a failed request too, when expiry ran before it: replay must see it); the one
+        path for requests, the switch's own steps and inbox files. Raises the LedgerError of a
+        failed request."""
         if self.wal.failure is not None:
             raise WalFailed(str(self.wal.failure))
         now_ns = time.time_ns()
         self.expire_due(now_ns)
         try:
-            result, changed = self.state.execute(caller, op, args, now_ns)
-        except LedgerError as error:
-            if error.changed:  # it failed, but expiry ran first: replay must see it too
-                self.wal.append(now_ns, caller, op, args)
-                self._record_events(now_ns, caller, op, args, None)
-            raise
+            executed = self.state.execute(caller, op, args, now_ns)
         except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
             log.exception("ledger_fault", op=op)
             self.stop_writes(f"ledger fault in {op}: {error!r}")
             raise WalFailed("internal ledger fault; writes are stopped") from error
-        if changed:
+        if executed.changed:
             try:
                 self.wal.append(now_ns, caller, op, args)
             except RecordTooLarge as error:  # inputs are bounded so this cannot happen; if it
                 self.stop_writes(str(error))  # does, memory is ahead of the log: fail-stop
                 raise WalFailed(str(error)) from error
-            self._record_events(now_ns, caller, op, args, result)
-            if op == "submit_batch":
+            self._record_events(now_ns, caller, op, args, executed.result)
+            if op == "submit_batch" and executed.error is None:
                 self.batch_engine.start(args["batch_id"])
-        return result
+        if executed.error is not None:
+            raise executed.error
+        return executed.result
 
     def _issue_tokens(self, args) -> list[str]:
         """Tokens are random, so they are made here, outside the deterministic ledger; only
@@ -260,10 +271,10 @@ class Service:
         if (next_expiry_ns is None or next_expiry_ns > now_ns or self.wal.failure is not None
                 or not self.writable()):
             return
-        result, changed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
-        if changed:
+        executed = self.state.execute(ADMIN, "expire_pending", {}, now_ns)
+        if executed.changed:
             self.wal.append(now_ns, ADMIN, "expire_pending", {})
-            self._record_events(now_ns, ADMIN, "expire_pending", {}, result)
+            self._record_events(now_ns, ADMIN, "expire_pending", {}, executed.result)
 
     def _record_events(self, now_ns: int, caller, op: str, args, result) -> None:
         """Hands the record just appended, with what the ledger committed, to the event stream."""

@@ -24,6 +24,7 @@ from protocol import (ProtocolError, codec_of, codes, decode_request, encode_bod
                       encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
                       JSON)
 from switch.reply_steps import ReplyInSteps
+from switch.verdict import Verdict
 
 PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE, PAUSED_FOR_DELAY = 1, 2, 4, 8
 PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST, PAUSED_FOR_DECODE = 16, 32, 64
@@ -397,10 +398,11 @@ class Session:
         return None
 
 
-def decoded_from_verdict(verdict: list) -> tuple:
+def decoded_from_verdict(verdict: Verdict) -> tuple:
     """(codec, (request_id, op, args, validated)) of a decode worker's verdict; validated is True
     or the ProtocolError to answer (with op None: the frame is not a request at all)."""
-    codec, request_id, op, args, problem = verdict
+    problem = verdict.problem
     if problem is None:
-        return codec, (request_id, op, args, True)
-    return codec, (request_id, op, None, ProtocolError(problem[0], problem[1], request_id))
+        return verdict.codec, (verdict.request_id, verdict.op, verdict.args, True)
+    return verdict.codec, (verdict.request_id, verdict.op, None,
+                           ProtocolError(problem.code, problem.message, verdict.request_id))

@@ -22,13 +22,13 @@ from switch.storage.snapshots import temporary_snapshot_path, write_snapshot_fil
 
 
 def main(argv: list[str]) -> int:
-    wal_dir, snapshot_dir, seq, log_format, parent_pid, nice = argv
+    wal_dir, snapshot_dir_text, seq_text, log_format, parent_pid, nice = argv
     die_with_parent(int(parent_pid))
     os.nice(int(nice))
     # Its replay would log recovery lines into the switch's log as if the switch restarted:
     # only warnings (a damaged snapshot skipped, say) are worth an operator's eye.
     configure_logging(log_format, level=logging.WARNING)
-    seq, snapshot_dir = int(seq), Path(snapshot_dir)
+    seq, snapshot_dir = int(seq_text), Path(snapshot_dir_text)
     state = recover_up_to(Path(wal_dir), snapshot_dir, seq)
     write_snapshot_file(temporary_snapshot_path(snapshot_dir, seq), seq, state.snapshot_state())
     return 0

@@ -6,6 +6,8 @@ import msgpack
 from protocol.ops import BATCHES, applied_by
 from switch.batches.book import BatchBook
 from switch.ledger import Ledger
+from switch.ledger.codes import Executed
+from switch.ledger.transfers import Commits
 
 BATCH_OPS = applied_by(BATCHES)  # the rest is the ledger's (or unknown: it says so)
 
@@ -15,19 +17,21 @@ class SwitchState:
         self.ledger = ledger if ledger is not None else Ledger()
         self.batches = BatchBook(self.ledger)
 
-    def execute(self, caller, op, args, now_ns):
+    def execute(self, caller: str, op: str, args, now_ns: int) -> Executed:
+        """Run one request, as one WAL record replays; a failure is returned in
+        Executed.error, never raised."""
         if op in BATCH_OPS:
             return self.batches.execute(caller, op, args, now_ns)
         return self.ledger.execute(caller, op, args, now_ns)
 
-    def next_expiry_ns(self):
+    def next_expiry_ns(self) -> int | None:
         return self.ledger.next_expiry_ns()
 
-    def take_commits(self):
+    def take_commits(self) -> Commits:
         """What the ledger committed since the last take (see Ledger.take_commits)."""
         return self.ledger.take_commits()
 
-    def participant_token_hash(self, participant):
+    def participant_token_hash(self, participant: str) -> str | None:
         return self.ledger.participant_token_hash(participant)
 
     def counts(self) -> dict:

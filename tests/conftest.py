@@ -1,13 +1,21 @@
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 import uvloop
 
-from support import processes
-from support.peer import Peer
-from support.switch_process import SwitchProcess
-from support.wire import WireClient
+# The helpers' asserts must run under `python -O` too (scripts/test runs the suite so): pytest
+# rewrites the asserts of test modules and conftest files only, so the helper modules (support/,
+# and the *_support modules beside the tests) are named here, before anything imports them.
+pytest.register_assert_rewrite("support", *sorted(
+    f"{path.parent.name}.{path.stem}" for path in Path(__file__).parent.glob("*/*.py")
+    if path.parent.name != "support" and not path.name.startswith(("test_", "conftest"))))
+
+from support import processes  # noqa: E402 (after the registration above)
+from support.peer import Peer  # noqa: E402
+from support.switch_process import SwitchProcess  # noqa: E402
+from support.wire import WireClient  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

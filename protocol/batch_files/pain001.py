@@ -16,6 +16,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
+from typing import Any
 
 from .. import ProtocolError, is_valid_id, normalize_transfer
 from ..values import MAX_MONEY
@@ -74,11 +75,14 @@ class _PmtInf:
 
     __slots__ = ("elem", "position", "id", "where", "nb_of_txs", "ctrl_sum", "debtor", "tally")
 
-    def __init__(self, elem, position: int):
+    def __init__(self, elem: Any, position: int):
         self.elem = elem
         self.position = position
-        self.id = None  # None until the header is read
+        self.id: str | None = None  # None until the header is read
         self.where = f"PmtInf #{position}"
+        self.nb_of_txs: str | None = None
+        self.ctrl_sum: str | None = None
+        self.debtor: str | None = None
         self.tally = Tally()
 
 
@@ -86,16 +90,18 @@ class _Reader:
     def __init__(self, problems: ProblemLog, max_items: int):
         self.problems = problems
         self.max_items = max_items
-        self.tags = None  # SimpleNamespace of namespaced tags, once the root is known
-        self.version = None
-        self.initiation = None  # the CstmrCdtTrfInitn element, emptied after each block
-        self.group = None  # (MsgId, NbOfTxs, CtrlSum, CreDtTm) texts
-        self.pmt = None  # the _PmtInf being read
+        self.tags: Any = None  # SimpleNamespace of namespaced tags, once the root is known
+        self.version: str | None = None
+        self.initiation: Any = None  # the CstmrCdtTrfInitn element, emptied after each block
+        # (MsgId, NbOfTxs, CtrlSum, CreDtTm) texts
+        self.group: tuple[str | None, str | None, str | None, str | None] | None = None
+        self.pmt: Any = None  # the _PmtInf being read
         self.pmt_count = 0
         self.pmt_ids: list[str] = []
         self.total = Tally()
         self.items: list[dict] = []
-        self.transactions: list[tuple[str, str]] = []  # per item (PmtInfId, EndToEndId)
+        # per item (PmtInfId, EndToEndId)
+        self.transactions: list[tuple[str, str | None]] = []
 
     def meta(self) -> dict:
         msg_id, _, _, created = self.group or (None, None, None, None)
@@ -270,9 +276,9 @@ class _Reader:
             return None, currency
         return minor, currency
 
-    def _count(self, minor: int | None, decimals: int) -> None:
+    def _count(self, minor: int | None, decimals: int | None) -> None:
         for tally in (self.pmt.tally, self.total):
-            if minor is None:
+            if minor is None or decimals is None:
                 tally.add_unreadable()
             else:
                 tally.add(minor, decimals)

@@ -8,6 +8,7 @@ carries an ISO external status reason code and, in AddtlInf, our own status.
 
 import itertools
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from .. import codes
 
@@ -54,8 +55,8 @@ def pain002(parsed_meta: dict, rows, created_at_iso: str, message_id: str) -> by
     parts = [_HEAD, _xml(_group_header(message_id, created_at_iso)),
              _xml(_original_group(parsed_meta, statuses))]
     positions = itertools.groupby(range(len(transactions)), key=lambda i: transactions[i][0])
-    for pmt_inf_id, indexes in positions:
-        indexes = list(indexes)
+    for pmt_inf_id, grouped in positions:
+        indexes = list(grouped)
         block = [statuses[i] for i in indexes]
         parts.append("<OrgnlPmtInfAndSts>")
         parts += (_xml(_leaf("OrgnlPmtInfId", pmt_inf_id)),
@@ -68,7 +69,7 @@ def pain002(parsed_meta: dict, rows, created_at_iso: str, message_id: str) -> by
 
 
 def _statuses(rows, count: int) -> list[str]:
-    statuses = [None] * count
+    statuses: list[Any] = [None] * count
     for index, _transfer_id, status in rows:
         if not 0 <= index < count:
             raise ValueError(f"result index {index} is outside 0..{count - 1}")

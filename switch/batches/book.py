@@ -7,6 +7,7 @@ resumes after a crash from `applied`, never applying an item twice. An atomic ba
 `batch_apply` of one linked chain: one record, one ledger step, all or nothing.
 """
 import hashlib
+from typing import Any, Callable
 
 import msgpack
 
@@ -15,6 +16,7 @@ from protocol.ops import BATCHES, applied_by
 from switch.ledger import LedgerError
 from switch.ledger.codes import ADMIN
 from switch.ledger.handlers import dispatch_table, handler_table, handles
+from switch.ledger.codes import Executed
 
 RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
 ACCEPTED = frozenset({codes.CREATED, codes.EXISTS})
@@ -58,9 +60,16 @@ class BatchBook:
         self.uploads: dict[str, tuple[str, dict[int, bytes]]] = {}  # id -> (owner, seq -> data)
         self.ops = dispatch_table(self, _HANDLERS)  # op -> (handler, mutating)
 
-    def execute(self, caller, op, args, now_ns):
+    def execute(self, caller, op, args, now_ns) -> Executed:
+        """Run one batch request; a failure is returned, never raised (see Executed). A batch
+        op fails before it changes anything."""
         handler, mutating = self.ops[op]
-        return handler(caller, args, now_ns) if mutating else (handler(caller, args), False)
+        try:
+            result, changed = (handler(caller, args, now_ns) if mutating
+                               else (handler(caller, args), False))
+        except LedgerError as error:
+            return Executed(None, False, error)
+        return Executed(result, changed, None)
 
     def unfinished(self) -> list[str]:
         return [b.batch_id for b in self.batches.values() if b.state in (RECEIVED, PROCESSING)]
@@ -167,8 +176,8 @@ class BatchBook:
                                      f"applied of {batch.total}")
             for item in items[:-1]:
                 item["linked"] = True
-        result, _ = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},
-                                        now_ns)
+        result = self.ledger.execute(batch.owner, "create_transfers", {"transfers": items},
+                                     now_ns).result
         for item, outcome in zip(items, result["results"]):
             batch.ids.append(item["id"])
             batch.statuses.append(outcome["status"])
@@ -257,7 +266,7 @@ def _other_submission(batch: Batch, signature: tuple, digest: str | None) -> str
 
 def content_bytes(content: bytes | list[bytes]) -> bytes:
     """A batch's content: uploads keep their parts (see _submit), inline content is bytes."""
-    return content if type(content) is not list else b"".join(content)
+    return b"".join(content) if isinstance(content, list) else content
 
 
 def _digest(content: bytes | list[bytes] | None, items: list | None) -> str | None:

@@ -129,9 +129,9 @@ class BatchEngine:
             os.close(outcome_fd)
             if source is not None:
                 os.close(source)
-        items = open(items_fd, "rb")
-        items.seek(0)  # the worker's writes moved the offset it shares with us
-        return outcome, items
+        items_file = open(items_fd, "rb")
+        items_file.seek(0)  # the worker's writes moved the offset it shares with us
+        return outcome, items_file
 
     async def _exit_status(self, process: subprocess.Popen) -> int:
         """Waits for the parse worker on the event loop (its pidfd becomes readable when it
@@ -139,7 +139,12 @@ class BatchEngine:
         loop = asyncio.get_running_loop()
         pidfd = os.pidfd_open(process.pid)
         exited = loop.create_future()
-        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+
+        def on_exit() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
         try:
             await exited
         finally:
@@ -237,6 +242,6 @@ def _input_file(content: bytes | list[bytes] | None, items: list | None) -> int:
         if content is None:
             file.write(msgpack.packb(items, use_bin_type=True))
         else:
-            file.writelines(content if type(content) is list else [content])
+            file.writelines(content if isinstance(content, list) else [content])
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

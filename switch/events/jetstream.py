@@ -316,7 +316,7 @@ class Publisher:
         self._drop_in_flight()
         self._resync = True
         if getattr(error, "err_code", None) == DUPLICATE:
-            self._duplicate_seq = error.seq
+            self._duplicate_seq = error.seq  # type: ignore[attr-defined]  # nats' APIError
         if self._failure is None:
             self._failure = repr(error) if not isinstance(error, StreamRefused) else str(error)
             log.warning("events_publish_failed", reason=self._failure, backlog=len(self.backlog),

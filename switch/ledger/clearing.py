@@ -7,9 +7,38 @@ and turned into sorted rows only when first read, so a close stays O(positions) 
 pair of participants traded.
 """
 
+from __future__ import annotations
+
 import hashlib
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from .codes import ADMIN
+
+if TYPE_CHECKING:
+    from .records import Account, Result
+
+
+class PositionRow(NamedTuple):
+    """A window's position of one participant in one currency (interbank money moved)."""
+    participant: str
+    currency: str
+    debits: int
+    credits: int
+
+
+class MatrixRow(NamedTuple):
+    """One cell of a window's bilateral matrix: what `payer` paid `payee`, gross."""
+    payer: str
+    payee: str
+    currency: str
+    amount: int
+
+
+class SettlementEntry(NamedTuple):
+    """The settlement posting of one participant's net in one currency."""
+    participant: str
+    currency: str
+    transfer_id: str
 
 
 class Position:
@@ -25,13 +54,13 @@ class Position:
 
     __slots__ = ("participant", "currency", "debits", "credits", "reserved", "owes", "moves")
 
-    def __init__(self, participant, currency):
+    def __init__(self, participant: str, currency: str) -> None:
         self.participant = participant
         self.currency = currency
         self.debits = 0
         self.credits = 0
         self.reserved = 0
-        self.owes = {}
+        self.owes: dict[Position, int] = {}
         self.moves = 0
 
 
@@ -39,24 +68,27 @@ class Window:
     __slots__ = ("window_id", "opened_at", "closed_at", "transfers", "rows", "matrix",
                  "settlement", "owes", "participant_transfers")
 
-    def __init__(self, window_id, opened_at, closed_at=None, transfers=0, rows=None,
-                 matrix=None, settlement=None, participant_transfers=None):
+    def __init__(self, window_id: int, opened_at: int, closed_at: int | None = None,
+                 transfers: int = 0, rows: list[PositionRow] | None = None,
+                 matrix: list[MatrixRow] | None = None,
+                 settlement: list[SettlementEntry] | None = None,
+                 participant_transfers: dict[str, int] | None = None) -> None:
         self.window_id = window_id
         self.opened_at = opened_at
         self.closed_at = closed_at  # None while open
         self.transfers = transfers  # interbank one-phase transfers and posts
-        self.rows = rows  # closed: [participant, currency, debits, credits], sorted
-        # closed: [payer, payee, currency, amount], sorted, amounts > 0 (see closed_matrix)
-        self.matrix = matrix
-        # closed with settlement postings: [participant, currency, transfer_id] in the order of
-        # the instructions; None when the window was closed without postings (or is open)
+        self.rows = rows  # closed: sorted
+        self.matrix = matrix  # closed: sorted, amounts > 0 (see closed_matrix)
+        # closed with settlement postings: in the order of the instructions; None when the
+        # window was closed without postings (or is open)
         self.settlement = settlement
-        self.owes = None  # just closed: [(payer Position, its owes map)] until first read
+        # just closed: [(payer Position, its owes map)] until first read
+        self.owes: list[tuple[Position, dict[Position, int]]] | None = None
         # closed: participant -> its interbank transfers and posts in the window (as payer or
         # payee); None while open (the positions' `moves` count then)
         self.participant_transfers = participant_transfers
 
-    def closed_matrix(self):
+    def closed_matrix(self) -> list[MatrixRow] | None:
         """The closed window's matrix rows, built from the handed-over maps on first use."""
         if self.matrix is None and self.owes is not None:
             self.matrix = _matrix_rows(self.owes)
@@ -64,7 +96,7 @@ class Window:
         return self.matrix
 
 
-def within_cap(account, amount):
+def within_cap(account: Account, amount: int) -> bool:
     """Whether debiting `amount` interbank from `account` keeps its owner within cap."""
     cap = account.owner.caps.get(account.currency)
     if cap is None:
@@ -76,19 +108,19 @@ def within_cap(account, amount):
 class Clearing:
     __slots__ = ("positions", "windows", "window")
 
-    def __init__(self):
-        self.positions = {}  # (participant, currency) -> Position
-        self.windows = []  # oldest first; the last one is open once any exists
-        self.window = None  # the open window
+    def __init__(self) -> None:
+        self.positions: dict[tuple[str, str], Position] = {}  # (participant, currency) ->
+        self.windows: list[Window] = []  # oldest first; the last one is open once any exists
+        self.window: Window | None = None  # the open window
 
-    def position(self, participant, currency):
+    def position(self, participant: str, currency: str) -> Position:
         key = (participant, currency)
         pos = self.positions.get(key)
         if pos is None:
             pos = self.positions[key] = Position(participant, currency)
         return pos
 
-    def move(self, payer, payee, amount):
+    def move(self, payer: Position, payee: Position, amount: int) -> None:
         """Money moved interbank; a negative amount undoes a move of a rolled back chain."""
         payer.debits += amount
         payee.credits += amount
@@ -97,24 +129,26 @@ class Clearing:
         step = 1 if amount > 0 else -1
         payer.moves += step
         payee.moves += step
-        self.window.transfers += step
+        window = self.window
+        if window is None:  # the ledger opens window 1 at its first change, before any move
+            raise AssertionError("money moved with no window open")
+        window.transfers += step
 
-    def open(self, at):
-        self.window = Window(len(self.windows) + 1, at)
-        self.windows.append(self.window)
+    def open(self, at: int) -> Window:
+        window = self.window = Window(len(self.windows) + 1, at)
+        self.windows.append(window)
+        return window
 
-    def close(self, at, settlement=None):
+    def close(self, at: int, settlement: list[SettlementEntry] | None = None) -> Window:
         """Close the open window at `at` and open the next; O(positions), not transfers.
 
         `settlement` is the window's list of settlement postings (see Window.settlement).
         """
-        if self.window is None:
-            self.open(at)
-        window = self.window
+        window = self.window if self.window is not None else self.open(at)
         window.rows = self.active_rows()
         check_nets(window.rows)
         owes = []
-        counts = {}
+        counts: dict[str, int] = {}
         for pos in self.positions.values():
             if pos.debits or pos.credits or pos.owes or pos.moves:
                 if pos.owes:
@@ -130,41 +164,43 @@ class Clearing:
         self.open(at)
         return window
 
-    def active_rows(self):
-        return [[pid, cur, pos.debits, pos.credits]
+    def active_rows(self) -> list[PositionRow]:
+        return [PositionRow(pid, cur, pos.debits, pos.credits)
                 for (pid, cur), pos in sorted(self.positions.items())
                 if pos.debits or pos.credits]
 
-    def matrix_rows(self):
-        """The open window's bilateral matrix: sorted [payer, payee, currency, amount]."""
+    def matrix_rows(self) -> list[MatrixRow]:
+        """The open window's bilateral matrix, sorted."""
         return _matrix_rows((pos, pos.owes) for pos in self.positions.values() if pos.owes)
 
-    def window_matrix(self, window):
+    def window_matrix(self, window: Window) -> list[MatrixRow] | None:
         return window.closed_matrix() if window.closed_at is not None else self.matrix_rows()
 
-    def window_rows(self, window):
-        return window.rows if window.closed_at is not None else self.active_rows()
+    def window_rows(self, window: Window) -> list[PositionRow]:
+        if window.closed_at is not None and window.rows is not None:
+            return window.rows
+        return self.active_rows()
 
-    def window_participant_transfers(self, window) -> dict:
+    def window_participant_transfers(self, window: Window) -> dict[str, int]:
         """participant -> its interbank transfers and posts in `window` (so far, when open)."""
-        if window.closed_at is not None:
+        if window.closed_at is not None and window.participant_transfers is not None:
             return window.participant_transfers
-        counts = {}
+        counts: dict[str, int] = {}
         for (pid, _), pos in self.positions.items():
             if pos.moves:
                 counts[pid] = counts.get(pid, 0) + pos.moves
         return counts
 
-    def report(self, window, caller):
+    def report(self, window: Window, caller: str) -> Result:
         """The window's report; a participant's counts only transfers touching its accounts."""
         rows = self.window_rows(window)
         settlement = window.settlement
         transfers = window.transfers
         if caller != ADMIN:
             transfers = self.window_participant_transfers(window).get(caller, 0)
-            rows = [row for row in rows if row[0] == caller]
+            rows = [row for row in rows if row.participant == caller]
             if settlement is not None:
-                settlement = [entry for entry in settlement if entry[0] == caller]
+                settlement = [entry for entry in settlement if entry.participant == caller]
         return {"window_id": window.window_id,
                 "state": "open" if window.closed_at is None else "closed",
                 "opened_at": window.opened_at, "closed_at": window.closed_at,
@@ -174,31 +210,31 @@ class Clearing:
                 "instructions": [instruction(pid, cur, c - d)
                                  for pid, cur, d, c in rows if c != d],
                 "settlement_transfers": None if settlement is None
-                else [tid for _, _, tid in settlement]}
+                else [entry.transfer_id for entry in settlement]}
 
-    def matrix_report(self, window, caller):
-        rows = self.window_matrix(window)
+    def matrix_report(self, window: Window, caller: str) -> Result:
+        rows = self.window_matrix(window) or []
         if caller != ADMIN:
-            rows = [row for row in rows if caller == row[0] or caller == row[1]]
+            rows = [row for row in rows if caller == row.payer or caller == row.payee]
         return {"window_id": window.window_id,
                 "state": "open" if window.closed_at is None else "closed",
                 "rows": [{"payer": payer, "payee": payee, "currency": cur, "amount": amount}
                          for payer, payee, cur, amount in rows]}
 
-    def listing(self):
+    def listing(self) -> list[Result]:
         return [{"window_id": w.window_id, "state": "open" if w.closed_at is None else "closed",
                  "opened_at": w.opened_at, "closed_at": w.closed_at} for w in self.windows]
 
 
-def _matrix_rows(owes):
-    """Sorted [payer, payee, currency, amount] rows of (payer Position, owes map) pairs."""
-    rows = [[pos.participant, payee.participant, pos.currency, amount]
+def _matrix_rows(owes: Iterable[tuple[Position, dict[Position, int]]]) -> list[MatrixRow]:
+    """The sorted matrix rows of (payer Position, owes map) pairs."""
+    rows = [MatrixRow(pos.participant, payee.participant, pos.currency, amount)
             for pos, payees in owes for payee, amount in payees.items() if amount]
     rows.sort()
     return rows
 
 
-def settlement_id(window_id, participant, currency):
+def settlement_id(window_id: int, participant: str, currency: str) -> str:
     """The deterministic id of the posting that settles `participant`'s `currency` net of a
     window: `settle:<window_id>:<participant>:<CUR>`, or, when that would pass the 64
     characters an id may have, the participant replaced by 16 hex digits of its SHA-256."""
@@ -209,15 +245,15 @@ def settlement_id(window_id, participant, currency):
     return tid
 
 
-def instruction(participant, currency, net):
+def instruction(participant: str, currency: str, net: int) -> Result:
     if net < 0:
         return {"participant": participant, "currency": currency, "pay": -net}
     return {"participant": participant, "currency": currency, "receive": net}
 
 
-def check_nets(rows):
+def check_nets(rows: list[PositionRow]) -> None:
     """Every interbank move debits one participant and credits another: nets sum to 0."""
-    sums = {}
+    sums: dict[str, int] = {}
     for _, cur, debits, credits in rows:
         sums[cur] = sums.get(cur, 0) + credits - debits
     if any(sums.values()):

@@ -6,6 +6,10 @@ linked chain rolls back), so it is as deterministic as the status. It never desc
 caller may not see: another participant's transfer or account, or whose an account is.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
 from protocol.values import MAX_MONEY
 
 from .codes import (
@@ -15,14 +19,21 @@ from .codes import (
     PARTICIPANT_SUSPENDED, PENDING_ALREADY_POSTED, PENDING_ALREADY_VOIDED, PENDING_EXPIRED,
     PENDING_NOT_FOUND, SAME_ACCOUNT,
 )
-from .records import PENDING_KIND, POST, VOID, visible
+from .records import PENDING_KIND, POST, VOID, Item, Transfer, visible
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .transfers import Book
+
+# (field, stored value, sent value) of a comparison the messages list
+Compared = tuple[str, object, object]
 
 CHAIN_OPEN = "the last item has linked: true, so its linked chain is never closed"
 SINGLE_LINKED = "linked: true needs a next item in the same create_transfers; a transfer alone " \
                 "cannot be linked"
 
 
-def explain(book, caller, item, status):
+def explain(book: Book, caller: str, item: Item, status: str) -> str:
     """The message for `item`, which `book.create` just refused with `status`."""
     tid = item["id"]
     old = book.by_id.get(tid)
@@ -47,10 +58,10 @@ def explain(book, caller, item, status):
     return _new_message(book, caller, item, status)
 
 
-def _new_message(book, caller, item, status):
+def _new_message(book: Book, caller: str, item: Item, status: str) -> str:
     debit_id, credit_id = item["debit_account"], item["credit_account"]
     dr, cr = book.accounts.get(debit_id), book.accounts.get(credit_id)
-    if status == ACCOUNT_NOT_FOUND:
+    if status == ACCOUNT_NOT_FOUND or dr is None or cr is None:
         missing = [f"{side} account {aid}" for side, aid, account in
                    (("debit", debit_id, dr), ("credit", credit_id, cr)) if account is None]
         return " and ".join(missing) + (" do not exist" if len(missing) > 1 else " does not exist")
@@ -83,9 +94,9 @@ def _new_message(book, caller, item, status):
     return status.replace("_", " ")
 
 
-def _settle_message(book, item, pending_id, status):
+def _settle_message(book: Book, item: Item, pending_id: str, status: str) -> str:
     p = book.by_id.get(pending_id)
-    if status == PENDING_NOT_FOUND:
+    if status == PENDING_NOT_FOUND or p is None:
         return f"no pending transfer {pending_id}"
     if status == PENDING_ALREADY_POSTED:
         return f"{pending_id} is already posted"
@@ -109,7 +120,7 @@ def _settle_message(book, item, pending_id, status):
     return status.replace("_", " ")
 
 
-def explain_account(ledger, caller, item, status):
+def explain_account(ledger: Ledger, caller: str, item: Item, status: str) -> str:
     """The message for a `create_accounts` item refused with `status`."""
     aid, pid = item["id"], item["participant"]
     if status == FORBIDDEN:
@@ -119,7 +130,7 @@ def explain_account(ledger, caller, item, status):
         return f"participant {pid} does not exist"
     old = ledger.accounts.get(aid)
     if status == ACCOUNT_EXISTS and old is not None and caller in (ADMIN, old.owner.id):
-        compared = (("participant", old.owner.id, pid),
+        compared: tuple[Compared, ...] = (("participant", old.owner.id, pid),
                     ("currency", old.currency, item["currency"]),
                     ("overdraft_limit", old.overdraft_limit, item["overdraft_limit"]))
         return f"account {aid} already exists with other fields: " + _listed(compared)
@@ -128,30 +139,30 @@ def explain_account(ledger, caller, item, status):
     return status.replace("_", " ")
 
 
-def explain_participant(ledger, item, status):
+def explain_participant(ledger: Ledger, item: Item, status: str) -> str:
     """The message for a `create_participants` item refused with `status` (admin only)."""
     pid = item["id"]
     old = ledger.participants.get(pid)
     if status == PARTICIPANT_EXISTS and old is None:
         return f"participant id {pid} is the operator's"
-    if status == PARTICIPANT_EXISTS:
-        compared = (("name", old.name, item["name"]),
+    if status == PARTICIPANT_EXISTS and old is not None:
+        compared: tuple[Compared, ...] = (("name", old.name, item["name"]),
                     ("net_debit_cap", old.caps, dict(item.get("net_debit_cap") or {})))
         return f"participant {pid} already exists with other fields: " + _listed(compared)
     return status.replace("_", " ")
 
 
-def _listed(compared):
+def _listed(compared: Iterable[Compared]) -> str:
     return "; ".join(f"{name} stored {_show(stored)}, sent {_show(sent)}"
                      for name, stored, sent in compared if stored != sent)
 
 
-def chain_failed(index, item, status):
+def chain_failed(index: int, item: Item, status: str) -> str:
     """The message of the other items of a linked chain whose item `index` failed."""
     return f"linked chain not applied: transfers[{index}] ({item['id']}) failed with {status}"
 
 
-def differences(t, item):
+def differences(t: Transfer, item: Item) -> list[Compared]:
     """(field, stored, sent) for each compared field that differs: the words of
     transfers.same_fields, which stays the fast yes/no of the `exists` path."""
     target_id = t.target.id if t.target is not None else None
@@ -160,7 +171,7 @@ def differences(t, item):
         amount = t.target.amount
     if "amount_sent" in item:  # an invalid amount, named as it was sent
         amount = _AsSent(item["amount_sent"])
-    compared = (
+    compared: tuple[Compared, ...] = (
         ("debit_account", t.debit.id, item["debit_account"]),
         ("credit_account", t.credit.id, item["credit_account"]),
         ("amount", t.amount, amount),
@@ -180,7 +191,7 @@ class _AsSent(str):
     """A value already written as the message shows it."""
 
 
-def _show(value):
+def _show(value: object) -> str:
     if type(value) is _AsSent:
         return value
     if value is None:

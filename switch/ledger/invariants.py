@@ -1,27 +1,35 @@
 """Full recomputation of every cached aggregate from the transfers (slow; for checks)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from . import reconcile
 from .clearing import check_nets
 from .records import (
-    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED,
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Account,
+    Transfer,
 )
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 # The states each kind of transfer can be in (a pending transfer is settled or expired later)
 _KIND_STATES = {REGULAR: {POSTED}, POST: {POSTED}, VOID: {VOIDED}, SETTLEMENT: {POSTED},
                 PENDING_KIND: {PENDING, POSTED, VOIDED, EXPIRED}}
 
 
-def _require(condition, what):
+def _require(condition: bool, what: str) -> None:
     if not condition:
         raise AssertionError(what)
 
 
-def check(ledger):
+def check(ledger: Ledger) -> None:
     check_balances(ledger)
     _check_positions(ledger)
 
 
-def check_balances(ledger):
+def check_balances(ledger: Ledger) -> None:
     """Everything but the windows: transfers, account balances and lists, totals."""
     balances, touching = _check_transfers(ledger)
     for aid, account in ledger.accounts.items():
@@ -34,20 +42,22 @@ def check_balances(ledger):
     _check_totals(ledger)
 
 
-def _check_transfers(ledger):
+def _check_transfers(
+        ledger: Ledger) -> tuple[dict[Account, list[int]], dict[Account, list[Transfer]]]:
     """Recompute balances and per-account lists; check states, order and the clock.
 
     It runs over every transfer on each restart, so the loop does as little as it can: one
     condition for the common case, which names what failed only when it fails.
     """
     accounts = ledger.accounts.values()
-    touching = {account: [] for account in accounts}
+    touching: dict[Account, list[Transfer]] = {account: [] for account in accounts}
     # account -> [debits posted, credits posted, debits pending, credits pending]
     balances = {account: [0, 0, 0, 0] for account in accounts}
     book = ledger.book
     last = 0
     pending = 0
-    live_in_heap = {id(entry[3]) for entry in book.heap if entry[3].state == PENDING}
+    live_in_heap = {id(entry.transfer) for entry in book.heap
+                    if entry.transfer.state == PENDING}
     _require(book.stale == len(book.heap) - len(live_in_heap), "stale heap entries")
     for t in book.by_id.values():
         debit, credit, kind, state = t.debit, t.credit, t.kind, t.state
@@ -70,6 +80,8 @@ def _check_transfers(ledger):
             balances[credit][1] += t.amount
         if kind != REGULAR and kind != SETTLEMENT:  # a post or void: its pending transfer
             p = t.target
+            if p is None:
+                raise AssertionError(f"transfer {t.id}: a {kind} without its pending transfer")
             _require(p.kind == PENDING_KIND and p.state == state and t.amount <= p.amount,
                      f"transfer {t.id}: bad settlement of {p.id}")
     _require(book.last_ts >= last, "clock behind the newest transfer")
@@ -77,7 +89,7 @@ def _check_transfers(ledger):
     return balances, touching
 
 
-def _fault(t, last):
+def _fault(t: Transfer, last: int) -> str:
     if t.timestamp <= last:
         return "timestamps not increasing"
     if t.debit is t.credit or t.debit.currency != t.credit.currency:
@@ -85,8 +97,8 @@ def _fault(t, last):
     return f"state {t.state} of a {t.kind} transfer"
 
 
-def _check_totals(ledger):
-    sums = {}
+def _check_totals(ledger: Ledger) -> None:
+    sums: dict[str, list[int]] = {}
     for account in ledger.accounts.values():
         row = sums.setdefault(account.currency, [0, 0, 0, 0])
         row[0] += account.debits_posted
@@ -102,7 +114,7 @@ def _check_totals(ledger):
         _require(row[0] == row[1] and row[2] == row[3], f"{currency} debits != credits: {row}")
 
 
-def _check_positions(ledger):
+def _check_positions(ledger: Ledger) -> None:
     """Reservations, and every window's report recomputed from the transfers in it."""
     clearing = ledger.clearing
     _require(clearing.window is (clearing.windows[-1] if clearing.windows else None),
@@ -112,4 +124,4 @@ def _check_positions(ledger):
     _require(not differences, f"windows differ from their transfers: {differences[:5]}")
     for w in clearing.windows:
         if w.closed_at is not None:
-            check_nets(w.rows)
+            check_nets(w.rows or [])

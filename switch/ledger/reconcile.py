@@ -10,11 +10,22 @@ holds the interbank one-phase transfers and posts whose timestamps fall in
 participants; settlement postings never count (they settle a window, they are not traffic).
 """
 
+from __future__ import annotations
+
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .clearing import settlement_id
-from .records import PENDING, PENDING_KIND, POST, REGULAR, SETTLEMENT
+from .clearing import MatrixRow, PositionRow, SettlementEntry, settlement_id
+from .records import PENDING, PENDING_KIND, POST, REGULAR, SETTLEMENT, Account, Transfer
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+# (participant, currency), (payer, payee, currency), (debit, credit) accounts
+Key = tuple[str, str]
+Pair = tuple[str, str, str]
+Accounts = tuple[Account, Account]
 
 _MOVES = (REGULAR, POST)
 _END = float("inf")  # the closing time of the open window
@@ -35,27 +46,29 @@ class Recomputed:
     pairs {(payer, payee, currency): amount}, the number of interbank moves, and involved
     {(participant, currency): number of those moves it paid or received}."""
 
-    moves: list = field(default_factory=list)
-    pairs: list = field(default_factory=list)
-    counts: list = field(default_factory=list)
-    involved: list = field(default_factory=list)
-    reserved: dict = field(default_factory=dict)  # (participant, currency) -> outgoing pending
-    settlements: dict = field(default_factory=dict)  # id -> settlement posting transfer
-    outside: list = field(default_factory=list)  # interbank moves that lie in no window
+    moves: list[dict[Key, list[int]]] = field(default_factory=list)
+    pairs: list[dict[Pair, int]] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    involved: list[dict[Key, int]] = field(default_factory=list)
+    # (participant, currency) -> outgoing pending
+    reserved: dict[Key, int] = field(default_factory=dict)
+    # id -> settlement posting transfer
+    settlements: dict[str, Transfer] = field(default_factory=dict)
+    outside: list[Transfer] = field(default_factory=list)  # interbank moves in no window
 
 
 @dataclass
 class Reconciliation:
     windows: int  # closed windows compared
     transfers: int  # interbank transfers and posts found in them
-    differences: list
+    differences: list[Difference]
 
     @property
     def ok(self) -> bool:
         return not self.differences
 
 
-def recompute(ledger) -> Recomputed:
+def recompute(ledger: Ledger) -> Recomputed:
     """One pass over every transfer, kept short because it runs on every restart: it sums per
     window and (debit, credit) account pair, and `_per_participant` turns those sums into the
     participants' figures."""
@@ -64,9 +77,13 @@ def recompute(ledger) -> Recomputed:
     closings = [_END if w.closed_at is None else w.closed_at for w in windows]
     out = Recomputed([{} for _ in windows], [{} for _ in windows], [0] * len(windows),
                      [{} for _ in windows])
-    moved = [{} for _ in windows]  # per window: (debit, credit) account -> [amount, count]
-    pending = {}  # (debit, credit) account -> amount of pending transfers
-    sums, opened_at, closed_at = None, _END, _END  # of the window found last
+    # per window: (debit, credit) account -> [amount, count]
+    moved: list[dict[Accounts, list[int]]] = [{} for _ in windows]
+    pending: dict[Accounts, int] = {}  # (debit, credit) account -> amount of pending transfers
+    # of the window found last
+    sums: dict[Accounts, list[int]] = {}
+    opened_at: float = _END
+    closed_at: float = _END
     for t in ledger.book.by_id.values():
         kind = t.kind
         if kind == SETTLEMENT:
@@ -96,7 +113,8 @@ def recompute(ledger) -> Recomputed:
     return out
 
 
-def _per_participant(out, moved, pending):
+def _per_participant(out: Recomputed, moved: list[dict[Accounts, list[int]]],
+                     pending: dict[Accounts, int]) -> None:
     """Fills `out` from sums per account pair, leaving out the pairs of one participant."""
     for number, sums in enumerate(moved):
         moves, pairs, involved = out.moves[number], out.pairs[number], out.involved[number]
@@ -116,12 +134,13 @@ def _per_participant(out, moved, pending):
             out.reserved[payer, currency] = out.reserved.get((payer, currency), 0) + amount
 
 
-def compare(ledger, recomputed=None, closed_only=True) -> list:
+def compare(ledger: Ledger, recomputed: Recomputed | None = None,
+            closed_only: bool = True) -> list[Difference]:
     """Every difference between the windows' reports and the transfers."""
     clearing = ledger.clearing
     rec = recompute(ledger) if recomputed is None else recomputed
-    diffs = []
-    referenced = set()
+    diffs: list[Difference] = []
+    referenced: set[str] = set()
     previous = None
     for number, w in enumerate(clearing.windows):
         wid = w.window_id
@@ -132,7 +151,7 @@ def compare(ledger, recomputed=None, closed_only=True) -> list:
                                     w.opened_at, previous.closed_at))
         previous = w
         if w.settlement is not None:
-            referenced.update(tid for _, _, tid in w.settlement)
+            referenced.update(entry.transfer_id for entry in w.settlement)
         if closed_only and w.closed_at is None:
             continue
         rows = clearing.window_rows(w)
@@ -160,7 +179,7 @@ def compare(ledger, recomputed=None, closed_only=True) -> list:
     return diffs
 
 
-def reconcile(ledger) -> Reconciliation:
+def reconcile(ledger: Ledger) -> Reconciliation:
     """The closed windows of `ledger` against its transfers."""
     rec = recompute(ledger)
     closed = [n for n, w in enumerate(ledger.clearing.windows) if w.closed_at is not None]
@@ -168,12 +187,13 @@ def reconcile(ledger) -> Reconciliation:
                           compare(ledger, rec, closed_only=True))
 
 
-def _positions(wid, rows, moves):
+def _positions(wid: int, rows: list[PositionRow],
+               moves: dict[Key, list[int]]) -> list[Difference]:
     reported = {(pid, cur): (d, c) for pid, cur, d, c in rows}
-    diffs = []
+    diffs: list[Difference] = []
     for key in sorted(set(reported) | set(moves)):
         d1, c1 = reported.get(key, (0, 0))
-        d2, c2 = moves.get(key, (0, 0))
+        d2, c2 = moves.get(key, [0, 0])
         name = f"{key[0]} {key[1]}"
         for what, a, b in (("debits", d1, d2), ("credits", c1, c2), ("net", c1 - d1, c2 - d2)):
             if a != b:
@@ -181,15 +201,16 @@ def _positions(wid, rows, moves):
     return diffs
 
 
-def participant_transfers(involved) -> dict:
+def participant_transfers(involved: dict[Key, int]) -> dict[str, int]:
     """participant -> count, from one window's `involved` {(participant, currency): count}."""
-    counts = {}
+    counts: dict[str, int] = {}
     for (pid, _), count in involved.items():
         counts[pid] = counts.get(pid, 0) + count
     return counts
 
 
-def _participant_transfers(wid, reported, involved):
+def _participant_transfers(wid: int, reported: dict[str, int],
+                           involved: dict[Key, int]) -> list[Difference]:
     """Each participant's count of the window's transfers (what its report shows)."""
     recomputed = participant_transfers(involved)
     return [Difference(wid, "transfers", f"{pid} count", reported.get(pid, 0),
@@ -198,17 +219,17 @@ def _participant_transfers(wid, reported, involved):
             if reported.get(pid, 0) != recomputed.get(pid, 0)]
 
 
-def _nets(wid, rows):
-    sums = {}
+def _nets(wid: int, rows: list[PositionRow]) -> list[Difference]:
+    sums: dict[str, int] = {}
     for _, cur, d, c in rows:
         sums[cur] = sums.get(cur, 0) + c - d
     return [Difference(wid, "nets", f"{cur} sum of nets", total, 0)
             for cur, total in sorted(sums.items()) if total]
 
 
-def _matrix(wid, matrix, pairs):
+def _matrix(wid: int, matrix: list[MatrixRow], pairs: dict[Pair, int]) -> list[Difference]:
     reported = {(payer, payee, cur): amount for payer, payee, cur, amount in matrix}
-    diffs = []
+    diffs: list[Difference] = []
     for key in sorted(set(reported) | {k for k, v in pairs.items() if v}):
         a, b = reported.get(key, 0), pairs.get(key, 0)
         if a != b:
@@ -216,11 +237,12 @@ def _matrix(wid, matrix, pairs):
     return diffs
 
 
-def _settlement(wid, rows, settlement, postings):
+def _settlement(wid: int, rows: list[PositionRow], settlement: list[SettlementEntry],
+                postings: dict[str, Transfer]) -> list[Difference]:
     """The window's postings: one per instruction, the net's amount, the right direction."""
     expected = {(pid, cur): c - d for pid, cur, d, c in rows if c != d}
     listed = {(pid, cur): tid for pid, cur, tid in settlement}
-    diffs = []
+    diffs: list[Difference] = []
     for key in sorted(set(expected) | set(listed)):
         pid, cur = key
         net = expected.get(key)

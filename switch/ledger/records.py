@@ -1,6 +1,19 @@
 """The stored records: participants, accounts, per-currency totals and transfers."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .codes import ADMIN
+
+if TYPE_CHECKING:
+    from .clearing import Position
+
+# A request's normalized args, a transfer item among them, and a reply's result: maps as the
+# protocol layer (protocol/validate.py) hands them over and encodes them.
+Args = dict[str, Any]
+Item = dict[str, Any]
+Result = dict[str, Any]
 
 # Transfer kinds.
 REGULAR = "regular"
@@ -22,8 +35,9 @@ class Participant:
     __slots__ = ("id", "name", "caps", "suspended", "token_hash", "timestamp",
                  "settlement_accounts")
 
-    def __init__(self, pid, name, caps, suspended, token_hash, timestamp,
-                 settlement_accounts=None):
+    def __init__(self, pid: str, name: str, caps: dict[str, int], suspended: bool,
+                 token_hash: str, timestamp: int,
+                 settlement_accounts: dict[str, str] | None = None) -> None:
         self.id = pid
         self.name = name
         self.caps = caps  # currency -> net debit cap; a missing currency is unlimited
@@ -33,7 +47,7 @@ class Participant:
         # currency -> id of the participant's own account that settlement postings use
         self.settlement_accounts = settlement_accounts if settlement_accounts is not None else {}
 
-    def as_record(self):
+    def as_record(self) -> Result:
         return {"id": self.id, "name": self.name, "net_debit_cap": dict(self.caps),
                 "suspended": self.suspended,
                 "settlement_accounts": dict(self.settlement_accounts)}
@@ -44,7 +58,7 @@ class Totals:
 
     __slots__ = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.debits_posted = 0
         self.credits_posted = 0
         self.debits_pending = 0
@@ -57,7 +71,8 @@ class Account:
                  "debits_posted", "credits_posted", "debits_pending", "credits_pending",
                  "transfers", "position", "totals")
 
-    def __init__(self, aid, owner, currency, overdraft_limit, timestamp, position, totals):
+    def __init__(self, aid: str, owner: Participant, currency: str, overdraft_limit: int | None,
+                 timestamp: int, position: Position, totals: Totals) -> None:
         self.id = aid
         self.owner = owner
         self.currency = currency
@@ -67,11 +82,12 @@ class Account:
         self.credits_posted = 0
         self.debits_pending = 0
         self.credits_pending = 0
-        self.transfers = []  # every transfer touching the account, in timestamp order
+        # every transfer touching the account, in timestamp order
+        self.transfers: list[Transfer] = []
         self.position = position  # clearing position of (owner, currency)
         self.totals = totals
 
-    def as_record(self):
+    def as_record(self) -> Result:
         balance = self.credits_posted - self.debits_posted
         return {"id": self.id, "participant": self.owner.id, "currency": self.currency,
                 "overdraft_limit": self.overdraft_limit,
@@ -84,12 +100,15 @@ class Account:
 
 class Transfer:
     # Accounts and the target pending transfer are stored as objects; the currency is
-    # the debit account's. Ten slots keep a stored transfer small.
+    # the debit account's. Ten slots keep a stored transfer small. The arguments are
+    # positional: a keyword call costs more than the rest of building a transfer, and
+    # their types (checked by mypy) tell the accounts, strings and integers apart.
     __slots__ = ("id", "debit", "credit", "amount", "reference", "timeout", "kind",
                  "target", "state", "timestamp")
 
-    def __init__(self, tid, debit, credit, amount, reference, timeout, kind, target, state,
-                 timestamp):
+    def __init__(self, tid: str, debit: Account, credit: Account, amount: int,
+                 reference: str | None, timeout: int, kind: str, target: Transfer | None,
+                 state: str | None, timestamp: int) -> None:
         self.id = tid
         self.debit = debit
         self.credit = credit
@@ -98,14 +117,14 @@ class Transfer:
         self.timeout = timeout
         self.kind = kind
         self.target = target  # the pending transfer a post or void settles, else None
-        self.state = state
+        self.state = state  # None once a linked chain rolled it back
         self.timestamp = timestamp
 
-    def deadline(self):
+    def deadline(self) -> int | None:
         """Expiry time of a pending transfer, None when it never expires."""
         return self.timestamp + self.timeout * 1_000_000_000 if self.timeout else None
 
-    def as_record(self):
+    def as_record(self) -> Result:
         kind = self.kind
         target_id = self.target.id if self.target is not None else None
         return {"id": self.id, "debit_account": self.debit.id,
@@ -117,6 +136,6 @@ class Transfer:
                 "state": self.state, "timestamp": self.timestamp}
 
 
-def visible(caller, t):
+def visible(caller: str, t: Transfer) -> bool:
     """Whether `caller` may see transfer `t`: the operator, or an owner of either account."""
     return caller == ADMIN or caller == t.debit.owner.id or caller == t.credit.owner.id

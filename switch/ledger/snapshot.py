@@ -20,16 +20,26 @@ of positions (`moves`, the open window) and of windows (closed ones); a state wi
 them recomputed from the transfers, so every earlier state still loads.
 """
 
+from __future__ import annotations
+
 from bisect import bisect_left
 from heapq import heapify
 from itertools import compress, repeat
 from operator import attrgetter, is_not
+from typing import TYPE_CHECKING, Any, Iterable
 
-from .clearing import Window
+from .clearing import MatrixRow, PositionRow, SettlementEntry, Window
 from .records import (
-    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Participant,
-    Transfer,
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Account,
+    Participant, Transfer,
 )
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .transfers import Book
+
+# A snapshot's state: msgpack-serializable maps and lists.
+State = dict[str, Any]
 
 VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
@@ -42,7 +52,7 @@ _CANONICAL = {name: name for name in KINDS + STATES}
 _target = attrgetter("target")
 
 
-def dump(ledger):
+def dump(ledger: Ledger) -> State:
     book = ledger.book
     clearing = ledger.clearing
     return {
@@ -61,7 +71,7 @@ def dump(ledger):
                       for (pid, cur), pos in sorted(clearing.positions.items())],
         "windows": [[w.window_id, w.opened_at, w.closed_at, w.transfers,
                      None if w.rows is None else [list(row) for row in w.rows],
-                     None if w.closed_at is None else [list(row) for row in w.closed_matrix()],
+                     None if w.closed_at is None else [list(row) for row in w.closed_matrix() or ()],
                      None if w.settlement is None else [list(e) for e in w.settlement],
                      None if w.participant_transfers is None
                      else sorted(map(list, w.participant_transfers.items()))]
@@ -69,12 +79,12 @@ def dump(ledger):
     }
 
 
-def _transfer_columns(ledger):
+def _transfer_columns(ledger: Ledger) -> dict[str, list[Any]]:
     """Version 3 transfers: {field: [value per transfer]}, timestamp order."""
     transfers = ledger.book.by_id.values()
     account_index = {account: n for n, account in enumerate(ledger.accounts.values())}
 
-    def column(field, code=None):
+    def column(field: str, code: dict[Any, int] | None = None) -> list[Any]:
         values = map(attrgetter(field), transfers)
         return list(values if code is None else map(code.__getitem__, values))
 
@@ -92,22 +102,28 @@ def _transfer_columns(ledger):
         "timestamps": timestamps,
         # timestamps are unique and increasing, so a pending transfer's index is where its
         # timestamp is: no index of every transfer needed
-        "targets": [[n, bisect_left(timestamps, t.target.timestamp)] for n, t in settling],
+        "targets": [[n, bisect_left(timestamps, _target_of(t).timestamp)] for n, t in settling],
     }
+
+
+def _target_of(t: Transfer) -> Transfer:
+    if t.target is None:
+        raise AssertionError(f"transfer {t.id} settles no pending transfer")
+    return t.target
 
 
 class UnsupportedSnapshotVersion(ValueError):
     """A state written by a newer build (or an unknown one): never read it as an older one."""
 
 
-def check_readable(version) -> None:
+def check_readable(version: object) -> None:
     if version not in READABLE_VERSIONS:
         raise UnsupportedSnapshotVersion(
             f"snapshot version {version}; this switch reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}: start a build that reads it")
 
 
-def load(ledger, state):
+def load(ledger: Ledger, state: State) -> None:
     """Fill the empty `ledger` from `state`."""
     version = state["version"]
     check_readable(version)
@@ -144,8 +160,12 @@ def load(ledger, state):
         matrix, settlement, counts = (rest + [None, None, None])[:3]
         if counts is None and closed_at is not None:
             counted = False
-        clearing.windows.append(Window(wid, opened_at, closed_at, count, rows, matrix,
-                                       settlement, None if counts is None else dict(counts)))
+        clearing.windows.append(Window(
+            wid, opened_at, closed_at, count,
+            None if rows is None else [PositionRow(*row) for row in rows],
+            None if matrix is None else [MatrixRow(*row) for row in matrix],
+            None if settlement is None else [SettlementEntry(*entry) for entry in settlement],
+            None if counts is None else dict(counts)))
     if clearing.windows:
         clearing.window = clearing.windows[-1]
     if version == 1:
@@ -154,14 +174,14 @@ def load(ledger, state):
         _recompute_participant_transfers(ledger)
 
 
-def _recompute_matrices(ledger):
+def _recompute_matrices(ledger: Ledger) -> None:
     """A version 1 state kept no bilateral matrix: rebuild it from the transfers."""
     from .reconcile import recompute  # reconcile imports clearing; keep the import local
 
     clearing = ledger.clearing
     pairs = recompute(ledger).pairs
     for number, w in enumerate(clearing.windows):
-        rows = sorted([payer, payee, cur, amount]
+        rows = sorted(MatrixRow(payer, payee, cur, amount)
                       for (payer, payee, cur), amount in pairs[number].items() if amount)
         if w.closed_at is not None:
             w.matrix = rows
@@ -170,7 +190,7 @@ def _recompute_matrices(ledger):
             clearing.position(payer, cur).owes[clearing.position(payee, cur)] = amount
 
 
-def _recompute_participant_transfers(ledger):
+def _recompute_participant_transfers(ledger: Ledger) -> None:
     """A state from before participants' transfer counts: rebuild them from the transfers."""
     from .reconcile import participant_transfers, recompute  # see _recompute_matrices
 
@@ -184,7 +204,7 @@ def _recompute_participant_transfers(ledger):
             clearing.position(pid, cur).moves = count
 
 
-def _load_columns(book, accounts, columns):
+def _load_columns(book: Book, accounts: list[Account], columns: dict[str, list[Any]]) -> None:
     """Version 3: every transfer built by one `map` over the columns (see the module doc)."""
     account_at = accounts.__getitem__
     transfers = list(map(
@@ -199,7 +219,7 @@ def _load_columns(book, accounts, columns):
     _link(book, transfers, pending)
 
 
-def _load_rows(book, rows):
+def _load_rows(book: Book, rows: list[list[Any]]) -> None:
     """Versions 1 and 2: one list per transfer, accounts and targets by id."""
     accounts = book.accounts
     by_id = book.by_id
@@ -211,13 +231,12 @@ def _load_rows(book, rows):
     _link(book, transfers, (t for t in transfers if t.state == PENDING))
 
 
-def _link(book, transfers, pending):
+def _link(book: Book, transfers: Iterable[Transfer], pending: Iterable[Transfer]) -> None:
     """The per-account lists (timestamp order), the pending count and the expiry heap."""
     for t in transfers:
         t.debit.transfers.append(t)
         t.credit.transfers.append(t)
     pending = list(pending)
     book.pending_count = len(pending)
-    book.heap = [(t.deadline(), t.timestamp, next(book.heap_seq), t) for t in pending
-                 if t.timeout]
+    book.heap = [book.deadline_entry(t) for t in pending if t.timeout]
     heapify(book.heap)

@@ -4,7 +4,7 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from typing import NamedTuple
 
-from .clearing import within_cap
+from .clearing import Clearing, within_cap
 from .explain import CHAIN_OPEN, chain_failed, explain
 from .codes import (
     ACCOUNT_NOT_FOUND, ADMIN, BAD_REQUEST, CREATED, CURRENCY_MISMATCH, EXCEEDS_PENDING_AMOUNT,
@@ -14,8 +14,8 @@ from .codes import (
     PENDING_NOT_FOUND, SAME_ACCOUNT,
 )
 from .records import (
-    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Transfer,
-    visible,
+    EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Account,
+    Item, Result, Transfer, visible,
 )
 
 _SETTLED = {POSTED: PENDING_ALREADY_POSTED, VOIDED: PENDING_ALREADY_VOIDED,
@@ -26,38 +26,58 @@ class Commits(NamedTuple):
     """What the ledger committed since it was last asked (see Ledger.take_commits): the pending
     transfers it expired and the transfers it stored, each in commit order. Nothing here changes
     the state, so replay is as deterministic with it as without."""
-    expired: list
-    transfers: list
+    expired: list[Transfer]
+    transfers: list[Transfer]
+
+
+class Deadline(NamedTuple):
+    """An entry of the expiry heap, ordered by deadline, then by timestamp; a rolled back pending
+    leaves an entry whose timestamp is reused, so seq breaks that tie."""
+    at: int
+    timestamp: int
+    seq: int
+    transfer: Transfer
+
+
+class Posting(NamedTuple):
+    """A settlement posting to make (see Book.post_settlement)."""
+    transfer_id: str
+    debit: Account
+    credit: Account
+    amount: int
+    reference: str
+
+
+# What `Book.create` did with one item: its status, and the transfer created or found (None
+# exactly when the item failed). A plain tuple, unpacked at once: it is made for every item.
+Outcome = tuple[str, Transfer | None]
 
 
 class Book:
     """All transfers and the clock of committed events.
 
-    `create` returns (status, transfer); the transfer is None exactly when the item
-    failed, so the success path raises nothing.
+    `create` returns an Outcome, so the success path raises nothing.
     """
 
     __slots__ = ("accounts", "clearing", "by_id", "heap", "heap_seq", "stale", "last_ts",
                  "pending_count", "stored", "expired")
 
-    def __init__(self, accounts, clearing):
+    def __init__(self, accounts: dict[str, Account], clearing: Clearing) -> None:
         self.accounts = accounts
         self.clearing = clearing
-        self.by_id = {}
-        # (deadline, timestamp, seq, transfer); entries of transfers no longer pending are
-        # stale and skipped. A rolled back pending leaves an entry whose timestamp is
-        # reused, so seq breaks the tie.
-        self.heap = []
+        self.by_id: dict[str, Transfer] = {}
+        # entries of transfers no longer pending are stale and skipped
+        self.heap: list[Deadline] = []
         self.heap_seq = count()
         self.stale = 0  # stale entries in heap
         self.last_ts = 0
         self.pending_count = 0
         # Transfers stored and pending transfers expired since the last take_commits, in order
         # (a rolled back transfer leaves `stored` again): what the committed-event stream reports.
-        self.stored = []
-        self.expired = []
+        self.stored: list[Transfer] = []
+        self.expired: list[Transfer] = []
 
-    def tick(self, now):
+    def tick(self, now: int) -> int:
         """The timestamp of the next committed event: strictly increasing."""
         ts = self.last_ts + 1
         if now > ts:
@@ -67,7 +87,7 @@ class Book:
 
     # -- one item -------------------------------------------------------------------
 
-    def create(self, caller, item, now):
+    def create(self, caller: str, item: Item, now: int) -> Outcome:
         old = self.by_id.get(item["id"])
         if old is not None:
             if not visible(caller, old):  # never confirm, or leak, another's transfer
@@ -84,11 +104,11 @@ class Book:
             return self._settle(caller, item, item["void_pending_id"], VOID, now)
         return self._new(caller, item, now)
 
-    def _debits_own(self, caller, item):
+    def _debits_own(self, caller: str, item: Item) -> bool:
         account = self.accounts.get(item["debit_account"])
         return account is not None and account.owner.id == caller
 
-    def _new(self, caller, item, now):
+    def _new(self, caller: str, item: Item, now: int) -> Outcome:
         dr = self.accounts.get(item["debit_account"])
         cr = self.accounts.get(item["credit_account"])
         if dr is None or cr is None:
@@ -108,7 +128,8 @@ class Book:
         if (limit is not None
                 and dr.credits_posted - dr.debits_posted - dr.debits_pending - amount < -limit):
             return INSUFFICIENT_FUNDS, None
-        if payer is not cr.owner and not within_cap(dr, amount):
+        # (no call when the payer has no cap at all)
+        if payer is not cr.owner and payer.caps and not within_cap(dr, amount):
             return NET_DEBIT_CAP_EXCEEDED, None
         if item["pending"]:
             t = Transfer(item["id"], dr, cr, amount, item["reference"], item["timeout"],
@@ -116,7 +137,7 @@ class Book:
             self._reserve(t, amount)
             self.pending_count += 1
             if t.timeout:
-                heappush(self.heap, (t.deadline(), t.timestamp, next(self.heap_seq), t))
+                heappush(self.heap, self.deadline_entry(t))
         else:
             t = Transfer(item["id"], dr, cr, amount, item["reference"], 0, REGULAR, None,
                          POSTED, self.tick(now))
@@ -124,7 +145,8 @@ class Book:
         self._store(t)
         return CREATED, t
 
-    def _settle(self, caller, item, pending_id, kind, now):
+    def _settle(self, caller: str, item: Item, pending_id: str, kind: str,
+                now: int) -> Outcome:
         """Post or void the pending transfer `pending_id`.
 
         A pending transfer past its deadline is already expired here: every mutating op
@@ -137,7 +159,7 @@ class Book:
         if not copies_pending(item, p) or (kind == VOID and amount not in (None, p.amount)):
             return BAD_REQUEST, None
         if p.state != PENDING:
-            return _SETTLED[p.state], None
+            return _SETTLED[p.state or ""], None
         if amount is None:
             amount = p.amount
         elif amount > p.amount:
@@ -155,7 +177,7 @@ class Book:
 
     # -- effects on balances; a negative amount undoes ---------------------------------
 
-    def _move(self, t, amount):
+    def _move(self, t: Transfer, amount: int) -> None:
         """Post `amount` from t's debit to its credit account, and between the two owners'
         positions when they differ."""
         self._post(t, amount)
@@ -163,7 +185,7 @@ class Book:
         if dr.owner is not cr.owner:
             self.clearing.move(dr.position, cr.position, amount)
 
-    def _post(self, t, amount):
+    def _post(self, t: Transfer, amount: int) -> None:
         """Post `amount` on balances only, never a position (settlement postings use it alone)."""
         dr = t.debit
         cr = t.credit
@@ -175,7 +197,7 @@ class Book:
         if totals.debits_posted != totals.credits_posted:  # explicit: survives python -O
             raise AssertionError(f"{t.debit.currency}: posted debits != posted credits")
 
-    def _reserve(self, t, amount):
+    def _reserve(self, t: Transfer, amount: int) -> None:
         dr = t.debit
         cr = t.credit
         dr.debits_pending += amount
@@ -188,17 +210,17 @@ class Book:
         if dr.owner is not cr.owner:
             dr.position.reserved += amount
 
-    def _release(self, p):
+    def _release(self, p: Transfer) -> None:
         self._reserve(p, -p.amount)
         self.pending_count -= 1
 
-    def _store(self, t):
+    def _store(self, t: Transfer) -> None:
         self.by_id[t.id] = t
         self.stored.append(t)
         t.debit.transfers.append(t)
         t.credit.transfers.append(t)
 
-    def _undo(self, t):
+    def _undo(self, t: Transfer) -> None:
         """Reverse a transfer committed by a chain that then failed (newest first)."""
         kind = t.kind
         if kind == REGULAR:
@@ -212,6 +234,8 @@ class Book:
                 self.stale += 1
         else:
             p = t.target
+            if p is None:
+                raise AssertionError(f"undo of {t.id}: a {kind} transfer without its pending one")
             self._reserve(p, p.amount)
             self.pending_count += 1
             p.state = PENDING
@@ -228,8 +252,8 @@ class Book:
 
     # -- many items and linked chains -------------------------------------------------
 
-    def create_many(self, caller, items, now):
-        results = []
+    def create_many(self, caller: str, items: list[Item], now: int) -> list[Result]:
+        results: list[Result] = []
         end = len(items)
         open_start = end  # a chain still open at the end starts here
         while open_start and items[open_start - 1]["linked"]:
@@ -254,16 +278,17 @@ class Book:
             results.append(_failed(LINKED_EVENT_CHAIN_OPEN, CHAIN_OPEN))
         return results
 
-    def _chain(self, caller, items, start, now, results):
+    def _chain(self, caller: str, items: list[Item], start: int, now: int,
+               results: list[Result]) -> int:
         """Apply the closed chain starting at `start` as a whole; return the next index."""
         stop = start
         while items[stop]["linked"]:
             stop += 1
         saved_ts = self.last_ts
-        done = []
+        done: list[tuple[str, Transfer]] = []
         for k in range(start, stop + 1):
-            status, t = self.create(caller, items[k], now)
-            if t is None:
+            status, created = self.create(caller, items[k], now)
+            if created is None:
                 message = explain(self, caller, items[k], status)  # before the roll back
                 others = chain_failed(k, items[k], status)
                 for old_status, old in reversed(done):
@@ -274,37 +299,39 @@ class Book:
                 results.append(_failed(status, message))
                 results.extend(_failed(LINKED_EVENT_FAILED, others) for _ in range(k, stop))
                 return stop + 1
-            done.append((status, t))
+            done.append((status, created))
         results.extend({"status": s, "timestamp": t.timestamp} for s, t in done)
         return stop + 1
 
     # -- settlement postings ---------------------------------------------------------
 
-    def post_settlement(self, postings, now):
-        """Apply settlement postings `[(id, debit, credit, amount, reference)]`, all or none.
+    def post_settlement(self, postings: list[Posting],
+                        now: int) -> tuple[str, Posting] | None:
+        """Apply settlement postings, all or none.
 
         They bypass suspension and caps (they settle obligations already incurred) but not
-        overdraft limits. Returns None when every posting was applied; otherwise (code, posting)
-        of the first that cannot be, with nothing applied and the clock as it was.
+        overdraft limits. Returns None when every posting was applied; otherwise the code and
+        the first posting that cannot be, with nothing applied and the clock as it was.
         """
         saved_ts = self.last_ts
-        done = []
+        done: list[Transfer] = []
         for posting in postings:
-            tid, dr, cr, amount, reference = posting
+            tid, dr, cr, amount = posting.transfer_id, posting.debit, posting.credit, posting.amount
             code = self._settlement_refusal(tid, dr, cr, amount)
             if code is not None:
                 for t in reversed(done):
                     self._undo(t)
                 self.last_ts = saved_ts
                 return code, posting
-            t = Transfer(tid, dr, cr, amount, reference, 0, SETTLEMENT, None, POSTED,
+            t = Transfer(tid, dr, cr, amount, posting.reference, 0, SETTLEMENT, None, POSTED,
                          self.tick(now))
             self._post(t, amount)
             self._store(t)
             done.append(t)
         return None
 
-    def _settlement_refusal(self, tid, dr, cr, amount):
+    def _settlement_refusal(self, tid: str, dr: Account, cr: Account,
+                            amount: int) -> str | None:
         if tid in self.by_id:
             return EXISTS_WITH_DIFFERENT_FIELDS  # the deterministic id is taken
         if dr is cr:
@@ -319,24 +346,24 @@ class Book:
 
     # -- expiry -----------------------------------------------------------------------
 
-    def due(self, now):
+    def due(self, now: int) -> bool:
         """Whether `expire` has work at now: a deadline passed or the heap is half stale."""
         heap = self.heap
-        return bool(heap) and (heap[0][0] <= now or self.stale * 2 > len(heap))
+        return bool(heap) and (heap[0].at <= now or self.stale * 2 > len(heap))
 
-    def expire(self, now):
+    def expire(self, now: int) -> int:
         """Expire every pending transfer whose deadline is <= now; return how many.
 
         Runs between requests only, so it may also drop the stale heap entries.
         """
         if self.stale * 2 > len(self.heap):
-            self.heap = [entry for entry in self.heap if entry[3].state == PENDING]
+            self.heap = [entry for entry in self.heap if entry.transfer.state == PENDING]
             heapify(self.heap)
             self.stale = 0
         heap = self.heap
         expired = 0
-        while heap and heap[0][0] <= now:
-            t = heappop(heap)[3]
+        while heap and heap[0].at <= now:
+            t = heappop(heap).transfer
             if t.state == PENDING:
                 self._release(t)
                 t.state = EXPIRED
@@ -346,26 +373,33 @@ class Book:
                 self.stale -= 1
         return expired
 
-    def take_commits(self):
+    def deadline_entry(self, t: Transfer) -> Deadline:
+        """The expiry heap's entry of pending transfer `t`, which has a timeout."""
+        deadline = t.deadline()
+        if deadline is None:
+            raise AssertionError(f"transfer {t.id} has no timeout: it never expires")
+        return Deadline(deadline, t.timestamp, next(self.heap_seq), t)
+
+    def take_commits(self) -> Commits:
         """The Commits since the last take; the next ones start empty."""
         commits = Commits(self.expired, self.stored)
         self.expired = []
         self.stored = []
         return commits
 
-    def next_expiry(self):
+    def next_expiry(self) -> int | None:
         heap = self.heap
-        while heap and heap[0][3].state != PENDING:
+        while heap and heap[0].transfer.state != PENDING:
             heappop(heap)  # posted, voided or rolled back since
             self.stale -= 1
-        return heap[0][0] if heap else None
+        return heap[0].at if heap else None
 
 
-def _failed(code, message):
+def _failed(code: str, message: str) -> Result:
     return {"status": code, "timestamp": None, "message": message}
 
 
-def copies_pending(item, p):
+def copies_pending(item: Item, p: Transfer) -> bool:
     """Accounts and currency of a post or void, when given, equal the pending's."""
     debit = item["debit_account"]
     credit = item["credit_account"]
@@ -375,7 +409,7 @@ def copies_pending(item, p):
             and (currency is None or currency == p.debit.currency))
 
 
-def same_fields(t, item):
+def same_fields(t: Transfer, item: Item) -> bool:
     """Idempotency: the fields of docs/protocol.md, defaults filled, derived ones equal."""
     amount = item["amount"]
     if amount is None and t.target is not None:

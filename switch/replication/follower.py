@@ -4,6 +4,7 @@ Records are written to the local log as they came (same bytes) and executed with
 `apply_record`, exactly as a restart replays them, so the standby's state is the primary's.
 """
 import asyncio
+from typing import Any
 
 import structlog
 from nats.errors import Error as NatsError
@@ -27,7 +28,7 @@ class Follower:
         self._on_applied = on_applied  # if given, called with each AppliedRecord
         self.applied_stream_seq = 0
         self.stream_last_record_seq = 0  # the highest record seen in the stream
-        self._subscription = None
+        self._subscription: Any = None  # a nats-py subscription while following
         self._task: asyncio.Task | None = None
         self.failure: Exception | None = None
         self._stopped = False

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 import msgpack
 import structlog
 
-from switch.ledger import LedgerError
 from switch.ledger.snapshot import UnsupportedSnapshotVersion
 from switch.storage.records import RecordScanner
 from switch.storage.wal_format import UnsupportedWalVersion
@@ -109,17 +108,13 @@ def apply_record(state: SwitchState, payload, last_seq: int, where: str) -> Appl
         return None
     if seq != last_seq + 1:
         raise RecoveryError(f"{where}: record {seq} follows {last_seq}; the log is out of order")
-    result = None
-    try:
-        result, changed = state.execute(caller, op, args, now_ns)
-    except LedgerError as error:
-        changed, detail = error.changed, f"it failed with {error.code}"
-    else:
-        detail = "it changed nothing"
-    if not changed:
+    executed = state.execute(caller, op, args, now_ns)
+    if not executed.changed:
+        detail = ("it changed nothing" if executed.error is None
+                  else f"it failed with {executed.error.code}")
         raise RecoveryError(f"{where}: replaying record {seq} ({op}) diverged from the original "
                             f"run: {detail}")
-    return AppliedRecord(seq, now_ns, caller, op, args, result, state.take_commits())
+    return AppliedRecord(seq, now_ns, caller, op, args, executed.result, state.take_commits())
 
 
 class _Replayer:

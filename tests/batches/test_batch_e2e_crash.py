@@ -48,7 +48,7 @@ def recovered_copy(switch: SwitchProcess, tmp_path, name: str):
 
 
 def balance(state, account: str) -> int:
-    result, _ = state.execute("admin", "lookup_accounts", {"ids": [account]}, 0)
+    result = state.execute("admin", "lookup_accounts", {"ids": [account]}, 0).result
     return result["accounts"][0]["balance"]
 
 
@@ -210,8 +210,8 @@ def test_kill_9_around_an_atomic_batch_applies_it_fully_or_not_at_all(tmp_path):
             assert batch.applied in (0, ATOMIC), batch.applied
             applied = batch.applied == ATOMIC
             assert balance(state, f"dst-{round_}") == (total if applied else 0)
-            found, _ = state.execute("admin", "lookup_transfers",
-                                     {"ids": [r[0] for r in rows]}, 0)
+            found = state.execute("admin", "lookup_transfers",
+                                  {"ids": [r[0] for r in rows]}, 0).result
             assert len(found["transfers"]) == (ATOMIC if applied else 0)
             outcomes.append((delay_s, batch.state, batch.applied))
             switch.start()

@@ -121,8 +121,8 @@ def test_every_cut_of_the_logs_last_records_recovers_a_prefix(tmp_path):
         shutil.copytree(switch.data_dir, cut_dir)
         (cut_dir / "wal" / segment.name).write_bytes(full[:cut])
         recovered = recover(cut_dir / "wal", cut_dir / "snapshots")
-        result, _ = recovered.state.execute("admin", "lookup_transfers",
-                                             {"ids": list(timestamps)}, 0)
+        result = recovered.state.execute("admin", "lookup_transfers",
+                                         {"ids": list(timestamps)}, 0).result
         present = {t["id"] for t in result["transfers"]}
         expected_prefix = {i for i in timestamps if int(i[1:]) < len(present)}
         assert present == expected_prefix, f"cut at {cut}: not a prefix"

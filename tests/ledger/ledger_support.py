@@ -34,6 +34,14 @@ class Env:
         self.calls = []  # (caller, op, args, now) of every execute, for replays
 
     def ex(self, caller, op, args, now=None):
+        """(result, changed) of the call, or its LedgerError raised."""
+        executed = self.executed(caller, op, args, now)
+        if executed.error is not None:
+            raise executed.error
+        return executed.result, executed.changed
+
+    def executed(self, caller, op, args, now=None):
+        """The Executed of the call, a failure included."""
         if now is None:
             self.now += 1_000_000
             now = self.now

@@ -117,7 +117,7 @@ def test_replay_gives_the_same_results_and_messages():
     live = env.result("p1", "create_transfers", {"transfers": items})
     replayed = Env(Ledger())
     results = [replayed.ledger.execute(*call) for call in env.calls]
-    assert results[-1][0] == live
+    assert results[-1].result == live
     assert live["results"][0]["message"] == \
         'transfer r1 already exists with other fields: amount stored 10, sent 11; ' \
         'reference stored "x", sent "y"'

@@ -4,7 +4,7 @@ import msgpack
 import pytest
 
 from ledger.ledger_support import SECOND, Env, busy_history, standard, tr, version_2_state
-from switch.ledger import Ledger, LedgerError
+from switch.ledger import Ledger
 from switch.ledger.records import (
     EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED,
 )
@@ -14,10 +14,9 @@ def replay(calls):
     ledger = Ledger()
     outcomes = []
     for caller, op, args, now in calls:
-        try:
-            outcomes.append(ledger.execute(caller, op, args, now))
-        except LedgerError as err:
-            outcomes.append(err.code)
+        executed = ledger.execute(caller, op, args, now)
+        outcomes.append(executed if executed.error is None
+                        else (executed.error.code, executed.changed))
     return ledger, outcomes
 
 

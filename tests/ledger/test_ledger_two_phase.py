@@ -3,7 +3,6 @@
 import pytest
 
 from ledger.ledger_support import SECOND, standard, tr
-from switch.ledger import LedgerError
 
 
 def pending(env, tid="h", amount=400, debit="a1", credit="a2", timeout=0, caller="p1"):
@@ -173,12 +172,10 @@ def test_expiry_before_a_failing_request_is_reported_as_a_change():
     env = standard()
     h = pending(env, timeout=1)
     now = h["timestamp"] + SECOND
-    with pytest.raises(LedgerError) as err:
-        env.ex("p1", "transfer", tr("x", "a1", "a2", 0), now=now)
-    assert err.value.code == "invalid_amount" and err.value.changed
-    with pytest.raises(LedgerError) as err:
-        env.ex("p1", "transfer", tr("x", "a1", "a2", 0), now=now + 1)
-    assert not err.value.changed
+    executed = env.executed("p1", "transfer", tr("x", "a1", "a2", 0), now=now)
+    assert executed.error.code == "invalid_amount" and executed.changed
+    executed = env.executed("p1", "transfer", tr("x", "a1", "a2", 0), now=now + 1)
+    assert executed.error.code == "invalid_amount" and not executed.changed
 
 
 # -- linked chains --------------------------------------------------------------------

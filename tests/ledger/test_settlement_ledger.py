@@ -100,7 +100,7 @@ def test_matrix_of_unknown_windows():
     env = standard()
     assert env.error("p1", "get_window_matrix", {"window_id": 2}) == "window_not_found"
     assert env.error("admin", "get_window_matrix", {"window_id": 0}) == "window_not_found"
-    assert Ledger().execute("admin", "list_windows", {}, 1)[0] == {"windows": []}
+    assert Ledger().execute("admin", "list_windows", {}, 1).result == {"windows": []}
 
 
 def test_a_rolled_back_chain_leaves_no_matrix_entry():
