@@ -193,9 +193,9 @@ class Workload:
                     wire["pending"] = True
             return self._encode(request_id, kind, items, wires)
         transfer = self._frames.transfer
-        wires = [transfer(tid, debit, credit, amount, pending)
-                 for tid, amount, _, debit, credit in items]
-        return self._encode_msgpack(request_id, kind, items, wires)
+        encoded = [transfer(tid, debit, credit, amount, pending)
+                   for tid, amount, _, debit, credit in items]
+        return self._encode_msgpack(request_id, kind, items, encoded)
 
     def _new_items(self, effect: int) -> tuple:
         if self.batch_size == 1:
@@ -228,8 +228,8 @@ class Workload:
             wires = [{"id": tid, key: pending_id} for tid, key, pending_id in completions]
             return self._encode(request_id, COMPLETE, tuple(items), wires)
         completion = self._frames.completion
-        wires = [completion(tid, key, pending_id) for tid, key, pending_id in completions]
-        return self._encode_msgpack(request_id, COMPLETE, tuple(items), wires)
+        encoded = [completion(tid, key, pending_id) for tid, key, pending_id in completions]
+        return self._encode_msgpack(request_id, COMPLETE, tuple(items), encoded)
 
     def _encode(self, request_id: int, kind: int, items: tuple, wires: list) -> Request:
         if self.batch_size == 1:
@@ -239,8 +239,8 @@ class Workload:
         return Request(request_id, frame, kind, items, False)
 
     def _encode_msgpack(self, request_id: int, kind: int, items: tuple,
-                        wires: list[bytes]) -> Request:
+                        encoded: list[bytes]) -> Request:
         if self.batch_size == 1:
-            return Request(request_id, self._frames.single(request_id, wires[0]), kind, items,
+            return Request(request_id, self._frames.single(request_id, encoded[0]), kind, items,
                            True)
-        return Request(request_id, self._frames.batch(request_id, wires), kind, items, False)
+        return Request(request_id, self._frames.batch(request_id, encoded), kind, items, False)

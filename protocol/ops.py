@@ -7,17 +7,21 @@ admin checks of the server, the dispatch tables of the ledger, the batch book an
 switch/ledger/handlers.py) and the SDK's methods. Pure data, importable by client and server alike.
 """
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from . import validate as v
 from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
+from .transfer import normalize_transfer
 
 # Who may call an op.
 ANYONE = "anyone"  # no session needed
 SESSION = "session"  # any participant with a session; the executor limits it to its own
 ADMIN_ONLY = "admin"  # the operator only; anyone else is answered `forbidden`
 INTERNAL = "internal"  # the switch's own step (as admin), in the WAL but never on the wire
+
+# A request's args in, normalized args out; ProtocolError (`bad_request`) when they are not valid.
+Normalizer = Callable[[dict[str, Any]], dict[str, Any]]
 
 # Who executes an op.
 SERVICE = "service"  # the service itself, outside the replayed state (switch/service.py)
@@ -28,7 +32,7 @@ BATCHES = "batches"  # the batch book (switch/batches/book.py)
 class OpSpec(NamedTuple):
     name: str
     mutating: bool  # may change state, so the server logs it to the WAL
-    normalize: Callable[[dict], dict] | None  # None: internal, the switch makes its args
+    normalize: Normalizer | None  # None: internal, the switch makes its args
     access: str  # ANYONE, SESSION, ADMIN_ONLY or INTERNAL
     executor: str  # SERVICE, LEDGER or BATCHES: whose handler answers it
     # The state component (LEDGER or BATCHES) whose handler applies it, as a request and when
@@ -41,8 +45,8 @@ class OpSpec(NamedTuple):
     cli: str | None  # the dedicated `python -m client` command (every op with `sdk`: `call OP`)
 
 
-def _op(name: str, *, mutating: bool, normalize, access: str, executor: str = LEDGER,
-        applied_by: str | None = None, standby: bool = False, reply: str,
+def _op(name: str, *, mutating: bool, normalize: Normalizer | None, access: str,
+        executor: str = LEDGER, applied_by: str | None = None, standby: bool = False, reply: str,
         sdk: str | None = None, cli: str | None = None) -> OpSpec:
     if executor != SERVICE:
         applied_by = executor
@@ -90,7 +94,7 @@ _DECLARED = (
     # transfers
     _op("create_transfers", mutating=True, normalize=v.create_transfers_args, access=SESSION,
         reply="{results: [{status, timestamp, message?}]}", sdk="create_transfers"),
-    _op("transfer", mutating=True, normalize=v.normalize_transfer, access=SESSION,
+    _op("transfer", mutating=True, normalize=normalize_transfer, access=SESSION,
         reply="{status, timestamp}", sdk="transfer", cli="transfer"),
     _op("lookup_transfers", mutating=False, normalize=v.lookup_args, access=SESSION,
         reply="{transfers: [transfer]}", sdk="lookup_transfers", cli="lookup"),
@@ -134,6 +138,9 @@ ALL_OPS: dict[str, OpSpec] = {spec.name: spec for spec in _DECLARED}
 OPS: dict[str, OpSpec] = {name: spec for name, spec in ALL_OPS.items() if spec.access != INTERNAL}
 NO_SESSION_OPS = frozenset(name for name, spec in OPS.items() if spec.access == ANYONE)
 STANDBY_OPS = frozenset(name for name, spec in OPS.items() if spec.standby)
+# Each of those ops' normalizer (`_op` gives every one of them one).
+_NORMALIZERS: dict[str, Normalizer] = {
+    name: spec.normalize for name, spec in OPS.items() if spec.normalize is not None}
 
 
 def answered_by(executor: str) -> frozenset[str]:
@@ -146,15 +153,15 @@ def applied_by(component: str) -> frozenset[str]:
     return frozenset(name for name, spec in ALL_OPS.items() if spec.applied_by == component)
 
 
-def is_known_op(op) -> bool:
+def is_known_op(op: object) -> bool:
     return type(op) is str and op in OPS
 
 
-def validate_args(op: str, args: dict) -> dict:
+def validate_args(op: str, args: object) -> dict[str, Any]:
     """Normalized args of `op`, or ProtocolError (`unknown_op`, `bad_request`)."""
-    spec = OPS.get(op)
-    if spec is None:
+    normalize = _NORMALIZERS.get(op)
+    if normalize is None:
         raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}")
     if type(args) is not dict:
         raise ProtocolError(BAD_REQUEST, "args must be a map")
-    return spec.normalize(args)
+    return normalize(args)

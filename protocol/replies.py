@@ -25,12 +25,12 @@ class ReplyMismatch(Exception):
     """The replies can no longer be matched to requests; `reply` is the offending one when it
     was decoded (a `bad_frame` error with id null says what the switch could not read)."""
 
-    def __init__(self, message: str, reply: dict | None = None):
+    def __init__(self, message: str, reply: dict[str, Any] | None = None):
         super().__init__(message)
         self.reply = reply
 
 
-def decode_reply(body: bytes) -> dict:
+def decode_reply(body: bytes) -> dict[str, Any]:
     """A reply body (either codec) as its map; raises ProtocolError when it does not decode."""
     return decode_body(body)[0]
 
@@ -48,7 +48,7 @@ class InOrderReplies:
         # (request_id, request), oldest first; what a reconnecting caller resends.
         self.outstanding: deque[tuple[Any, Any]] = deque()
 
-    def sent(self, request_id, request) -> None:
+    def sent(self, request_id: Any, request: Any) -> None:
         self.outstanding.append((request_id, request))
 
     def restart_framing(self) -> None:
@@ -56,7 +56,7 @@ class InOrderReplies:
         order): nothing read from the old one carries over."""
         self._decoder = FrameDecoder(self._decoder.max_frame_bytes)
 
-    def feed(self, data: bytes) -> Iterator[tuple[Any, dict]]:
+    def feed(self, data: bytes) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Splits `data` into frames now; yields (request, reply) for each whole reply as the
         caller iterates, and raises ReplyMismatch at the first that does not answer the oldest
         outstanding request (after yielding those before it). A caller that stops iterating
@@ -65,7 +65,8 @@ class InOrderReplies:
         too_large = self._decoder.too_large_length
         return self._matched(bodies, too_large)
 
-    def _matched(self, bodies: list, too_large: int | None) -> Iterator[tuple[Any, dict]]:
+    def _matched(self, bodies: list[bytes],
+                 too_large: int | None) -> Iterator[tuple[Any, dict[str, Any]]]:
         decode, outstanding = self._decode, self.outstanding  # per reply: kept lean
         for body in bodies:
             try:
@@ -85,12 +86,12 @@ class InOrderReplies:
         if too_large is not None:
             raise ReplyMismatch(f"reply of {too_large} bytes exceeds the client's limit")
 
-    def match(self, body: bytes) -> tuple[Any, dict]:
+    def match(self, body: bytes) -> tuple[Any, dict[str, Any]]:
         """(request, reply) for one reply body, the request no longer outstanding."""
         return next(self._matched([body], None))
 
 
-def _mismatch_message(reply: dict, expected_id) -> str:
+def _mismatch_message(reply: dict[str, Any], expected_id: Any) -> str:
     message = f"reply id {reply.get('id')!r} does not match request id {expected_id!r}"
     error = reply.get("error")
     if isinstance(error, dict):  # e.g. a `bad_frame` answered with id null

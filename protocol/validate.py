@@ -272,7 +272,7 @@ def _check_batch_items(items: object, batch_format: str, content: bytes | None) 
             raise bad(f"items[{index}] must be a map")
 
 
-def one_id(name: str) -> Callable[[dict], dict]:
+def one_id(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The normalizer of args that are one id named `name`, such as `{batch_id}`."""
     keys = _keys(name)
 

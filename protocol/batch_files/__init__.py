@@ -10,6 +10,8 @@ runs the items. Each transfer goes through `protocol.normalize_transfer`, so the
 rules for ids, accounts, currencies and references live in one place.
 """
 
+from typing import Any
+
 from ..validate import MAX_BATCH_ITEMS
 
 from .csv_format import parse_csv, results_csv
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-def parse_batch(format: str, content: bytes | None, items: list | None,
+def parse_batch(format: str, content: bytes | None, items: list[Any] | None,
                 max_items: int = MAX_BATCH_ITEMS, max_bytes: int = MAX_BYTES) -> ParsedBatch:
     """Items of a `submit_batch` in `format`; `max_bytes` bounds pain.001 documents."""
     if format == "json":

@@ -8,10 +8,15 @@ line 1; a row whose quoted field spans lines is named by its first line.
 import csv
 import io
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .. import ProtocolError, normalize_transfer
 
 from .parsed import ParsedBatch, ProblemLog, finish
+
+if TYPE_CHECKING:
+    from _csv import Reader  # what csv.reader returns: no public name before Python 3.12
 
 __all__ = ["HEADER", "parse_csv", "results_csv"]
 
@@ -26,7 +31,7 @@ class _RowError(ValueError):
 
 def parse_csv(content: bytes, max_items: int) -> ParsedBatch:
     problems = ProblemLog()
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     header = _next_row(reader, content, problems, 0)
@@ -37,7 +42,8 @@ def parse_csv(content: bytes, max_items: int) -> ParsedBatch:
     return finish(items, problems)
 
 
-def _read_rows(reader, content: bytes, items: list, problems: ProblemLog, max_items: int) -> None:
+def _read_rows(reader: "Reader", content: bytes, items: list[dict[str, Any]], problems: ProblemLog,
+               max_items: int) -> None:
     rows = 0
     line_end = 1
     while (row := _next_row(reader, content, problems, line_end)) is not None:
@@ -55,7 +61,8 @@ def _read_rows(reader, content: bytes, items: list, problems: ProblemLog, max_it
             problems.add(f"line {line}", exc.message)
 
 
-def _next_row(reader, content: bytes, problems: ProblemLog, line_end: int) -> list | None:
+def _next_row(reader: "Reader", content: bytes, problems: ProblemLog,
+              line_end: int) -> list[str] | None:
     """The next row, or None at the end or (after noting it) where the file cannot be read."""
     try:
         return next(reader, None)
@@ -66,7 +73,7 @@ def _next_row(reader, content: bytes, problems: ProblemLog, line_end: int) -> li
     return None
 
 
-def _transfer(row: list) -> dict:
+def _transfer(row: list[str]) -> dict[str, Any]:
     if len(row) != len(HEADER):
         raise _RowError(f"expected {len(HEADER)} fields, found {len(row)}")
     transfer_id, debit, credit, amount, currency, reference = row
@@ -93,7 +100,7 @@ def _bad_utf8_line(content: bytes) -> int:
     return 1
 
 
-def results_csv(rows) -> bytes:
+def results_csv(rows: Iterable[tuple[int, str, str]]) -> bytes:
     """`index,id,status` for rows of (index, id, status); RFC 4180 (CRLF line ends)."""
     out = io.StringIO()
     writer = csv.writer(out)

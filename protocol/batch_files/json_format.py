@@ -4,6 +4,8 @@ They come as the `items` list of `submit_batch`, or as content (uploaded parts)
 holding one strict JSON array of those objects.
 """
 
+from typing import Any
+
 from .. import ProtocolError, codes, normalize_transfer
 from ..codec import decode_strict_json
 
@@ -15,11 +17,11 @@ __all__ = ["parse_json"]
 _NOT_ONE_PHASE = ("pending", "post_pending_id", "void_pending_id", "linked")
 
 
-def parse_json(content: bytes | None, items: list | None, max_items: int) -> ParsedBatch:
+def parse_json(content: bytes | None, items: list[Any] | None, max_items: int) -> ParsedBatch:
     problems = ProblemLog()
     if items is None:
         items = _load(content, problems)
-    transfers: list[dict] = []
+    transfers: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if index == max_items:
             problems.add(f"item {index}", f"more than {max_items} items")
@@ -31,7 +33,7 @@ def parse_json(content: bytes | None, items: list | None, max_items: int) -> Par
     return finish(transfers, problems)
 
 
-def _one_phase(transfer: dict) -> dict:
+def _one_phase(transfer: dict[str, Any]) -> dict[str, Any]:
     for key in _NOT_ONE_PHASE:
         if transfer[key]:
             raise ProtocolError(codes.BAD_REQUEST,
@@ -39,7 +41,7 @@ def _one_phase(transfer: dict) -> dict:
     return transfer
 
 
-def _load(content: bytes | None, problems: ProblemLog) -> list:
+def _load(content: bytes | None, problems: ProblemLog) -> list[Any]:
     """The array in `content`, or [] after noting why there is none."""
     if content is None:
         problems.add("content", "no items and no content")

@@ -15,6 +15,7 @@ the elements named above are read; others (agents, names, dates) are ignored.
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
@@ -61,7 +62,7 @@ def parse_pain001(content: bytes, max_items: int, max_bytes: int = MAX_BYTES) ->
     return finish(reader.items, problems, reader.meta())
 
 
-def _text(elem, *path: str) -> str | None:
+def _text(elem: ET.Element | None, *path: str) -> str | None:
     """Text of the element reached by child tags `path` (plain-tag find stays in C)."""
     for tag in path:
         if elem is None:
@@ -99,16 +100,16 @@ class _Reader:
         self.pmt_count = 0
         self.pmt_ids: list[str] = []
         self.total = Tally()
-        self.items: list[dict] = []
+        self.items: list[dict[str, Any]] = []
         # per item (PmtInfId, EndToEndId)
         self.transactions: list[tuple[str, str | None]] = []
 
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
         msg_id, _, _, created = self.group or (None, None, None, None)
         return {"version": self.version, "msg_id": msg_id, "created": created,
                 "pmt_inf": self.pmt_ids, "transactions": self.transactions}
 
-    def read(self, events) -> bool:
+    def read(self, events: Iterable[tuple[str, ET.Element]]) -> bool:
         """Walk the document; False when it stopped early (wrong root, too many items)."""
         depth = retained = 0
         for event, elem in events:
@@ -132,7 +133,7 @@ class _Reader:
             depth -= 1
         return True
 
-    def _start(self, depth: int, elem) -> bool:
+    def _start(self, depth: int, elem: ET.Element) -> bool:
         if depth == 1:
             return self._root(elem)
         if depth == 2:
@@ -144,7 +145,7 @@ class _Reader:
             self._open_pmt(elem)
         return True
 
-    def _root(self, elem) -> bool:
+    def _root(self, elem: ET.Element) -> bool:
         match = _ROOT.fullmatch(elem.tag)
         if match is None:
             self.problems.add("document", f"not a pain.001 document: root element is {elem.tag[:120]}")
@@ -154,14 +155,14 @@ class _Reader:
         self.tags = SimpleNamespace(**{name: namespace + name for name in _NAMES})
         return True
 
-    def _end_block(self, elem) -> None:
+    def _end_block(self, elem: ET.Element) -> None:
         if elem.tag == self.tags.GrpHdr:
             self._group_header(elem)
         elif elem.tag == self.tags.PmtInf:
             self._close_pmt()
         self.initiation.clear()  # the block has been read: let it go
 
-    def _group_header(self, elem) -> None:
+    def _group_header(self, elem: ET.Element) -> None:
         tags = self.tags
         if self.group is not None:
             self.problems.add("GrpHdr", "repeated")
@@ -183,7 +184,7 @@ class _Reader:
 
     # --- PmtInf blocks ---
 
-    def _open_pmt(self, elem) -> None:
+    def _open_pmt(self, elem: ET.Element) -> None:
         if self.group is None and self.pmt_count == 0:
             self.problems.add("GrpHdr", "must come before the first PmtInf")
         self.pmt_count += 1
@@ -216,7 +217,7 @@ class _Reader:
 
     # --- transactions ---
 
-    def _transaction(self, tx) -> bool:
+    def _transaction(self, tx: ET.Element) -> bool:
         pmt = self.pmt
         if pmt.id is None:
             self._pmt_header(pmt)
@@ -254,7 +255,7 @@ class _Reader:
             return None
         return end_to_end
 
-    def _amount(self, tx, where: str) -> tuple[int | None, str | None]:
+    def _amount(self, tx: ET.Element, where: str) -> tuple[int | None, str | None]:
         """(minor units, currency); counts the transaction in the tallies."""
         instructed = tx.find(self.tags.Amt)
         instructed = None if instructed is None else instructed.find(self.tags.InstdAmt)
@@ -264,14 +265,15 @@ class _Reader:
                 raise ValueError("Amt/InstdAmt missing (EqvtAmt is not supported)")
             if currency is None:
                 raise ValueError("InstdAmt has no Ccy")
-            minor = to_minor_units(instructed.text or "", currency)
+            amount_text = instructed.text or ""
+            minor = to_minor_units(amount_text, currency)
         except ValueError as exc:
             self._count(None, 0)
             self.problems.add(where, str(exc))
             return None, currency
         self._count(minor, minor_units(currency))
         if not 0 < minor <= MAX_MONEY:
-            self.problems.add(where, f"amount {instructed.text.strip()[:50]} {currency} must be"
+            self.problems.add(where, f"amount {amount_text.strip()[:50]} {currency} must be"
                               f" more than zero and at most {MAX_MONEY} minor units")
             return None, currency
         return minor, currency
@@ -283,7 +285,8 @@ class _Reader:
             else:
                 tally.add(minor, decimals)
 
-    def _keep(self, tx, pmt: _PmtInf, transfer_id: str, amount, currency, where: str) -> bool:
+    def _keep(self, tx: ET.Element, pmt: _PmtInf, transfer_id: str, amount: int | None,
+              currency: str | None, where: str) -> bool:
         """Normalize and keep the item; False when it is not valid (its problem is noted)."""
         tags = self.tags
         remittance = tx.find(tags.RmtInf)

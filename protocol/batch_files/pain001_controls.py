@@ -17,7 +17,7 @@ class Tally:
 
     __slots__ = ("count", "exact", "_minor")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.count = 0
         self.exact = True  # False once an amount could not be read: no sum to compare
         self._minor: dict[int, int] = {}  # currency decimals -> sum of amounts in minor units

@@ -8,6 +8,7 @@ carries an ISO external status reason code and, in AddtlInf, our own status.
 
 import itertools
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from typing import Any
 
 from .. import codes
@@ -48,7 +49,8 @@ def status_reason_code(status: str) -> str:
     return REASON_CODES.get(status, DEFAULT_REASON)
 
 
-def pain002(parsed_meta: dict, rows, created_at_iso: str, message_id: str) -> bytes:
+def pain002(parsed_meta: dict[str, Any], rows: Iterable[tuple[int, str, str]], created_at_iso: str,
+            message_id: str) -> bytes:
     """The status report; `rows` are (index, id, status), one for every item."""
     transactions = parsed_meta["transactions"]
     statuses = _statuses(rows, len(transactions))
@@ -68,7 +70,7 @@ def pain002(parsed_meta: dict, rows, created_at_iso: str, message_id: str) -> by
     return "".join(parts).encode("utf-8")
 
 
-def _statuses(rows, count: int) -> list[str]:
+def _statuses(rows: Iterable[tuple[int, str, str]], count: int) -> list[str]:
     statuses: list[Any] = [None] * count
     for index, _transfer_id, status in rows:
         if not 0 <= index < count:
@@ -93,7 +95,7 @@ def _group_header(message_id: str, created_at_iso: str) -> ET.Element:
     return header
 
 
-def _original_group(meta: dict, statuses: list[str]) -> ET.Element:
+def _original_group(meta: dict[str, Any], statuses: list[str]) -> ET.Element:
     group = ET.Element("OrgnlGrpInfAndSts")
     _leaf("OrgnlMsgId", meta["msg_id"], group)
     _leaf("OrgnlMsgNmId", meta["version"], group)

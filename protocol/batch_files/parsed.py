@@ -1,7 +1,7 @@
 """What every format parser returns: the items, the problems, the control totals."""
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["BatchProblem", "ParsedBatch", "ProblemLog", "MAX_PROBLEMS", "finish"]
 
@@ -16,10 +16,11 @@ class BatchProblem(NamedTuple):
 
 @dataclass
 class ParsedBatch:
-    items: list  # normalized one-phase transfer dicts, in file order
-    errors: list  # BatchProblem; any error rejects the whole batch
-    control: dict  # {"count": int, "sum": int} computed from the items, minor units
-    meta: dict = field(default_factory=dict)  # format-specific (pain.001: ids for pain.002)
+    items: list[dict[str, Any]]  # normalized one-phase transfer dicts, in file order
+    errors: list[BatchProblem]  # any error rejects the whole batch
+    control: dict[str, int]  # {"count": int, "sum": int} computed from the items, minor units
+    # format-specific (pain.001: ids for pain.002)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class ProblemLog:
@@ -45,7 +46,8 @@ class ProblemLog:
         return [*self._kept, BatchProblem("batch", f"... and {self._dropped} more problems")]
 
 
-def finish(items: list, problems: ProblemLog, meta: dict | None = None) -> ParsedBatch:
+def finish(items: list[dict[str, Any]], problems: ProblemLog,
+           meta: dict[str, Any] | None = None) -> ParsedBatch:
     # Invalid amounts are normalized to 0 (an item status), so they add nothing to the sum.
     total = sum(item["amount"] or 0 for item in items)
     return ParsedBatch(items, problems.problems(), {"count": len(items), "sum": total}, meta or {})

@@ -9,6 +9,7 @@ handler there, so the other ops pay nothing for it.
 """
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from protocol.ops import ADMIN_ONLY, ALL_OPS, INTERNAL
 
@@ -16,14 +17,17 @@ from .codes import ADMIN, FORBIDDEN, LedgerError, admin_only
 
 HANDLED_OP = "handled_op"  # the attribute `handles` sets on a handler
 
+Handler = Callable[..., Any]  # the handlers' arguments differ by executor and op
+_Method = TypeVar("_Method", bound=Handler)
+
 
 class HandlerMismatch(Exception):
     """An executor's handlers differ from the ops declared for it."""
 
 
-def handles(op: str) -> Callable[[Callable], Callable]:
+def handles(op: str) -> Callable[[_Method], _Method]:
     """Marks a method as the handler of the declared op `op`."""
-    def mark(method: Callable) -> Callable:
+    def mark(method: _Method) -> _Method:
         setattr(method, HANDLED_OP, op)
         return method
     return mark
@@ -49,10 +53,10 @@ def handler_table(cls: type, ops: frozenset[str]) -> dict[str, str]:
     return table
 
 
-def bind(instance, table: dict[str, str], caller_at: int = 0) -> dict[str, Callable]:
+def bind(instance: object, table: dict[str, str], caller_at: int = 0) -> dict[str, Handler]:
     """op -> `instance`'s bound handler; `caller_at` is the position of the caller among the
     handlers' arguments."""
-    bound = {}
+    bound: dict[str, Handler] = {}
     for op, name in table.items():
         handler = getattr(instance, name)
         if ALL_OPS[op].access in (ADMIN_ONLY, INTERNAL):
@@ -61,13 +65,13 @@ def bind(instance, table: dict[str, str], caller_at: int = 0) -> dict[str, Calla
     return bound
 
 
-def dispatch_table(instance, table: dict[str, str]) -> dict[str, tuple[Callable, bool]]:
+def dispatch_table(instance: object, table: dict[str, str]) -> dict[str, tuple[Handler, bool]]:
     """op -> (bound handler, mutating): a state component's dispatch."""
     return {op: (handler, ALL_OPS[op].mutating) for op, handler in bind(instance, table).items()}
 
 
-def _admin_only(op: str, handler: Callable, caller_at: int) -> Callable:
-    def checked(*args):
+def _admin_only(op: str, handler: Handler, caller_at: int) -> Handler:
+    def checked(*args: Any) -> Any:
         caller = args[caller_at]
         if caller != ADMIN:
             raise LedgerError(FORBIDDEN, admin_only(op, caller))
