@@ -7,6 +7,7 @@ during the previous one, and durability does not cap throughput at the disk's fs
 import asyncio
 import errno
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,7 +42,7 @@ class WalWriter:
     """Appends records with sequence numbers; reports each durable prefix via `on_durable(seq)`."""
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
-                 on_durable, on_failure, on_batch=None):
+                 on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -66,6 +67,12 @@ class WalWriter:
         self._on_batch = on_batch
         self._pending: list[bytes] = []
         self._flushing = False
+        # The hold before the next write (see _gather): at most group_wait_s, until _wanted
+        # records are pending; _gathered is its future while it lasts.
+        self.group_wait_s = group_wait_s
+        self._wanted = 0
+        self._gathered: asyncio.Future | None = None
+        self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
         self._idle = asyncio.Event()
         self._idle.set()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
@@ -114,24 +121,25 @@ class WalWriter:
         self._pending.append(record)
         self.appended_seq += 1
         self.appended_bytes += len(record)
+        self._idle.clear()
         if not self._flushing:
             self._flushing = True
-            self._idle.clear()
             asyncio.get_running_loop().create_task(self._flush_loop())
+        elif self._gathered is not None and len(self._pending) >= self._wanted:
+            self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
-        """One batch at a time in the WAL thread. The next batch is handed over before the
-        replies of the one just made durable are released, so its fsync overlaps their writes."""
+        """One batch at a time in the WAL thread. Once a batch is durable its replies are released
+        first; the next batch then waits (see _gather) for the requests they are likely to bring."""
         try:
-            writing = self._write_pending()
-            while writing is not None:
-                future, last_seq, last_bytes = writing
+            while True:
+                future, last_seq, last_bytes = self._write_pending()
                 await future
-                writing = self._write_pending() if self._pending else None
+                outstanding = self.appended_seq - self.durable_seq
                 self.durable_seq, self.durable_bytes = last_seq, last_bytes
                 self._on_durable(last_seq)
-                if writing is None and self._pending:  # appended by what on_durable woke
-                    writing = self._write_pending()
+                if not await self._gather(outstanding):
+                    break
         except OSError as error:
             self.failure = error
             self._pending.clear()
@@ -139,6 +147,38 @@ class WalWriter:
         finally:
             self._flushing = False
             self._idle.set()
+
+    async def _gather(self, wanted: int) -> bool:
+        """Holds the next write until `wanted` records are pending (as many as were outstanding
+        before the release: the clients just answered send again) or group_wait_s has passed;
+        returns whether any are pending. Without the hold, requests answered by one fsync would
+        arrive during the next and wait behind it: two half-size groups taking turns."""
+        if len(self._pending) >= wanted or wanted < 2 or self.group_wait_s <= 0:
+            return bool(self._pending)
+        if not self._pending:
+            self._idle.set()
+        loop = asyncio.get_running_loop()
+        gathered = self._gathered = loop.create_future()
+        self._wanted = wanted
+        self._hold_over.clear()
+        self._thread.submit(self._time_hold, loop, gathered)
+        try:
+            await gathered
+        finally:
+            self._end_hold(gathered)
+            self._gathered = None
+        return bool(self._pending)
+
+    def _time_hold(self, loop, gathered: asyncio.Future) -> None:
+        """Runs in the WAL thread, idle during a hold, because the event loop's timers count
+        whole milliseconds (uvloop's, as libuv's)."""
+        if not self._hold_over.wait(self.group_wait_s):
+            loop.call_soon_threadsafe(self._end_hold, gathered)
+
+    def _end_hold(self, gathered: asyncio.Future) -> None:
+        self._hold_over.set()
+        if not gathered.done():
+            gathered.set_result(None)
 
     def _write_pending(self) -> tuple[asyncio.Future, int, int]:
         """Starts writing everything appended so far; (its future, its last sequence number,
@@ -217,5 +257,9 @@ class WalWriter:
         await self._idle.wait()
 
     def close(self) -> None:
+        gathered = self._gathered
+        if gathered is not None:  # a hold for records that will not come now
+            self._hold_over.set()
+            gathered.get_loop().call_soon_threadsafe(self._end_hold, gathered)
         self._thread.shutdown(wait=True)
         os.close(self._fd)
