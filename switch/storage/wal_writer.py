@@ -33,6 +33,10 @@ class FsyncFailed(OSError):
     last good fsync is unknown and must never be fsynced and trusted again (PostgreSQL's lesson)."""
 
 
+# After holds that run out of time in a row, at most this many groups in a row go unheld: with
+# clients that do not answer at once, about one group in this many waits group_wait_s.
+MAX_HOLDS_SKIPPED = 64
+
 # A write refused for want of space wrote nothing durable past the last fsync: once space
 # returns, the log can be cut back to that point and continue.
 RESUMABLE_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -67,9 +71,14 @@ class WalWriter:
         self._on_batch = on_batch
         self._pending: list[bytes] = []
         self._flushing = False
-        # The hold before the next write (see _gather): at most group_wait_s, until _wanted
-        # records are pending; _gathered is its future while it lasts.
+        # The hold before the next write (see _hold): at most group_wait_s, until _wanted
+        # records are pending; _gathered is its future while it lasts. Holds taken, and those
+        # that ran out of time, since start.
         self.group_wait_s = group_wait_s
+        self.holds = 0
+        self.holds_run_out = 0
+        self._holds_to_skip = 0
+        self._skip_after_run_out = 1
         self._wanted = 0
         self._gathered: asyncio.Future | None = None
         self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
@@ -129,17 +138,23 @@ class WalWriter:
             self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
-        """One batch at a time in the WAL thread. Once a batch is durable its replies are released
-        first; the next batch then waits (see _gather) for the requests they are likely to bring."""
+        """One batch at a time in the WAL thread. When a batch is durable, either the next one is
+        handed over before its replies are released, so its fsync overlaps their writes; or the
+        replies go first and the next batch waits for the requests they bring (see _hold)."""
         try:
-            while True:
-                future, last_seq, last_bytes = self._write_pending()
+            writing = self._write_pending()
+            while writing is not None:
+                future, last_seq, last_bytes = writing
                 await future
                 outstanding = self.appended_seq - self.durable_seq
+                hold = self._should_hold(outstanding)
+                writing = self._write_pending() if self._pending and not hold else None
                 self.durable_seq, self.durable_bytes = last_seq, last_bytes
                 self._on_durable(last_seq)
-                if not await self._gather(outstanding):
-                    break
+                if hold:
+                    await self._hold(outstanding)
+                if writing is None and self._pending:  # appended by what on_durable woke
+                    writing = self._write_pending()
         except OSError as error:
             self.failure = error
             self._pending.clear()
@@ -148,26 +163,42 @@ class WalWriter:
             self._flushing = False
             self._idle.set()
 
-    async def _gather(self, wanted: int) -> bool:
+    def _should_hold(self, outstanding: int) -> bool:
+        """Not for a lone record (one client, one request: nobody to wait for), nor while backing
+        off after holds that ran out (clients that do not answer our replies at once: an open
+        loop, or reads in between), each of which doubles the groups that go unheld."""
+        if outstanding < 2 or self.group_wait_s <= 0:
+            return False
+        if self._holds_to_skip:
+            self._holds_to_skip -= 1
+            return False
+        return True
+
+    async def _hold(self, wanted: int) -> None:
         """Holds the next write until `wanted` records are pending (as many as were outstanding
-        before the release: the clients just answered send again) or group_wait_s has passed;
-        returns whether any are pending. Without the hold, requests answered by one fsync would
-        arrive during the next and wait behind it: two half-size groups taking turns."""
-        if len(self._pending) >= wanted or wanted < 2 or self.group_wait_s <= 0:
-            return bool(self._pending)
-        if not self._pending:
-            self._idle.set()
-        loop = asyncio.get_running_loop()
-        gathered = self._gathered = loop.create_future()
-        self._wanted = wanted
-        self._hold_over.clear()
-        self._thread.submit(self._time_hold, loop, gathered)
-        try:
-            await gathered
-        finally:
-            self._end_hold(gathered)
-            self._gathered = None
-        return bool(self._pending)
+        before the release: the clients just answered send again) or group_wait_s has passed.
+        Without it, requests answered by one fsync arrive during the next and wait behind it:
+        two half-size groups taking turns, each request waiting for two fsyncs."""
+        self.holds += 1
+        if len(self._pending) < wanted:
+            if not self._pending:
+                self._idle.set()
+            loop = asyncio.get_running_loop()
+            gathered = self._gathered = loop.create_future()
+            self._wanted = wanted
+            self._hold_over.clear()
+            self._thread.submit(self._time_hold, loop, gathered)
+            try:
+                await gathered
+            finally:
+                self._end_hold(gathered)
+                self._gathered = None
+        if len(self._pending) >= wanted:
+            self._skip_after_run_out = 1
+        else:
+            self.holds_run_out += 1
+            self._holds_to_skip = self._skip_after_run_out
+            self._skip_after_run_out = min(2 * self._skip_after_run_out, MAX_HOLDS_SKIPPED)
 
     def _time_hold(self, loop, gathered: asyncio.Future) -> None:
         """Runs in the WAL thread, idle during a hold, because the event loop's timers count

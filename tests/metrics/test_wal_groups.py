@@ -22,12 +22,15 @@ def switch(tmp_path):
     process.stop()
 
 
-def groups(switch) -> tuple[float, float, float]:
-    """(fsyncs, records they carried, fsyncs that carried one record) since start."""
+def groups(switch) -> tuple[float, ...]:
+    """(fsyncs, records they carried, fsyncs that carried one record, writes held after a
+    release) since start."""
     scraped = samples(http_get(metrics_port(switch), "/metrics")[1])
     return (value(scraped, "payswitch_wal_group_requests_count"),
             value(scraped, "payswitch_wal_group_requests_sum"),
-            value(scraped, "payswitch_wal_group_requests_bucket", le="1.0"))
+            value(scraped, "payswitch_wal_group_requests_bucket", le="1.0"),
+            sum(value(scraped, "payswitch_wal_group_holds_total", outcome=outcome)
+                for outcome in ("filled", "ran_out")))
 
 
 def transfers_one_at_a_time(switch, connection: int, start: threading.Barrier,
@@ -63,10 +66,11 @@ def test_connections_each_with_one_request_in_flight_share_fsyncs(switch):
         assert not failures, failures
         after = groups(switch)
         stats = admin.call("stats")
-    fsyncs, records, alone = (a - b for a, b in zip(after, before))
+    fsyncs, records, alone, holds = (a - b for a, b in zip(after, before))
     assert records == CONNECTIONS * ROUNDS
     assert records / fsyncs > 1  # one request per fsync would cap throughput at the fsync rate
     assert alone < fsyncs
+    assert holds > 0  # the writes waited for the requests their replies brought
     assert stats["wal"]["fsyncs"] >= fsyncs
     assert stats["fsync_ms"]["count"] == stats["wal"]["fsyncs"]
 

@@ -68,9 +68,12 @@ async def test_the_next_write_carries_the_records_the_released_replies_brought(t
     durable its client answers at once, and the next write takes that record too rather than
     going ahead with the 15 and leaving it to wait behind them (two groups of 1 and 15 taking
     turns): every later write carries all 16 clients."""
-    groups = await ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False).run()
-    # the first client's last round was one ahead: the others' last records go alone
+    loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False)
+    groups = await loop.run()
+    # the first client's last round was one ahead: the others' last records go alone, after the
+    # one hold that ran out (the first client had stopped)
     assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
+    assert (loop.writer.holds, loop.writer.holds_run_out) == (ROUNDS, 1)
 
 
 async def test_the_next_write_waits_for_clients_answering_on_a_later_turn(tmp_path):
@@ -123,3 +126,29 @@ async def test_drain_and_close_do_not_wait_out_a_hold_with_nothing_pending(tmp_p
     assert writer.durable_seq == 2
     await asyncio.wait_for(asyncio.to_thread(writer.close), TEST_TIMEOUT_S)
     assert writer.fsync_count == 1
+
+
+async def test_holds_that_run_out_back_off(tmp_path):
+    """Each write carries one record while the next is appended meanwhile, and no client ever
+    answers a reply (as in an open loop): every hold runs out, and after each the groups written
+    without one double (1, 2, 4, ...), so only a few groups pay the wait."""
+    wal_dir = tmp_path / "wal"
+    wal_dir.mkdir()
+    records = 16
+    writer = None
+
+    def one_more_while_writing(batch, first_seq):
+        if writer.appended_seq < records:
+            writer.append_encoded(encode_record(b"next"))
+
+    writer = WalWriter(wal_dir, 1, 1 << 20, True, lambda seq: None, lambda error: None,
+                       on_batch=one_more_while_writing, group_wait_s=0.001)
+    try:
+        writer.append_encoded(encode_record(b"first"))
+        while writer.durable_seq < records:
+            await asyncio.wait_for(writer.drain(), TEST_TIMEOUT_S)
+        # held after records 1, 3, 6 and 11; then 1, 2 and 4 groups went unheld, and 8 would
+        assert (writer.holds, writer.holds_run_out) == (4, 4)
+        assert writer.fsync_count == records
+    finally:
+        writer.close()
