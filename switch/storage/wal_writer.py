@@ -2,7 +2,9 @@
 
 Group commit: while one batch is being written and fsynced, new records collect in memory; the
 next write covers all of them with one fsync. So one fsync serves every request that arrived
-during the previous one, and durability does not cap throughput at the disk's fsync rate.
+during the previous one, and durability does not cap throughput at the disk's fsync rate. After
+an fsync the next write is held, briefly, for the requests its released replies bring, so that
+connections with a request each share one fsync rather than taking turns in two (see _hold).
 """
 import asyncio
 import errno
