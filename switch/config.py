@@ -78,7 +78,7 @@ class Config:
     # Group commit: once an fsync's replies are released, the next fsync waits at most this long
     # for as many records as were outstanding before the release (the clients just answered
     # send again), so they share it instead of queueing behind it; 0 writes at once.
-    wal_group_wait_s: float = 0.0005
+    wal_group_wait_s: float = 0.001
     # A snapshot is built (by a separate process) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
     # The hard bound on the log a restart replays: once the log since the last published
