@@ -168,7 +168,9 @@ class WalWriter:
     def _should_hold(self, outstanding: int) -> bool:
         """Not for a lone record (one client, one request: nobody to wait for), nor while backing
         off after holds that ran out (clients that do not answer our replies at once: an open
-        loop, or reads in between), each of which doubles the groups that go unheld."""
+        loop, or reads in between): each that runs out doubles the groups to go unheld after the
+        next, each that fills halves them, so holds that fill now and then by chance (an open
+        loop's arrivals) do not keep them going."""
         if outstanding < 2 or self.group_wait_s <= 0:
             return False
         if self._holds_to_skip:
@@ -196,7 +198,7 @@ class WalWriter:
                 self._end_hold(gathered)
                 self._gathered = None
         if len(self._pending) >= wanted:
-            self._skip_after_run_out = 1
+            self._skip_after_run_out = max(1, self._skip_after_run_out // 2)
         else:
             self.holds_run_out += 1
             self._holds_to_skip = self._skip_after_run_out
