@@ -55,6 +55,9 @@ SERVE_LIMITS_HELP = {
                              "failure from one address (0 disables)",
     "hello_failure_max_delay_s": "the most a failed hello's reply is delayed",
     "turn_s": "seconds of work one connection gets per round-robin turn",
+    "wal_group_wait_s": "seconds the next fsync may wait, after replies are released, for the "
+                        "requests of the clients just answered, so they share it (0: none; at "
+                        "most 0.01)",
     "first_turn_s": "seconds of work for a connection's first frames, ahead of the round robin",
     "events_max_backlog": "events waiting for the stream's acknowledgement, in memory; at this "
                           "many, mutating requests are refused `unavailable` until half are "
@@ -96,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                             f"at least {LOG_BOUND_MIN_BYTES}")
     for name in ("idle_timeout_s", "frame_timeout_s", "write_stall_timeout_s",
                  "hello_failure_delay_s", "hello_failure_max_delay_s", "turn_s",
-                 "first_turn_s"):
+                 "first_turn_s", "wal_group_wait_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float,
                            default=getattr(defaults, name), help=SERVE_LIMITS_HELP[name])
     serve.add_argument("--tls-cert", type=Path, metavar="FILE",

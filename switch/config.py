@@ -19,6 +19,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]+")
 SUBJECT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 MAX_EVENTS_REPLICAS = 5  # JetStream's own limit
+# A few fsyncs' worth: any longer and the wait costs more latency than the sharing saves.
+MAX_WAL_GROUP_WAIT_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class Config:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     wal_segment_bytes: int = 64 << 20
+    # Group commit: once an fsync's replies are released, the next fsync waits at most this long
+    # for as many records as were outstanding before the release (the clients just answered
+    # send again), so they share it instead of queueing behind it; 0 writes at once.
+    wal_group_wait_s: float = 0.001
     # A snapshot is built (by a separate process) after this many WAL bytes since the last one.
     snapshot_every_bytes: int = 256 << 20
     # The hard bound on the log a restart replays: once the log since the last published
@@ -238,6 +244,9 @@ class Config:
                              f"writes pause at the other")
         if not self.batch_pause_s >= 0:
             raise ValueError("batch_pause_s must not be negative")
+        if not 0 <= self.wal_group_wait_s <= MAX_WAL_GROUP_WAIT_S:
+            raise ValueError(f"wal_group_wait_s must be 0..{MAX_WAL_GROUP_WAIT_S} "
+                             f"(not {self.wal_group_wait_s}): every write may wait this long")
         if not 0 <= self.hello_failure_delay_s <= self.hello_failure_max_delay_s:
             raise ValueError("need 0 <= hello_failure_delay_s <= hello_failure_max_delay_s")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -91,6 +91,13 @@ def _wal_metrics(wal, snapshotter):
                                   "WAL records written by each write-and-fsync (group commit).")
     group.add_metric([], *_buckets(wal.group_records))
     yield group
+    holds = CounterMetricFamily("payswitch_wal_group_holds",
+                                "Writes held after a release for the requests it brings "
+                                "(--wal-group-wait-s), by outcome: filled, or ran_out of time.",
+                                labels=["outcome"])
+    holds.add_metric(["filled"], wal.holds - wal.holds_run_out)
+    holds.add_metric(["ran_out"], wal.holds_run_out)
+    yield holds
     yield CounterMetricFamily("payswitch_wal_written_bytes", "WAL bytes written since start.",
                               value=wal.bytes_since_start)
     yield GaugeMetricFamily("payswitch_wal_durable_seq", "Last WAL record known durable.",

@@ -2,11 +2,14 @@
 
 Group commit: while one batch is being written and fsynced, new records collect in memory; the
 next write covers all of them with one fsync. So one fsync serves every request that arrived
-during the previous one, and durability does not cap throughput at the disk's fsync rate.
+during the previous one, and durability does not cap throughput at the disk's fsync rate. After
+an fsync the next write is held, briefly, for the requests its released replies bring, so that
+connections with a request each share one fsync rather than taking turns in two (see _hold).
 """
 import asyncio
 import errno
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +36,10 @@ class FsyncFailed(OSError):
     last good fsync is unknown and must never be fsynced and trusted again (PostgreSQL's lesson)."""
 
 
+# After holds that run out of time in a row, at most this many groups in a row go unheld: with
+# clients that do not answer at once, about one group in this many waits group_wait_s.
+MAX_HOLDS_SKIPPED = 64
+
 # A write refused for want of space wrote nothing durable past the last fsync: once space
 # returns, the log can be cut back to that point and continue.
 RESUMABLE_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -42,7 +49,7 @@ class WalWriter:
     """Appends records with sequence numbers; reports each durable prefix via `on_durable(seq)`."""
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
-                 on_durable, on_failure, on_batch=None):
+                 on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -67,6 +74,17 @@ class WalWriter:
         self._on_batch = on_batch
         self._pending: list[bytes] = []
         self._flushing = False
+        # The hold before the next write (see _hold): at most group_wait_s, until _wanted
+        # records are pending; _gathered is its future while it lasts. Holds taken, and those
+        # that ran out of time, since start.
+        self.group_wait_s = group_wait_s
+        self.holds = 0
+        self.holds_run_out = 0
+        self._holds_to_skip = 0
+        self._skip_after_run_out = 1
+        self._wanted = 0
+        self._gathered: asyncio.Future | None = None
+        self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
         self._idle = asyncio.Event()
         self._idle.set()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
@@ -115,22 +133,29 @@ class WalWriter:
         self._pending.append(record)
         self.appended_seq += 1
         self.appended_bytes += len(record)
+        self._idle.clear()
         if not self._flushing:
             self._flushing = True
-            self._idle.clear()
             asyncio.get_running_loop().create_task(self._flush_loop())
+        elif self._gathered is not None and len(self._pending) >= self._wanted:
+            self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
-        """One batch at a time in the WAL thread. The next batch is handed over before the
-        replies of the one just made durable are released, so its fsync overlaps their writes."""
+        """One batch at a time in the WAL thread. When a batch is durable, either the next one is
+        handed over before its replies are released, so its fsync overlaps their writes; or the
+        replies go first and the next batch waits for the requests they bring (see _hold)."""
         try:
             writing = self._write_pending()
             while writing is not None:
                 future, last_seq, last_bytes = writing
                 await future
-                writing = self._write_pending() if self._pending else None
+                outstanding = self.appended_seq - self.durable_seq
+                hold = self._should_hold(outstanding)
+                writing = self._write_pending() if self._pending and not hold else None
                 self.durable_seq, self.durable_bytes = last_seq, last_bytes
                 self._on_durable(last_seq)
+                if hold:
+                    await self._hold(outstanding)
                 if writing is None and self._pending:  # appended by what on_durable woke
                     writing = self._write_pending()
         except OSError as error:
@@ -140,6 +165,56 @@ class WalWriter:
         finally:
             self._flushing = False
             self._idle.set()
+
+    def _should_hold(self, outstanding: int) -> bool:
+        """Not for a lone record (one client, one request: nobody to wait for), nor while backing
+        off after holds that ran out (clients that do not answer our replies at once: an open
+        loop, or reads in between): each that runs out doubles the groups to go unheld after the
+        next, each that fills halves them, so holds that fill now and then by chance (an open
+        loop's arrivals) do not keep them going."""
+        if outstanding < 2 or self.group_wait_s <= 0:
+            return False
+        if self._holds_to_skip:
+            self._holds_to_skip -= 1
+            return False
+        return True
+
+    async def _hold(self, wanted: int) -> None:
+        """Holds the next write until `wanted` records are pending (as many as were outstanding
+        before the release: the clients just answered send again) or group_wait_s has passed.
+        Without it, requests answered by one fsync arrive during the next and wait behind it:
+        two half-size groups taking turns, each request waiting for two fsyncs."""
+        self.holds += 1
+        if len(self._pending) < wanted:
+            if not self._pending:
+                self._idle.set()
+            loop = asyncio.get_running_loop()
+            gathered = self._gathered = loop.create_future()
+            self._wanted = wanted
+            self._hold_over.clear()
+            self._thread.submit(self._time_hold, loop, gathered)
+            try:
+                await gathered
+            finally:
+                self._end_hold(gathered)
+                self._gathered = None
+        if len(self._pending) >= wanted:
+            self._skip_after_run_out = max(1, self._skip_after_run_out // 2)
+        else:
+            self.holds_run_out += 1
+            self._holds_to_skip = self._skip_after_run_out
+            self._skip_after_run_out = min(2 * self._skip_after_run_out, MAX_HOLDS_SKIPPED)
+
+    def _time_hold(self, loop, gathered: asyncio.Future) -> None:
+        """Runs in the WAL thread, idle during a hold, because the event loop's timers count
+        whole milliseconds (uvloop's, as libuv's)."""
+        if not self._hold_over.wait(self.group_wait_s):
+            loop.call_soon_threadsafe(self._end_hold, gathered)
+
+    def _end_hold(self, gathered: asyncio.Future) -> None:
+        self._hold_over.set()
+        if not gathered.done():
+            gathered.set_result(None)
 
     def _write_pending(self) -> tuple[asyncio.Future, int, int]:
         """Starts writing everything appended so far; (its future, its last sequence number,
@@ -218,5 +293,9 @@ class WalWriter:
         await self._idle.wait()
 
     def close(self) -> None:
+        gathered = self._gathered
+        if gathered is not None:  # a hold for records that will not come now
+            self._hold_over.set()
+            gathered.get_loop().call_soon_threadsafe(self._end_hold, gathered)
         self._thread.shutdown(wait=True)
         os.close(self._fd)
