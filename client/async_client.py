@@ -16,9 +16,9 @@ import ssl as _ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from protocol import MSGPACK
-from protocol.addresses import display_address
-from protocol.ops import OPS, OpSpec
+from payswitch.protocol import MSGPACK
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.ops import OPS, OpSpec
 
 from .connection import MAX_REPLY_BYTES, Connection
 from .errors import ConnectionLost, OutcomeUnknown, RequestTimeout, SwitchError, TransportError

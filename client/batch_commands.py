@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from protocol import JSON, codes, encode_request
-from protocol.atomic_file import write_atomically
-from protocol.batch_files import pain002, parse_batch, results_csv
+from payswitch.protocol import JSON, codes, encode_request
+from payswitch.protocol.atomic_file import write_atomically
+from payswitch.protocol.batch_files import pain002, parse_batch, results_csv
 
 from .async_client import AsyncClient
 from .commands import Output

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from protocol import JSON, MSGPACK
-from protocol.cli_help import ArgumentParser
-from protocol.ops import OPS
+from payswitch.protocol import JSON, MSGPACK
+from payswitch.protocol.cli_help import ArgumentParser, program_name
+from payswitch.protocol.ops import OPS
 
 from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
@@ -89,7 +89,7 @@ def _json_map(text: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="python -m client", description="Operate the payment switch. Global flags go "
+        prog=program_name("payswitch-cli", "client"), description="Operate the payment switch. Global flags go "
         "before the command; amounts are integers in minor units.")
     add_address_arguments(parser)
     parser.add_argument("--data-dir", type=Path, default=Path("data"),

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol import codes
-from protocol.ops import OPS
+from payswitch.protocol import codes
+from payswitch.protocol.ops import OPS
 
 from .async_client import AsyncClient
 from .errors import SwitchError, error_from_code

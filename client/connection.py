@@ -8,9 +8,9 @@ import asyncio
 import ssl as _ssl
 from typing import Any, cast
 
-from protocol import codes, encode_request
-from protocol.addresses import display_address
-from protocol.replies import InOrderReplies, ReplyMismatch
+from payswitch.protocol import codes, encode_request
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.replies import InOrderReplies, ReplyMismatch
 
 from .errors import ConnectionLost, ProtocolViolation, error_from_code
 

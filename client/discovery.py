@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from protocol.addresses import AddressError, parse_address
+from payswitch.protocol.addresses import AddressError, parse_address
 
 from .failover import DEFAULT_HOST, DEFAULT_PORT, Address
 

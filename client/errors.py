@@ -7,7 +7,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from protocol import codes
+from payswitch.protocol import codes
 
 
 class SwitchError(Exception):

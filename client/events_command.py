@@ -9,8 +9,8 @@ import asyncio
 import json
 import sys
 
-from protocol import events as schema
-from protocol.cli_help import comma_list
+from payswitch.protocol import events as schema
+from payswitch.protocol.cli_help import comma_list
 
 from .tables import iso_utc
 

@@ -5,8 +5,8 @@ backoff between attempts. The SDK and the load generator fail over by these same
 import random
 from collections.abc import Iterable
 
-from protocol import codes
-from protocol.addresses import MAX_PORT, AddressError, display_address, parse_address
+from payswitch.protocol import codes
+from payswitch.protocol.addresses import MAX_PORT, AddressError, display_address, parse_address
 
 Address = tuple[str, int]
 

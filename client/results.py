@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Self
 
-from protocol import codes
+from payswitch.protocol import codes
 
 OK_STATUSES = codes.SUCCESS
 

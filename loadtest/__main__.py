@@ -1,6 +1,5 @@
 import sys
 
-from .cli import main
+from payswitch.loadtest.cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

@@ -11,7 +11,7 @@ import time
 
 import uvloop
 
-from client import AsyncClient, SwitchError, TransportError
+from payswitch.client import AsyncClient, SwitchError, TransportError
 
 from . import setup
 from .cpu import CpuMeter, SwitchCpu, read_switch_cpu

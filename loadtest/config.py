@@ -6,14 +6,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # The operator CLI's --host list and discovery, shared.
-from client import (
+from payswitch.client import (
     DEFAULT_HOST, DEFAULT_RETRY_DEADLINE_S, Address, ConfigError, add_address_arguments,
     resolve_addresses, resolve_admin_token,
 )
-from protocol import JSON, MSGPACK, is_valid_id
-from protocol.addresses import display_address
-from protocol.values import MAX_ITEMS
-from protocol.cli_help import ArgumentParser
+from payswitch.protocol import JSON, MSGPACK, is_valid_id
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.values import MAX_ITEMS
+from payswitch.protocol.cli_help import ArgumentParser, program_name
 
 MIX_KINDS = ("single", "two_phase", "lookup")
 MAX_PREFIX_CHARS = 40  # leaves room for "-p<i>-a<j>" within the 64-character id limit
@@ -128,7 +128,7 @@ def parse_amount(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="python -m loadtest",
+        prog=program_name("payswitch-loadtest", "loadtest"),
         description="Load generator for the payment switch: closed loop (connections x pipeline) "
         "or open loop (--rate, latency from each request's intended send time), then a check "
         "that nothing acknowledged was lost. Ctrl-C stops sending and reports; a second one "

@@ -25,9 +25,9 @@ from typing import Protocol, Sequence, cast
 
 import msgpack
 
-from protocol import codes, decode_body, encode_request
-from protocol.addresses import display_address
-from protocol.replies import InOrderReplies, ReplyMismatch
+from payswitch.protocol import codes, decode_body, encode_request
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.replies import InOrderReplies, ReplyMismatch
 
 from .failover import RECONNECT_CODES, Failover, Move
 from .stats import TRANSPORT_PREFIX, Tick

@@ -4,11 +4,11 @@ everything it has in flight at once."""
 
 from dataclasses import dataclass
 
-from client import (
+from payswitch.client import (
     DEFAULT_BACKOFF_S, DEFAULT_MAX_BACKOFF_S, LEAVE_CODES, Address, Nodes, advertised_primary,
     backoff_s,
 )
-from protocol import codes
+from payswitch.protocol import codes
 
 CONNECTION_LOST = "connection_lost"
 # Answers after which a connection reconnects and resends what it has in flight (`overloaded`

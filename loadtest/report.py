@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from client import describe
+from payswitch.client import describe
 
 from .histogram import Histogram
 from .stats import Tick

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
-from client import ParticipantResult
-from protocol import is_valid_id
-from protocol.values import MAX_ITEMS
+from payswitch.client import ParticipantResult
+from payswitch.protocol import is_valid_id
+from payswitch.protocol.values import MAX_ITEMS
 
 CURRENCY = "USD"
 

@@ -9,7 +9,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from protocol.values import MAX_ITEMS
+from payswitch.protocol.values import MAX_ITEMS
 
 from .workload import EFFECTS, HOLD, ONE_PHASE, POST, VOID
 

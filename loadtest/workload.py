@@ -12,7 +12,7 @@ from itertools import accumulate
 
 import msgpack
 
-from protocol import MSGPACK, encode_request
+from payswitch.protocol import MSGPACK, encode_request
 
 __all__ = [
     "KINDS", "SINGLE", "PENDING", "COMPLETE", "LOOKUP", "EFFECTS", "ONE_PHASE", "HOLD", "POST",

@@ -2,6 +2,8 @@
 the operator CLI, the load generator). It lives in `protocol`, the one package all three may
 import, so that the client never needs the server installed."""
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -25,6 +27,12 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def program_name(script: str, module: str) -> str:
+    """How the user ran the command, for usage lines: the installed script (`payswitch-cli`) or
+    `python -m MODULE` from a checkout."""
+    return script if Path(sys.argv[0]).name == script else f"python -m {module}"
 
 
 def comma_list(text: str) -> tuple[str, ...]:

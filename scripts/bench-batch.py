@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from client import Client  # noqa: E402
+from payswitch.client import Client  # noqa: E402
 
 SOURCES, DESTINATIONS = 100, 1000
 PART_BYTES = 1_000_000  # under the default 1 MiB frame
@@ -72,8 +72,8 @@ def parse_args(argv=None):
 
 def serve_with_config(settings: list[str], rest: list[str]) -> int:
     """`python -m switch serve REST` with the `Config` fields of SETTINGS (NAME=VALUE) set."""
-    from switch import cli as switch_cli
-    from switch.config import Config
+    from payswitch.switch import cli as switch_cli
+    from payswitch.switch.config import Config
     args = switch_cli.build_parser().parse_args(["serve", *rest])
     for setting in settings:
         name, value = setting.split("=", 1)
@@ -238,7 +238,7 @@ class Probe(threading.Thread):
     def run(self) -> None:
         import asyncio
         import uvloop
-        from client import AsyncClient
+        from payswitch.client import AsyncClient
 
         async def send(client, n: int, counter: int, started: float) -> None:
             result = await client.transfer(f"probe-{n}-{counter}", f"probe-a{n}",

@@ -23,7 +23,7 @@ def run(path, name):
 
 
 def closer(data_dir, interval, out):
-    from client import Client
+    from payswitch.client import Client
 
     data_dir, interval = Path(data_dir), float(interval)
     port = json.loads((data_dir / "server.json").read_text())["port"]

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository first: tests/ has a protocol/
 
-from protocol import FrameDecoder, encode_request  # noqa: E402
+from payswitch.protocol import FrameDecoder, encode_request  # noqa: E402
 from support.in_process import feed, new_session, released, start_service  # noqa: E402
 
 ACCOUNTS = 400

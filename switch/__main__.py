@@ -1,5 +1,5 @@
 import sys
 
-from switch.cli import main
+from payswitch.switch.cli import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from protocol.atomic_file import write_atomically
+from payswitch.protocol.atomic_file import write_atomically
 
 ADMIN = "admin"
 TOKEN_BYTES = 24

@@ -4,7 +4,7 @@ import os
 import signal
 import sys
 
-from protocol.currencies import accept_currencies, accepted_extra_currencies
+from payswitch.protocol.currencies import accept_currencies, accepted_extra_currencies
 
 ANY_CURRENCY = "*"
 

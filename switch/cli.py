@@ -11,17 +11,17 @@ from pathlib import Path
 
 import uvloop
 
-from protocol.cli_help import ArgumentParser, comma_list
-from switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
+from payswitch.protocol.cli_help import ArgumentParser, comma_list, program_name
+from payswitch.switch.config import (DURABILITY_MODES, LOG_BOUND_INTERVALS, LOG_BOUND_MIN_BYTES, LOG_LEVELS,
                            Config)
-from switch.logs import configure_logging
-from switch.listen import BindFailed
-from switch.events import EventsSetupError
-from switch.metrics_server import MetricsSetupError
-from switch.replication.errors import ReplicationUnusable
-from switch.server import DataDirLocked, SwitchServer, TlsSetupError
-from switch.storage.recovery import RecoveryError
-from switch.storage.wal_format import UnsupportedWalVersion
+from payswitch.switch.logs import configure_logging
+from payswitch.switch.listen import BindFailed
+from payswitch.switch.events import EventsSetupError
+from payswitch.switch.metrics_server import MetricsSetupError
+from payswitch.switch.replication.errors import ReplicationUnusable
+from payswitch.switch.server import DataDirLocked, SwitchServer, TlsSetupError
+from payswitch.switch.storage.recovery import RecoveryError
+from payswitch.switch.storage.wal_format import UnsupportedWalVersion
 
 
 # What each numeric limit of `serve` means (switch/config.py explains why each is there).
@@ -73,7 +73,7 @@ SERVE_LIMITS_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="python -m switch", description="The payment switch.")
+    parser = ArgumentParser(prog=program_name("payswitch-server", "switch"), description="The payment switch.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the switch")
     defaults = Config()
@@ -201,7 +201,7 @@ def serve(args) -> int:
     if server.restart_reason is not None:  # a deposed primary: start afresh as a standby
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "switch", *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, "-m", "payswitch.switch", *sys.argv[1:]])
     return 0
 
 
@@ -210,11 +210,11 @@ def main(argv=None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "reconcile":
-        from switch.reconcile import run
+        from payswitch.switch.reconcile import run
         configure_logging("json", logging.WARNING)  # stdout is the result; logs to stderr
         return run(args.data_dir, as_json=args.json)
     if args.command == "wal":
-        from switch.storage.verify import run_repair, run_verify
+        from payswitch.switch.storage.verify import run_repair, run_verify
         if args.wal_command == "verify":
             return run_verify(args.data_dir)
         return run_repair(args.data_dir, args.yes)

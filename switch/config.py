@@ -3,10 +3,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.addresses import display_address
-from protocol.values import is_valid_currency
-from protocol.events import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
-from switch.storage.records import MAX_RECORD_BYTES
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.values import is_valid_currency
+from payswitch.protocol.events import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
+from payswitch.switch.storage.records import MAX_RECORD_BYTES
 
 DURABILITY_MODES = ("fsync", "none")
 # The default max_log_bytes_since_snapshot: this many snapshot intervals, and at least

@@ -24,8 +24,8 @@ pauses meanwhile.
 import asyncio
 import time
 
-from protocol import FrameDecoder, codes
-from switch.session import CLOSE_STALL, IDLE, WRITE_STALL, Session
+from payswitch.protocol import FrameDecoder, codes
+from payswitch.switch.session import CLOSE_STALL, IDLE, WRITE_STALL, Session
 
 
 class Connection(asyncio.Protocol):

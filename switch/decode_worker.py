@@ -23,10 +23,10 @@ from collections import deque
 
 import structlog
 
-from protocol import FrameDecoder, codec_of, codes, encode_frame
-from protocol.framing import HEADER_BYTES
-from switch.child_process import accept_currencies_argument, currencies_argument, die_with_parent
-from switch.verdict import Problem, Verdict, verdict
+from payswitch.protocol import FrameDecoder, codec_of, codes, encode_frame
+from payswitch.protocol.framing import HEADER_BYTES
+from payswitch.switch.child_process import accept_currencies_argument, currencies_argument, die_with_parent
+from payswitch.switch.verdict import Problem, Verdict, verdict
 
 log = structlog.get_logger("switch.decode_worker")
 READ_BYTES = 1 << 20
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     die_with_parent(int(parent_pid))
     accept_currencies_argument(extra_currencies)
     os.nice(int(nice))
-    from switch.logs import configure_logging
+    from payswitch.switch.logs import configure_logging
     configure_logging(log_format)
     serve(sys.stdin.fileno(), sys.stdout.fileno(), int(max_frame_bytes))
     return 0
@@ -92,7 +92,7 @@ class DecodeWorker:
     async def start(self) -> None:
         self._started_s = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "switch.decode_worker", str(os.getpid()),
+            [sys.executable, "-m", "payswitch.switch.decode_worker", str(os.getpid()),
              str(self.config.decode_worker_nice), str(self.config.max_frame_bytes),
              self.config.log_format, currencies_argument()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)

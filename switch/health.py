@@ -1,5 +1,5 @@
 """Readiness: whether this node takes writes now, and if not, why (served as /readyz)."""
-from switch.storage.recovery import RecoveryProgress
+from payswitch.switch.storage.recovery import RecoveryProgress
 
 RECOVERING, STARTING, SHUTTING_DOWN, WRITES_STOPPED = (
     "recovering", "starting", "shutting_down", "writes_stopped")

@@ -7,7 +7,7 @@ meanwhile waits in the backlog and is served then.
 """
 import socket
 
-from protocol.addresses import display_address
+from payswitch.protocol.addresses import display_address
 
 
 class BindFailed(Exception):

@@ -7,7 +7,7 @@ copy the bucket list in one step, so a scrape never needs a lock.
 """
 import bisect
 
-from protocol import OPS
+from payswitch.protocol import OPS
 
 # Upper bounds, Prometheus `le` semantics (a value equal to a bound is in that bucket).
 REQUEST_SECONDS_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

@@ -21,9 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, \
     HistogramMetricFamily
 
-from protocol.addresses import display_address
-from switch.health import Readiness
-from switch.metrics import Histogram
+from payswitch.protocol.addresses import display_address
+from payswitch.switch.health import Readiness
+from payswitch.switch.metrics import Histogram
 
 
 log = structlog.get_logger("switch.metrics")

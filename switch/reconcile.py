@@ -12,9 +12,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from switch.ledger import invariants
-from switch.ledger.reconcile import Difference, Reconciliation, reconcile, render
-from switch.storage.recovery import RecoveryError, recover
+from payswitch.switch.ledger import invariants
+from payswitch.switch.ledger.reconcile import Difference, Reconciliation, reconcile, render
+from payswitch.switch.storage.recovery import RecoveryError, recover
 
 
 def ledger_of(recovered):

@@ -6,7 +6,7 @@ A lookup of 8,190 accounts executes in ~4 ms, at one point in time, but its repl
 other connections served, and state changing, in between; the connection handles nothing else
 meanwhile, so its replies stay in order.
 """
-from protocol import encode_frame
+from payswitch.protocol import encode_frame
 
 
 class ReplyInSteps:

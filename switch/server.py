@@ -13,21 +13,21 @@ from pathlib import Path
 
 import structlog
 
-from protocol.addresses import display_address
-from protocol.atomic_file import write_atomically
-from protocol.currencies import accept_currencies
-from switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
-from switch.batches.inbox import Inbox
-from switch.connection import Connection
-from switch.events.stream import EventStream
-from switch.health import Readiness
-from switch.listen import listening_sockets
-from switch.metrics_server import MetricsServer
-from switch.replication.errors import ReplicationUnusable
-from switch.service import VERSION, Service
-from switch.snapshotter import Snapshotter
-from switch.storage.recovery import recover
-from switch.storage.wal_writer import WalWriter
+from payswitch.protocol.addresses import display_address
+from payswitch.protocol.atomic_file import write_atomically
+from payswitch.protocol.currencies import accept_currencies
+from payswitch.switch.auth import ADMIN_TOKEN_ENV, load_or_create_admin_token
+from payswitch.switch.batches.inbox import Inbox
+from payswitch.switch.connection import Connection
+from payswitch.switch.events.stream import EventStream
+from payswitch.switch.health import Readiness
+from payswitch.switch.listen import listening_sockets
+from payswitch.switch.metrics_server import MetricsServer
+from payswitch.switch.replication.errors import ReplicationUnusable
+from payswitch.switch.service import VERSION, Service
+from payswitch.switch.snapshotter import Snapshotter
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.storage.wal_writer import WalWriter
 
 log = structlog.get_logger("switch.server")
 HOUSEKEEPING_INTERVAL_S = 1.0
@@ -136,7 +136,7 @@ class SwitchServer:
             service.events = events
             events.start(recovered.snapshot_seq, recovered.next_seq - 1)
         if cluster is not None:
-            from switch.replication.node import ReplicationNode
+            from payswitch.switch.replication.node import ReplicationNode
             self.node = service.replication = ReplicationNode(config, cluster, service,
                                                               self._restart)
         await service.decode_worker.start()
@@ -179,8 +179,8 @@ class SwitchServer:
         """Connects to the replication cluster and makes the local log one the stream can
         continue (see switch/replication/node.py), before recovery reads it."""
         try:
-            from switch.replication.cluster import Cluster
-            from switch.replication.node import prepare_local_log
+            from payswitch.switch.replication.cluster import Cluster
+            from payswitch.switch.replication.node import prepare_local_log
         except ImportError as error:
             raise ReplicationUnusable(f"--replication needs nats-py: pip install "
                                       f"'payswitch[replication]' ({error})") from error
@@ -216,8 +216,7 @@ class SwitchServer:
         lines = [f"payswitch listening on {host}:{port} "
                  f"(durability: {config.durability}, version {VERSION})",
                  f"  operator: participant 'admin', token in {config.admin_token_path.resolve()}",
-                 f"  try:      {sys.executable} -m client --data-dir "
-                 f"{config.data_dir.resolve()} stats"]
+                 f"  try:      {_operator_cli()} --data-dir {config.data_dir.resolve()} stats"]
         if self.metrics is not None:
             base = f"http://{display_address(self.metrics.host, self.metrics.port)}"
             lines.append(f"  metrics:  {base}/metrics  (health: {base}/livez, {base}/readyz)")
@@ -305,3 +304,10 @@ class SwitchServer:
         if self.metrics is not None:
             self.metrics.close()
         log.info("stopped", durable_seq=service.wal.durable_seq)
+
+
+def _operator_cli() -> str:
+    """The operator CLI as it runs from any directory: the installed script beside this Python,
+    else this Python with the module."""
+    script = Path(sys.executable).with_name("payswitch-cli")
+    return str(script) if script.exists() else f"{sys.executable} -m payswitch.client"

@@ -13,25 +13,25 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from protocol import OPS, ProtocolError, codes, error_reply
-from protocol.ops import NO_SESSION_OPS, SERVICE, STANDBY_OPS, answered_by
-from switch.batches.engine import BatchEngine
-from switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
+from payswitch.protocol import OPS, ProtocolError, codes, error_reply
+from payswitch.protocol.ops import NO_SESSION_OPS, SERVICE, STANDBY_OPS, answered_by
+from payswitch.switch.batches.engine import BatchEngine
+from payswitch.switch.auth import (ADMIN, ADMIN_TOKEN_ENV, HelloThrottle, hash_token, new_token,
                          token_matches, write_token_file)
-from switch.decode_worker import DecodeWorker
-from switch.metrics import RequestMetrics
-from switch.process_cpu import process_cpu
-from switch.ledger import LedgerError
-from switch.ledger.handlers import bind, handler_table, handles
-from switch.storage.recovery import AppliedRecord, recover_up_to
-from switch.storage.wal_writer import RecordTooLarge, WalFailed
-from switch.session import HeldReplies, HelloRefused
-from switch.turns import Turns
+from payswitch.switch.decode_worker import DecodeWorker
+from payswitch.switch.metrics import RequestMetrics
+from payswitch.switch.process_cpu import process_cpu
+from payswitch.switch.ledger import LedgerError
+from payswitch.switch.ledger.handlers import bind, handler_table, handles
+from payswitch.switch.storage.recovery import AppliedRecord, recover_up_to
+from payswitch.switch.storage.wal_writer import RecordTooLarge, WalFailed
+from payswitch.switch.session import HeldReplies, HelloRefused
+from payswitch.switch.turns import Turns
 
 if TYPE_CHECKING:
-    from switch.events.stream import EventStream
-    from switch.replication.node import ReplicationNode
-    from switch.snapshotter import Snapshotter
+    from payswitch.switch.events.stream import EventStream
+    from payswitch.switch.replication.node import ReplicationNode
+    from payswitch.switch.snapshotter import Snapshotter
 
 log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")

@@ -20,11 +20,11 @@ backlog), so neither a slow reader nor a fast pipeliner can make the server buff
 """
 from collections import deque
 
-from protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
+from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
                       JSON)
-from switch.reply_steps import ReplyInSteps
-from switch.verdict import Verdict
+from payswitch.switch.reply_steps import ReplyInSteps
+from payswitch.switch.verdict import Verdict
 
 PAUSED_FOR_WRITES, PAUSED_FOR_INFLIGHT, PAUSED_FOR_CLOSE, PAUSED_FOR_DELAY = 1, 2, 4, 8
 PAUSED_FOR_BACKLOG, PAUSED_FOR_LOST, PAUSED_FOR_DECODE = 16, 32, 64

@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from switch.child_process import die_with_parent
-from switch.logs import configure_logging
-from switch.storage.recovery import recover_up_to
-from switch.storage.snapshots import temporary_snapshot_path, write_snapshot_file
+from payswitch.switch.child_process import die_with_parent
+from payswitch.switch.logs import configure_logging
+from payswitch.switch.storage.recovery import recover_up_to
+from payswitch.switch.storage.snapshots import temporary_snapshot_path, write_snapshot_file
 
 
 def main(argv: list[str]) -> int:

@@ -22,8 +22,8 @@ import time
 
 import structlog
 
-from switch.storage.segments import prune_segments, snapshot_path
-from switch.storage.snapshots import (prune_snapshots, publish_snapshot, save_snapshot,
+from payswitch.switch.storage.segments import prune_segments, snapshot_path
+from payswitch.switch.storage.snapshots import (prune_snapshots, publish_snapshot, save_snapshot,
                                       temporary_snapshot_path)
 
 log = structlog.get_logger("switch.snapshots")
@@ -117,7 +117,7 @@ class Snapshotter:
     def _start_builder(self, seq: int, log_bytes: int) -> None:
         config = self.config
         process = subprocess.Popen(
-            [sys.executable, "-m", "switch.snapshot_builder", str(config.wal_dir),
+            [sys.executable, "-m", "payswitch.switch.snapshot_builder", str(config.wal_dir),
              str(config.snapshot_dir), str(seq), config.log_format, str(os.getpid()),
              str(config.snapshot_builder_nice)],
             stdin=subprocess.DEVNULL)

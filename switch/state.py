@@ -3,11 +3,11 @@ import hashlib
 
 import msgpack
 
-from protocol.ops import BATCHES, applied_by
-from switch.batches.book import BatchBook
-from switch.ledger import Ledger
-from switch.ledger.codes import Executed
-from switch.ledger.transfers import Commits
+from payswitch.protocol.ops import BATCHES, applied_by
+from payswitch.switch.batches.book import BatchBook
+from payswitch.switch.ledger import Ledger
+from payswitch.switch.ledger.codes import Executed
+from payswitch.switch.ledger.transfers import Commits
 
 BATCH_OPS = applied_by(BATCHES)  # the rest is the ledger's (or unknown: it says so)
 

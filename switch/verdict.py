@@ -1,7 +1,7 @@
 """The decode worker's verdict on one frame (see switch/decode_worker.py)."""
 from typing import Any, NamedTuple
 
-from protocol import OPS, ProtocolError, codec_of, decode_request, validate_args
+from payswitch.protocol import OPS, ProtocolError, codec_of, decode_request, validate_args
 
 
 class Problem(NamedTuple):

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
-import client
+from payswitch import client
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("switch", "client", "protocol", "loadtest")
+NAMESPACE = "payswitch."
 
 
-def imports_of(package: str) -> list[tuple[str, str, str | None]]:
+def imports_of(package: str, namespaced: bool = False) -> list[tuple[str, str, str | None]]:
     """(module file, imported module, imported name or None) for every import in `package`,
-    those inside functions too, relative ones made absolute."""
+    those inside functions too, relative ones made absolute, and our modules named without
+    the installed namespace (`payswitch.client.x` is `client.x`) unless `namespaced`."""
     found = []
     for path in sorted((ROOT / package).rglob("*.py")):
         module_parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -27,11 +30,14 @@ def imports_of(package: str) -> list[tuple[str, str, str | None]]:
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = here[:len(here) - node.level + (1 if is_package else 0)]
-                    module = ".".join(base + ([node.module] if node.module else []))
+                    module = ".".join(["payswitch"] + base + ([node.module] if node.module else []))
                 else:
                     module = node.module
                 found += [(where, module, alias.name) for alias in node.names]
-    return found
+    if namespaced:
+        return found
+    return [(where, module[len(NAMESPACE):] if module.startswith(NAMESPACE) else module, name)
+            for where, module, name in found]
 
 
 def top(module: str) -> str:
@@ -61,4 +67,13 @@ def test_protocol_imports_none_of_our_other_packages():
 def test_loadtest_uses_only_the_names_the_sdk_exports():
     offending = [(where, module, name) for where, module, name in imports_of("loadtest")
                  if top(module) == "client" and (module != "client" or name not in client.__all__)]
+    assert offending == []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_our_modules_are_imported_through_the_installed_namespace(package):
+    """`from payswitch.protocol import ...`, never `from protocol import ...`: the top-level names
+    exist only in a checkout, and an application may have its own client.py or protocol.py."""
+    offending = [(where, module) for where, module, _ in imports_of(package, namespaced=True)
+                 if top(module) in PACKAGES]
     assert offending == []

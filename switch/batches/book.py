@@ -11,12 +11,12 @@ from typing import Any, Callable
 
 import msgpack
 
-from protocol import codes
-from protocol.ops import BATCHES, applied_by
-from switch.ledger import LedgerError
-from switch.ledger.codes import ADMIN
-from switch.ledger.handlers import dispatch_table, handler_table, handles
-from switch.ledger.codes import Executed
+from payswitch.protocol import codes
+from payswitch.protocol.ops import BATCHES, applied_by
+from payswitch.switch.ledger import LedgerError
+from payswitch.switch.ledger.codes import ADMIN
+from payswitch.switch.ledger.handlers import dispatch_table, handler_table, handles
+from payswitch.switch.ledger.codes import Executed
 
 RECEIVED, PROCESSING, COMPLETED, REJECTED = "received", "processing", "completed", "rejected"
 ACCEPTED = frozenset({codes.CREATED, codes.EXISTS})

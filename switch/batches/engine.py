@@ -22,8 +22,8 @@ from typing import BinaryIO
 import msgpack
 import structlog
 
-from switch.batches.book import PROCESSING, RECEIVED
-from switch.child_process import currencies_argument
+from payswitch.switch.batches.book import PROCESSING, RECEIVED
+from payswitch.switch.child_process import currencies_argument
 
 log = structlog.get_logger("switch.batches")
 PROGRESS_INTERVAL_S = 2.0
@@ -112,7 +112,7 @@ class BatchEngine:
         outcome_fd = os.memfd_create("batch-outcome")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "switch.batches.parse_worker", fmt, kind,
+                [sys.executable, "-m", "payswitch.switch.batches.parse_worker", fmt, kind,
                  str(source), str(items_fd), str(outcome_fd), str(start),
                  str(self.parse_nice), str(os.getpid()), currencies_argument(any_currency)],
                 stdin=subprocess.DEVNULL, pass_fds=(source, items_fd, outcome_fd))

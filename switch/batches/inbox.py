@@ -16,9 +16,9 @@ from pathlib import Path
 
 import structlog
 
-from protocol.atomic_file import write_atomically
-from protocol.batch_files import pain002, results_csv
-from switch.batches.book import COMPLETED, REJECTED
+from payswitch.protocol.atomic_file import write_atomically
+from payswitch.protocol.batch_files import pain002, results_csv
+from payswitch.switch.batches.book import COMPLETED, REJECTED
 
 log = structlog.get_logger("switch.inbox")
 FORMATS = {".csv": "csv", ".json": "json", ".xml": "pain.001"}

@@ -31,8 +31,8 @@ import sys
 
 import msgpack
 
-from protocol.batch_files import parse_batch
-from switch.child_process import accept_currencies_argument, die_with_parent
+from payswitch.protocol.batch_files import parse_batch
+from payswitch.switch.child_process import accept_currencies_argument, die_with_parent
 
 WRITE_BUFFER_BYTES = 1 << 20
 

@@ -12,9 +12,9 @@ from typing import NamedTuple
 
 import structlog
 
-from protocol import JSON, encode_body
-from protocol import events as schema
-from switch.events.derive import derive, envelope
+from payswitch.protocol import JSON, encode_body
+from payswitch.protocol import events as schema
+from payswitch.switch.events.derive import derive, envelope
 
 log = structlog.get_logger("switch.events")
 

@@ -5,9 +5,9 @@ on the same records, so they derive the same events in the same order. A transfe
 in fields it never changes after its commit (never `state`): the derivation runs right after the
 record, but must not depend on when.
 """
-from protocol import events as schema
-from protocol.codes import CREATED
-from switch.ledger.records import POST, VOID
+from payswitch.protocol import events as schema
+from payswitch.protocol.codes import CREATED
+from payswitch.switch.ledger.records import POST, VOID
 
 
 def derive(applied) -> list[tuple[str, dict]]:

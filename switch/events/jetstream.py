@@ -18,9 +18,9 @@ from nats.errors import Error as NatsError
 from nats.js.api import Header, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from protocol import events as schema
-from switch.events import EventsSetupError
-from switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
+from payswitch.protocol import events as schema
+from payswitch.switch.events import EventsSetupError
+from payswitch.switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
 
 log = structlog.get_logger("switch.events")
 FAILURES = (NatsError, asyncio.TimeoutError, OSError)

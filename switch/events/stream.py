@@ -13,8 +13,8 @@ import time
 
 import structlog
 
-from switch.events import EventsSetupError
-from switch.events.backlog import Backlog
+from payswitch.switch.events import EventsSetupError
+from payswitch.switch.events.backlog import Backlog
 
 log = structlog.get_logger("switch.events")
 FLUSH_POLL_S = 0.01
@@ -37,7 +37,7 @@ class EventStream:
         """Connects, creates the stream if new and reads its last event: the anchor of this
         node's numbering. Raises EventsSetupError (one line) when that cannot be done."""
         try:
-            from switch.events import jetstream
+            from payswitch.switch.events import jetstream
         except ImportError as error:
             if (error.name or "").partition(".")[0] != "nats":
                 raise

@@ -4,7 +4,7 @@ Executed: what one request did."""
 from typing import Any, NamedTuple
 
 # The wire codes (docs/protocol.md) are the ledger's item statuses and request errors.
-from protocol.codes import (
+from payswitch.protocol.codes import (
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, BAD_REQUEST, CREATED, CURRENCY_MISMATCH,
     EXCEEDS_PENDING_AMOUNT, EXISTS, EXISTS_WITH_DIFFERENT_FIELDS, FORBIDDEN, INSUFFICIENT_FUNDS,
     INVALID_AMOUNT, LINKED_EVENT_CHAIN_OPEN, LINKED_EVENT_FAILED, NET_DEBIT_CAP_EXCEEDED,

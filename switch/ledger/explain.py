@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from protocol.values import MAX_MONEY
+from payswitch.protocol.values import MAX_MONEY
 
 from .codes import (
     ACCOUNT_EXISTS, ACCOUNT_NOT_FOUND, ADMIN, BAD_REQUEST, CURRENCY_MISMATCH,

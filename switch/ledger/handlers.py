@@ -11,7 +11,7 @@ handler there, so the other ops pay nothing for it.
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from protocol.ops import ADMIN_ONLY, ALL_OPS, INTERNAL
+from payswitch.protocol.ops import ADMIN_ONLY, ALL_OPS, INTERNAL
 
 from .codes import ADMIN, FORBIDDEN, LedgerError, admin_only
 

@@ -4,7 +4,7 @@ from bisect import bisect_right
 from operator import attrgetter
 from typing import Any, Callable
 
-from protocol.ops import LEDGER, applied_by
+from payswitch.protocol.ops import LEDGER, applied_by
 
 from . import invariants, snapshot
 from .clearing import Clearing, Position, SettlementEntry, Window, settlement_id

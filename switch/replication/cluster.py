@@ -14,8 +14,8 @@ from nats.js.api import (KeyValueConfig, ObjectStoreConfig, RetentionPolicy, Sto
                          StreamConfig)
 from nats.js.errors import NotFoundError
 
-from switch.replication.errors import ReplicationUnusable
-from switch.replication.wire import FIRST_SEQ, HEADROOM_BYTES, LAST_SEQ
+from payswitch.switch.replication.errors import ReplicationUnusable
+from payswitch.switch.replication.wire import FIRST_SEQ, HEADROOM_BYTES, LAST_SEQ
 
 log = structlog.get_logger("switch.replication")
 CONNECT_RETRY_S = 1.0

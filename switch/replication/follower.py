@@ -11,8 +11,8 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from switch.replication.wire import encoded_records, parse_message
-from switch.storage.recovery import apply_record
+from payswitch.switch.replication.wire import encoded_records, parse_message
+from payswitch.switch.storage.recovery import apply_record
 
 log = structlog.get_logger("switch.replication")
 YIELD_EVERY_RECORDS = 256

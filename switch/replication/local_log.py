@@ -13,9 +13,9 @@ from pathlib import Path
 
 import structlog
 
-from protocol.atomic_file import fsync_dir, write_atomically
-from switch.storage.records import RecordScanner
-from switch.storage.segments import list_segments, list_snapshots, snapshot_path
+from payswitch.protocol.atomic_file import fsync_dir, write_atomically
+from payswitch.switch.storage.records import RecordScanner
+from payswitch.switch.storage.segments import list_segments, list_snapshots, snapshot_path
 
 log = structlog.get_logger("switch.replication")
 MARKER_NAME = "replicated.json"

@@ -14,17 +14,17 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NoStreamResponseError
 
-from protocol import codes
-from switch.replication.cluster import Cluster
-from switch.replication.errors import ReplicationUnusable
-from switch.replication.follower import Follower
-from switch.replication.lease import Holder, Lease, LeaseLost
-from switch.replication.local_log import (discard_after, install_snapshot, keep_up_to,
+from payswitch.protocol import codes
+from payswitch.switch.replication.cluster import Cluster
+from payswitch.switch.replication.errors import ReplicationUnusable
+from payswitch.switch.replication.follower import Follower
+from payswitch.switch.replication.lease import Holder, Lease, LeaseLost
+from payswitch.switch.replication.local_log import (discard_after, install_snapshot, keep_up_to,
                                           last_local_seq, write_marker)
-from switch.replication.publisher import LogPublisher
-from switch.replication.snapshots import download_newest, upload
-from switch.replication.wire import (EXPECTED_LAST_SEQUENCE, FIRST_SEQ, LAST_SEQ, NODE)
-from switch.storage.segments import snapshot_path
+from payswitch.switch.replication.publisher import LogPublisher
+from payswitch.switch.replication.snapshots import download_newest, upload
+from payswitch.switch.replication.wire import (EXPECTED_LAST_SEQUENCE, FIRST_SEQ, LAST_SEQ, NODE)
+from payswitch.switch.storage.segments import snapshot_path
 
 log = structlog.get_logger("switch.replication")
 PRIMARY, STANDBY, RECOVERING = "primary", "standby", "recovering"  # and the service's "single"

@@ -18,7 +18,7 @@ import structlog
 from nats.errors import Error as NatsError
 from nats.js.errors import APIError
 
-from switch.replication.wire import (LAST_SEQ, NODE, LogMessage, message_headers,
+from payswitch.switch.replication.wire import (LAST_SEQ, NODE, LogMessage, message_headers,
                                      split_records)
 
 log = structlog.get_logger("switch.replication")

@@ -8,7 +8,7 @@ no longer continue (empty, or away past the trim) starts from the newest object 
 import structlog
 from nats.js.errors import NotFoundError
 
-from switch.replication.cluster import Cluster
+from payswitch.switch.replication.cluster import Cluster
 
 log = structlog.get_logger("switch.replication")
 PREFIX = "snapshot-"

@@ -9,8 +9,8 @@ sequence past anything a deposed primary could still try to append.
 """
 from typing import NamedTuple
 
-from switch.storage.records import HEADER, HEADER_BYTES, RecordScanner
-from switch.storage.wal_format import WAL_VERSION, check_readable
+from payswitch.switch.storage.records import HEADER, HEADER_BYTES, RecordScanner
+from payswitch.switch.storage.wal_format import WAL_VERSION, check_readable
 
 FIRST_SEQ = "Payswitch-First-Seq"
 LAST_SEQ = "Payswitch-Last-Seq"

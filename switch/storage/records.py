@@ -8,7 +8,7 @@ as a (wrong) record boundary.
 import struct
 import zlib
 
-from switch.storage.wal_format import read_segment_header
+from payswitch.switch.storage.wal_format import read_segment_header
 
 HEADER = struct.Struct(">II")
 HEADER_BYTES = HEADER.size

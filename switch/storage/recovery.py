@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 import msgpack
 import structlog
 
-from switch.ledger.snapshot import UnsupportedSnapshotVersion
-from switch.storage.records import RecordScanner
-from switch.storage.wal_format import UnsupportedWalVersion
-from switch.storage.segments import list_segments, list_snapshots
-from switch.state import SwitchState
-from switch.storage.snapshots import SnapshotDamaged, read_snapshot
+from payswitch.switch.ledger.snapshot import UnsupportedSnapshotVersion
+from payswitch.switch.storage.records import RecordScanner
+from payswitch.switch.storage.wal_format import UnsupportedWalVersion
+from payswitch.switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.state import SwitchState
+from payswitch.switch.storage.snapshots import SnapshotDamaged, read_snapshot
 
 log = structlog.get_logger("switch.recovery")
 PROGRESS_INTERVAL_S = 1.0

@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from protocol.atomic_file import fsync_dir
+from payswitch.protocol.atomic_file import fsync_dir
 
 SEGMENT_PREFIX, SEGMENT_SUFFIX = "wal-", ".log"
 SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX = "snapshot-", ".msgpack"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import msgpack
 
-from protocol.atomic_file import publish_durably
-from switch.storage.segments import list_snapshots, snapshot_path
+from payswitch.protocol.atomic_file import publish_durably
+from payswitch.switch.storage.segments import list_snapshots, snapshot_path
 
 MAGIC = b"PSWSNAP1"
 HEADER = struct.Struct(">8sQQI")

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import msgpack
 
-from protocol.atomic_file import fsync_dir
-from switch.ledger.snapshot import UnsupportedSnapshotVersion, check_readable
-from switch.storage.records import RecordScanner
-from switch.storage.segments import list_segments, list_snapshots
-from switch.storage.snapshots import SnapshotDamaged, read_snapshot
-from switch.storage.wal_format import UnsupportedWalVersion
+from payswitch.protocol.atomic_file import fsync_dir
+from payswitch.switch.ledger.snapshot import UnsupportedSnapshotVersion, check_readable
+from payswitch.switch.storage.records import RecordScanner
+from payswitch.switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.snapshots import SnapshotDamaged, read_snapshot
+from payswitch.switch.storage.wal_format import UnsupportedWalVersion
 
 QUARANTINE = "quarantine"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import msgpack
 
-from protocol.atomic_file import fsync_dir
-from switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
-from switch.storage.records import MAX_RECORD_BYTES, encode_record
-from switch.storage.segments import list_segments, segment_path
-from switch.storage.wal_format import segment_header
+from payswitch.protocol.atomic_file import fsync_dir
+from payswitch.switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
+from payswitch.switch.storage.records import MAX_RECORD_BYTES, encode_record
+from payswitch.switch.storage.segments import list_segments, segment_path
+from payswitch.switch.storage.wal_format import segment_header
 
 
 class RecordTooLarge(ValueError):

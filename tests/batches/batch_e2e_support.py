@@ -4,7 +4,7 @@ import base64
 import time
 from contextlib import contextmanager
 
-from protocol import decode_body
+from payswitch.protocol import decode_body
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import create_world

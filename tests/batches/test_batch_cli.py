@@ -16,9 +16,9 @@ from batches.batch_e2e_support import (
     IBAN_CREDITOR, IBAN_DEBTOR, Session, create_iban_accounts, csv_file, running_switch,
 )
 from batches.batch_formats_support import Block, Tx, pain001
-from client import AsyncClient
-from client.batch_commands import Progress
-from client.cli import main
+from payswitch.client import AsyncClient
+from payswitch.client.batch_commands import Progress
+from payswitch.client.cli import main
 from support.world import FUNDS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,11 +18,11 @@ from support.load import TransferSender
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world
-from switch.storage.records import HEADER_BYTES, RecordScanner
-from switch.storage.recovery import recover
-from switch.state import SwitchState
-from switch.storage.segments import list_segments, list_snapshots
-from switch.storage.snapshots import read_snapshot
+from payswitch.switch.storage.records import HEADER_BYTES, RecordScanner
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.state import SwitchState
+from payswitch.switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.snapshots import read_snapshot
 
 BIG = 200_000
 PART_BYTES = 1_000_000  # under the default 1 MiB frame

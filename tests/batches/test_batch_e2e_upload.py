@@ -6,7 +6,7 @@ from batches.batch_e2e_support import (
     IBAN_CREDITOR, IBAN_DEBTOR, Session, create_iban_accounts, csv_file, running_switch,
 )
 from batches.batch_formats_support import Block, Tx, pain001
-from protocol import encode_request
+from payswitch.protocol import encode_request
 from support.wire import WireClient
 from support.world import FUNDS
 

@@ -4,8 +4,8 @@ import csv
 import io
 import time
 
-from protocol.batch_files import BatchProblem, parse_batch, results_csv
-from protocol.batch_files.parsed import MAX_PROBLEMS
+from payswitch.protocol.batch_files import BatchProblem, parse_batch, results_csv
+from payswitch.protocol.batch_files.parsed import MAX_PROBLEMS
 
 HEADER = "id,debit_account,credit_account,amount,currency,reference\r\n"
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from protocol.batch_files import minor_units, to_minor_units
-from protocol.batch_files.currencies import MINOR_UNITS
+from payswitch.protocol.batch_files import minor_units, to_minor_units
+from payswitch.protocol.batch_files.currencies import MINOR_UNITS
 
 CURRENCIES = sorted(MINOR_UNITS)
 

@@ -2,8 +2,8 @@
 
 import json
 
-from protocol import normalize_transfer
-from protocol.batch_files import BatchProblem, parse_batch
+from payswitch.protocol import normalize_transfer
+from payswitch.protocol.batch_files import BatchProblem, parse_batch
 
 GOOD = [
     {"id": "t-1", "debit_account": "acc-a", "credit_account": "acc-b", "amount": 1050,

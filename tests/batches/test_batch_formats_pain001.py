@@ -6,7 +6,7 @@ import tracemalloc
 import pytest
 
 from batches.batch_formats_support import Block, Tx, pain001
-from protocol.batch_files import BatchProblem, parse_batch
+from payswitch.protocol.batch_files import BatchProblem, parse_batch
 
 DEBTOR = "FR1420041010050500013M02606"
 CREDITOR = "DE89370400440532013000"

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from batches.batch_formats_support import Block, Tx, pain001
-from protocol.batch_files import REASON_CODES, parse_batch, pain002, status_reason_code
+from payswitch.protocol.batch_files import REASON_CODES, parse_batch, pain002, status_reason_code
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"}
 

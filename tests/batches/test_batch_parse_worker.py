@@ -16,7 +16,7 @@ def run_worker(fmt: str, kind: str, data: bytes, start: int = 0) -> tuple[int, l
         os.write(source, data)
         os.lseek(source, 0, os.SEEK_SET)
         done = subprocess.run(
-            [sys.executable, "-m", "switch.batches.parse_worker", fmt, kind, str(source),
+            [sys.executable, "-m", "payswitch.switch.batches.parse_worker", fmt, kind, str(source),
              str(items_fd), str(outcome_fd), str(start), "5", str(os.getpid()), ""],
             pass_fds=(source, items_fd, outcome_fd), timeout=60)
         with open(items_fd, "rb", closefd=False) as file:
@@ -68,7 +68,7 @@ def test_a_worker_whose_parent_is_gone_does_not_parse():
     source = os.memfd_create("in")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "switch.batches.parse_worker", "csv", "content", str(source),
+            [sys.executable, "-m", "payswitch.switch.batches.parse_worker", "csv", "content", str(source),
              str(source), str(source), "0", "0", "1", ""],  # pid 1 is not its parent
             pass_fds=(source,), timeout=60)
     finally:

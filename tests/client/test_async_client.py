@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from client import (
+from payswitch.client import (
     Account, AsyncClient, ConnectionLost, InsufficientFunds, NotFound, OutcomeUnknown,
     SwitchError, TransferResult, TransportError, Unauthenticated, Window,
 )
-from protocol import error_reply, ok_reply
+from payswitch.protocol import error_reply, ok_reply
 
 
 async def connect(peer, **kwargs) -> AsyncClient:

@@ -5,10 +5,10 @@ import socket
 
 import pytest
 
-from client.cli import build_parser, main, resolve_token
-from client.discovery import ConfigError, resolve_addresses, resolve_port
-from client.tables import iso_utc, table
-from protocol import error_reply, ok_reply
+from payswitch.client.cli import build_parser, main, resolve_token
+from payswitch.client.discovery import ConfigError, resolve_addresses, resolve_port
+from payswitch.client.tables import iso_utc, table
+from payswitch.protocol import error_reply, ok_reply
 
 
 def parse(*argv: str):

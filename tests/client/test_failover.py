@@ -15,9 +15,9 @@ from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world, switch_with_world
 
-from client import AsyncClient, AsyncPool, Client, NotPrimary, OutcomeUnknown, SwitchError
-from client.cli import main
-from protocol import codes, error_reply, ok_reply
+from payswitch.client import AsyncClient, AsyncPool, Client, NotPrimary, OutcomeUnknown, SwitchError
+from payswitch.client.cli import main
+from payswitch.protocol import codes, error_reply, ok_reply
 
 WORLD_ACCOUNTS = ("a-funding", "a-1", "a-2", "b-1", "b-eur")
 # Generous, so that a slow restart on a busy machine is still ridden out.

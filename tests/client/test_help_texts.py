@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from client.cli import build_parser as client_parser
-from loadtest.config import build_parser as loadtest_parser
-from switch.cli import build_parser as switch_parser
+from payswitch.client.cli import build_parser as client_parser
+from payswitch.loadtest.config import build_parser as loadtest_parser
+from payswitch.switch.cli import build_parser as switch_parser
 
 
 def walk(parser: argparse.ArgumentParser, path: str):

@@ -3,7 +3,7 @@ account once, oldest first, across pages; the blocking iterator may be abandoned
 
 import asyncio
 
-from client import AsyncClient, AsyncPool, Client
+from payswitch.client import AsyncClient, AsyncPool, Client
 
 TRANSFERS = 2_345
 PAGE = 1_000  # three pages, the last one partial

@@ -7,10 +7,10 @@ import pytest
 from support.ports import free_port
 from support.switch_process import SwitchProcess
 
-from client import (
+from payswitch.client import (
     AsyncClient, AsyncPool, Client, Forbidden, InsufficientFunds, SwitchError, TransferResult,
 )
-from client.cli import main
+from payswitch.client.cli import main
 
 FUNDS = 1_000_000
 

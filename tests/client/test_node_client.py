@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.values import MAX_ITEMS
+from payswitch.protocol.values import MAX_ITEMS
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs `node` on PATH to run a JS client")

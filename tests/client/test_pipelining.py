@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from client import AsyncClient, ConnectionLost, ProtocolViolation, RequestTimeout
-from protocol import encode_body, encode_frame, error_reply, ok_reply
+from payswitch.client import AsyncClient, ConnectionLost, ProtocolViolation, RequestTimeout
+from payswitch.protocol import encode_body, encode_frame, error_reply, ok_reply
 
 
 async def connect(peer, **kwargs) -> AsyncClient:

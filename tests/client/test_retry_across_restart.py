@@ -9,7 +9,7 @@ from support.ports import free_port
 from support.restart_load import transfer_across
 from support.switch_process import SwitchProcess
 
-from client import AsyncClient
+from payswitch.client import AsyncClient
 
 SENDERS = 4
 DOWN_S = 3.0  # how long the switch stays dead before the restart begins

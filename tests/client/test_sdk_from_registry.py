@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from client import AsyncClient, AsyncPool, Client, Forbidden, NotFound, SwitchError
-from client.cli import build_parser, main
-from protocol.ops import OPS
+from payswitch.client import AsyncClient, AsyncPool, Client, Forbidden, NotFound, SwitchError
+from payswitch.client.cli import build_parser, main
+from payswitch.protocol.ops import OPS
 
 
 def subcommands(parser) -> dict:

@@ -3,10 +3,10 @@ and the CLI's renderings (report CSV, matrix tables) as pure functions."""
 
 import pytest
 
-from client import AsyncClient, Client, MatrixRow, Window, WindowMatrix
-from client.cli import build_parser
-from client.commands import matrix_csv, matrix_tables, report_csv
-from protocol import ok_reply
+from payswitch.client import AsyncClient, Client, MatrixRow, Window, WindowMatrix
+from payswitch.client.cli import build_parser
+from payswitch.client.commands import matrix_csv, matrix_tables, report_csv
+from payswitch.protocol import ok_reply
 
 REPORT = {"window_id": 4, "state": "closed", "opened_at": 1, "closed_at": 2, "transfers": 3,
           "positions": [

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from client import AsyncClient, AsyncPool, Client, InsufficientFunds, RequestTimeout
-from protocol import error_reply, ok_reply
+from payswitch.client import AsyncClient, AsyncPool, Client, InsufficientFunds, RequestTimeout
+from payswitch.protocol import error_reply, ok_reply
 
 
 def test_sync_client_has_every_method_with_its_signature():

@@ -11,8 +11,8 @@ from support.load import TransferSender
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world, lookup_all
-from switch.storage.recovery import recover
-from switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.storage.segments import list_segments, list_snapshots
 
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
 TRANSFER_FIELDS = ("debit_account", "credit_account", "amount", "reference")

@@ -19,8 +19,8 @@ from support.processes import track
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from support.world import FUNDS, create_world
-from switch.storage.recovery import recover
-from switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.storage.segments import list_segments, list_snapshots
 
 SEGMENT_BYTES = 20_000
 EVERY_BYTES = 20_000

@@ -3,7 +3,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from protocol import OPS, decode_body
+from payswitch.protocol import OPS, decode_body
 from support.wire import WireClient, frame_header
 from support.world import FUNDS, create_world
 

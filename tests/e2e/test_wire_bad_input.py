@@ -5,7 +5,7 @@ import random
 import msgpack
 import pytest
 
-from protocol import codes, decode_body, encode_body, encode_frame
+from payswitch.protocol import codes, decode_body, encode_body, encode_frame
 from support.wire import WireClient, frame_header
 from support.world import (FUNDS, assert_debits_equal_credits, create_world,
                            switch_with_world)

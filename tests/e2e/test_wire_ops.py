@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from protocol import decode_body
+from payswitch.protocol import decode_body
 from support.wire import WireClient
 from support.world import FUNDS, assert_debits_equal_credits, create_world
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from protocol import decode_body, encode_body, encode_frame
+from payswitch.protocol import decode_body, encode_body, encode_frame
 from support.wire import WireClient, frame_header
 from support.world import FUNDS, create_world
 

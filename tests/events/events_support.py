@@ -2,9 +2,9 @@
 import msgpack
 
 from ledger.ledger_support import NOW
-from switch.events.derive import derive
-from switch.state import SwitchState
-from switch.storage.recovery import apply_record
+from payswitch.switch.events.derive import derive
+from payswitch.switch.state import SwitchState
+from payswitch.switch.storage.recovery import apply_record
 
 
 class Log:

@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from events.events_support import Log, replayed
 from ledger.ledger_support import account, participant, tr
-from switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
+from payswitch.switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
 
 PREFIX = "payswitch.events"
 

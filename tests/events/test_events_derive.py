@@ -3,9 +3,9 @@ events and fields, expiry inside any record, rolled back chains, settlement, bat
 same events from a replay as from the first run."""
 from events.events_support import Log, replayed
 from ledger.ledger_support import SECOND, account, participant, tr
-from protocol import events as schema
-from protocol import JSON, encode_body
-from switch.events.derive import derive, envelope
+from payswitch.protocol import events as schema
+from payswitch.protocol import JSON, encode_body
+from payswitch.switch.events.derive import derive, envelope
 
 
 def world() -> Log:

@@ -7,8 +7,8 @@ from events.events_support import Log
 from ledger.ledger_support import account, participant, tr
 from support.events_stream import assert_gap_free, read_events
 from support.waiting import eventually
-from switch.config import Config
-from switch.events.stream import EventStream
+from payswitch.switch.config import Config
+from payswitch.switch.events.stream import EventStream
 
 
 def records() -> list:

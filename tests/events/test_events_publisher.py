@@ -8,9 +8,9 @@ from structlog.testing import capture_logs
 from events.events_support import Log
 from ledger.ledger_support import account, participant
 from support.waiting import eventually
-from switch.config import Config
-from switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
-from switch.events.jetstream import Publisher
+from payswitch.switch.config import Config
+from payswitch.switch.events.backlog import EMPTY_STREAM, Backlog, StreamEnd
+from payswitch.switch.events.jetstream import Publisher
 
 
 class Message:

@@ -6,9 +6,9 @@ from structlog.testing import capture_logs
 
 from events.events_support import Log
 from ledger.ledger_support import account, participant, tr
-from switch.config import Config
-from switch.events.backlog import EMPTY_STREAM, Backlog
-from switch.events.stream import EventStream
+from payswitch.switch.config import Config
+from payswitch.switch.events.backlog import EMPTY_STREAM, Backlog
+from payswitch.switch.events.stream import EventStream
 
 
 class StandInPublisher:

@@ -10,8 +10,8 @@ from pathlib import Path
 import msgpack
 
 from support.wire import WireClient
-from switch.storage.records import RecordScanner
-from switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.records import RecordScanner
+from payswitch.switch.storage.segments import list_segments, list_snapshots
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from protocol import OPS, ProtocolError, codes, decode_body, parse_envelope, validate_args
+from payswitch.protocol import OPS, ProtocolError, codes, decode_body, parse_envelope, validate_args
 from support.wire import WireClient
-from switch.config import Config
+from payswitch.switch.config import Config
 
 SEND_NOTHING = object()
 UNAUTHENTICATED_FRAME_BYTES = Config().max_unauthenticated_frame_bytes  # the switch's default

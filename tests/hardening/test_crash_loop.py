@@ -32,7 +32,7 @@ from support.wire import WireClient
 from support.world import create_world, lookup_all
 
 from hardening.fault_support import ACCOUNTS
-from switch.storage.verify import format_report, verify as verify_data_dir
+from payswitch.switch.storage.verify import format_report, verify as verify_data_dir
 
 CRASH_ROUNDS_DEFAULT = 3
 SERVE_ARGS = ("--wal-segment-bytes", "65536", "--snapshot-every-bytes", "196608")

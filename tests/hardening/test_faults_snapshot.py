@@ -5,8 +5,8 @@ acknowledged transfer is there; when nothing can replace it, the switch refuses 
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from support.world import FUNDS, create_world, lookup_all
-from switch.storage.segments import list_segments
-from switch.storage.snapshots import HEADER
+from payswitch.switch.storage.segments import list_segments
+from payswitch.switch.storage.snapshots import HEADER
 
 from hardening.fault_support import (assert_books_balance, flip_byte, run_switch_cli,
                                      send_transfers, snapshots)

@@ -5,7 +5,7 @@ then starts with everything before the damage."""
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from support.world import FUNDS, create_world, lookup_all
-from switch.storage.segments import list_segments
+from payswitch.switch.storage.segments import list_segments
 
 from hardening.fault_support import (assert_books_balance, find_record, flip_byte,
                                      records, run_switch_cli, send_transfers, snapshots,

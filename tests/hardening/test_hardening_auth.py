@@ -4,7 +4,7 @@ participant."""
 import threading
 import time
 
-from protocol import OPS
+from payswitch.protocol import OPS
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import FUNDS, create_world

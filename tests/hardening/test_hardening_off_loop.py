@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from protocol import decode_body, encode_body, encode_frame
+from payswitch.protocol import decode_body, encode_body, encode_frame
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 from support.world import FUNDS

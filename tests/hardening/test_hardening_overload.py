@@ -3,7 +3,7 @@ limit on replies waiting for the WAL, requests are answered `overloaded` at once
 change nothing; a client that respects the limit never sees it; memory stays bounded."""
 import threading
 
-from protocol import decode_body, encode_body, encode_frame
+from payswitch.protocol import decode_body, encode_body, encode_frame
 from support.wire import WireClient
 from support.world import FUNDS
 

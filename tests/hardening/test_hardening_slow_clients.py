@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from protocol import decode_body, encode_body, encode_frame
+from payswitch.protocol import decode_body, encode_body, encode_frame
 from support.switch_process import SwitchProcess
 from support.wire import WireClient, frame_header
 from support.world import create_world

@@ -2,7 +2,7 @@
 bounded memory of addresses."""
 import pytest
 
-from switch.auth import HelloThrottle
+from payswitch.switch.auth import HelloThrottle
 
 
 def test_delays_double_up_to_the_maximum_and_queue_per_address():

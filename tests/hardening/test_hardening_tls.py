@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from client import AsyncClient, Client
-from client.pool import AsyncPool
+from payswitch.client import AsyncClient, Client
+from payswitch.client.pool import AsyncPool
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
 

@@ -1,6 +1,6 @@
 """Builders shared by the ledger tests (normalized args as the protocol layer gives them)."""
 
-from switch.ledger import Ledger, LedgerError
+from payswitch.switch.ledger import Ledger, LedgerError
 
 NOW = 1_700_000_000_000_000_000
 SECOND = 1_000_000_000

@@ -3,13 +3,13 @@ a mismatch refused at import, and the admin check of the declarations applied to
 
 import pytest
 
-from protocol.ops import ADMIN_ONLY, ALL_OPS, INTERNAL, LEDGER, applied_by
-from switch.batches.book import BatchBook
-from switch.ledger import Ledger, LedgerError
-from switch.ledger.codes import admin_only
-from switch.ledger.handlers import HandlerMismatch, handler_table, handles
-from switch.service import _LOCAL_HANDLERS
-from switch.state import SwitchState
+from payswitch.protocol.ops import ADMIN_ONLY, ALL_OPS, INTERNAL, LEDGER, applied_by
+from payswitch.switch.batches.book import BatchBook
+from payswitch.switch.ledger import Ledger, LedgerError
+from payswitch.switch.ledger.codes import admin_only
+from payswitch.switch.ledger.handlers import HandlerMismatch, handler_table, handles
+from payswitch.switch.service import _LOCAL_HANDLERS
+from payswitch.switch.state import SwitchState
 
 
 def test_every_op_is_answered_by_exactly_one_executor():

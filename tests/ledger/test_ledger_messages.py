@@ -5,9 +5,9 @@ import itertools
 import pytest
 
 from ledger.ledger_support import SECOND, Env, standard, tr
-from switch.ledger import Ledger, LedgerError
-from switch.ledger.explain import differences
-from switch.ledger.transfers import same_fields
+from payswitch.switch.ledger import Ledger, LedgerError
+from payswitch.switch.ledger.explain import differences
+from payswitch.switch.ledger.transfers import same_fields
 
 
 def item_result(env, caller, item):

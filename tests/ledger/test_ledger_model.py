@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ledger.ledger_support import NOW, SECOND, account, participant, tr, version_2_state
-from switch.ledger import Ledger, LedgerError
+from payswitch.switch.ledger import Ledger, LedgerError
 
 PARTICIPANTS = ["p1", "p2", "p3"]
 CAPS = {"p1": {"USD": 400}, "p2": {"USD": 250}, "p3": {}}  # initial net debit caps

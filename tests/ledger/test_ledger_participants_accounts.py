@@ -3,7 +3,7 @@
 import pytest
 
 from ledger.ledger_support import NOW, Env, account, participant, standard
-from switch.ledger import Ledger, LedgerError
+from payswitch.switch.ledger import Ledger, LedgerError
 
 
 def create_participants(env, *items, caller="admin"):

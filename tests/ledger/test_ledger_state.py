@@ -4,8 +4,8 @@ import msgpack
 import pytest
 
 from ledger.ledger_support import SECOND, Env, busy_history, standard, tr, version_2_state
-from switch.ledger import Ledger
-from switch.ledger.records import (
+from payswitch.switch.ledger import Ledger
+from payswitch.switch.ledger.records import (
     EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED,
 )
 

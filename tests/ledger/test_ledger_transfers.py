@@ -3,7 +3,7 @@
 import pytest
 
 from ledger.ledger_support import NOW, standard, tr
-from switch.ledger import LedgerError
+from payswitch.switch.ledger import LedgerError
 
 
 def test_one_phase_transfer_moves_money():

@@ -5,9 +5,9 @@ import msgpack
 import pytest
 
 from ledger.ledger_support import Env, account, participant, standard, tr, version_2_state
-from switch.ledger import Ledger
-from switch.ledger.clearing import settlement_id
-from switch.ledger.reconcile import reconcile, render
+from payswitch.switch.ledger import Ledger
+from payswitch.switch.ledger.clearing import settlement_id
+from payswitch.switch.ledger.reconcile import reconcile, render
 
 HUB = {"USD": "hub-usd", "EUR": "hub-eur"}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from loadtest.config import parse_args, parse_mix
+from payswitch.loadtest.config import parse_args, parse_mix
 
 
 def test_defaults():

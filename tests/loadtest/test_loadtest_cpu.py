@@ -1,6 +1,6 @@
 """The switch's CPU over the load counts only between two readings of one switch process."""
 
-from loadtest.cpu import SwitchCpu, SwitchCpuReading
+from payswitch.loadtest.cpu import SwitchCpu, SwitchCpuReading
 
 
 def reading(node="n1:1", uptime_s=10.0, read_at_s=100.0, cpu_s=2.0) -> SwitchCpuReading:

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadtest.histogram import BUCKETS, MAX_TRACKED_US, RELATIVE_ERROR, Histogram
+from payswitch.loadtest.histogram import BUCKETS, MAX_TRACKED_US, RELATIVE_ERROR, Histogram
 
 PERCENTS = (0, 1, 50, 90, 99, 99.9, 100)
 

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from client import Account, Transfer
-from loadtest.verify import Evidence, Reservoir, Tally, Totals, verify
-from loadtest.workload import HOLD, ONE_PHASE, POST, VOID
+from payswitch.client import Account, Transfer
+from payswitch.loadtest.verify import Evidence, Reservoir, Tally, Totals, verify
+from payswitch.loadtest.workload import HOLD, ONE_PHASE, POST, VOID
 
 
 def test_tally_of_acknowledged_transfers_is_exact():

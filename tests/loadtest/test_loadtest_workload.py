@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-from loadtest.workload import (
+from payswitch.loadtest.workload import (
     COMPLETE, HOLD, LOOKUP, ONE_PHASE, PENDING, POST, SINGLE, VOID, AccountPicker, Workload,
 )
-from protocol import decode_body, encode_request, validate_args
+from payswitch.protocol import decode_body, encode_request, validate_args
 
 ACCOUNTS = [[f"p{p}-a{a}" for a in range(100)] for p in range(4)]
 OWNER = {account: p for p, owned in enumerate(ACCOUNTS) for account in owned}

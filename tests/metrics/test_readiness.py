@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from switch.config import Config
-from switch.health import Readiness
-from switch.metrics import GROUP_RECORDS_BUCKETS, Histogram
-from switch.metrics_server import MetricsServer
-from switch.service import Service
-from switch.state import SwitchState
-from switch.storage.recovery import RecoveryProgress, recover
-from switch.storage.wal_writer import WalWriter
+from payswitch.switch.config import Config
+from payswitch.switch.health import Readiness
+from payswitch.switch.metrics import GROUP_RECORDS_BUCKETS, Histogram
+from payswitch.switch.metrics_server import MetricsServer
+from payswitch.switch.service import Service
+from payswitch.switch.state import SwitchState
+from payswitch.switch.storage.recovery import RecoveryProgress, recover
+from payswitch.switch.storage.wal_writer import WalWriter
 from support.switch_process import SwitchProcess
 
 from metrics.metrics_support import REPO, http_get, promtool_check, samples, value

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from switch.config import Config, MAX_WAL_GROUP_WAIT_S
+from payswitch.switch.config import Config, MAX_WAL_GROUP_WAIT_S
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
 from support.world import create_world

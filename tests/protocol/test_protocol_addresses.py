@@ -2,7 +2,7 @@
 
 import pytest
 
-from protocol.addresses import AddressError, display_address, parse_address
+from payswitch.protocol.addresses import AddressError, display_address, parse_address
 
 
 @pytest.mark.parametrize("text, parsed", [

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import JSON, MSGPACK, ProtocolError, codec_of, codes, decode_body, encode_body
+from payswitch.protocol import JSON, MSGPACK, ProtocolError, codec_of, codes, decode_body, encode_body
 
 
 def assert_bad_frame(body: bytes) -> ProtocolError:

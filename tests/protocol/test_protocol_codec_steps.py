@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import JSON, MSGPACK, encode_body, encode_body_in_steps
+from payswitch.protocol import JSON, MSGPACK, encode_body, encode_body_in_steps
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
                    st.text(max_size=12), st.binary(max_size=8))

@@ -1,6 +1,6 @@
 import pytest
 
-from protocol import (
+from payswitch.protocol import (
     JSON, MSGPACK, FrameDecoder, ProtocolError, codes, decode_body, encode_request, error_reply,
     ok_reply, parse_envelope,
 )

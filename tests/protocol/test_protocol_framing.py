@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import FrameDecoder, encode_frame
+from payswitch.protocol import FrameDecoder, encode_frame
 
 MAX = 1024
 

@@ -3,7 +3,7 @@ starts a frame and never finishes it (slowloris)."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import FrameDecoder, encode_frame
+from payswitch.protocol import FrameDecoder, encode_frame
 
 MAX = 1024
 

@@ -3,7 +3,7 @@ import base64
 import msgpack
 import pytest
 
-from protocol import OPS, ProtocolError, codes, is_known_op, validate_args
+from payswitch.protocol import OPS, ProtocolError, codes, is_known_op, validate_args
 
 MUTATING = {
     "create_participants", "set_participant", "create_accounts", "create_transfers", "transfer",

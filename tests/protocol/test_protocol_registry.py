@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol import OPS, ProtocolError, codes, validate_args
-from protocol.ops import (
+from payswitch.protocol import OPS, ProtocolError, codes, validate_args
+from payswitch.protocol.ops import (
     ADMIN_ONLY, ALL_OPS, ANYONE, BATCHES, INTERNAL, LEDGER, NO_SESSION_OPS, SERVICE, SESSION,
     STANDBY_OPS, answered_by, applied_by,
 )

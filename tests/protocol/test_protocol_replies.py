@@ -4,8 +4,8 @@ moment a reply is not the oldest outstanding request's."""
 import msgpack
 import pytest
 
-from protocol import encode_body, encode_frame, error_reply, ok_reply
-from protocol.replies import InOrderReplies, ReplyMismatch
+from payswitch.protocol import encode_body, encode_frame, error_reply, ok_reply
+from payswitch.protocol.replies import InOrderReplies, ReplyMismatch
 
 
 def frame(reply: dict, codec: str = "msgpack") -> bytes:

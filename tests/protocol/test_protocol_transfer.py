@@ -1,7 +1,7 @@
 import msgpack
 import pytest
 
-from protocol import ProtocolError, codes, normalize_transfer, validate_args
+from payswitch.protocol import ProtocolError, codes, normalize_transfer, validate_args
 
 BASE = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
 DEFAULTS = {

@@ -1,7 +1,7 @@
 import msgpack
 import pytest
 
-from protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
+from payswitch.protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
                       parse_transfer_request, validate_args)
 
 PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}

@@ -1,6 +1,6 @@
 import pytest
 
-from protocol import (
+from payswitch.protocol import (
     MSGPACK, JSON, ProtocolError, codes, decode_body, encode_body, is_money, is_valid_currency,
     is_valid_id, parse_envelope, validate_args,
 )

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from client import AsyncClient
-from client.cli import main as cli
+from payswitch.client import AsyncClient
+from payswitch.client.cli import main as cli
 from metrics.metrics_support import (REPO, http_get, metric_names_in, metrics_port,
                                      sample_names, samples, value)
 from support.events_stream import assert_gap_free, read_events, wait_for_events_published

@@ -1,7 +1,7 @@
 """Cutting a node's own log back to what the stream is known to hold (real files)."""
-from switch.replication.local_log import discard_after, last_local_seq
-from switch.storage.records import RecordScanner, encode_record
-from switch.storage.segments import segment_path
+from payswitch.switch.replication.local_log import discard_after, last_local_seq
+from payswitch.switch.storage.records import RecordScanner, encode_record
+from payswitch.switch.storage.segments import segment_path
 
 
 def write_segment(wal_dir, first_seq: int, count: int) -> None:

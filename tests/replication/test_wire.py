@@ -1,11 +1,11 @@
 """The stream's message format, bytes in and bytes out (no NATS)."""
 import pytest
 
-from switch.replication.wire import (FIRST_SEQ, FORMAT, LAST_SEQ, MalformedMessage,
+from payswitch.switch.replication.wire import (FIRST_SEQ, FORMAT, LAST_SEQ, MalformedMessage,
                                      encoded_records, message_headers, parse_message,
                                      split_records)
-from switch.storage.records import encode_record
-from switch.storage.wal_format import WAL_VERSION, UnsupportedWalVersion
+from payswitch.switch.storage.records import encode_record
+from payswitch.switch.storage.wal_format import WAL_VERSION, UnsupportedWalVersion
 
 
 def records(count: int, size: int = 10) -> list[bytes]:

@@ -2,7 +2,7 @@
 Service: ledger, WAL on disk, checks in the contract's order. No socket is involved."""
 import itertools
 
-from protocol import FrameDecoder, decode_body, encode_body, encode_frame
+from payswitch.protocol import FrameDecoder, decode_body, encode_body, encode_frame
 from support.in_process import exchange, feed, new_session, released
 
 FUNDS = 1_000_000

@@ -7,10 +7,10 @@ from settlement.settlement_support import (
     BANKS, HUB_ACCOUNTS, create_settlement_world, ok, run_cli, tx,
 )
 from support.wire import WireClient
-from switch.reconcile import ledger_of
-from switch.storage.recovery import recover
-from switch.storage.segments import list_segments
-from switch.storage.snapshots import save_snapshot
+from payswitch.switch.reconcile import ledger_of
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.storage.segments import list_segments
+from payswitch.switch.storage.snapshots import save_snapshot
 
 
 def reconcile(data_dir, *flags):

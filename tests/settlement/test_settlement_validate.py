@@ -2,7 +2,7 @@
 {settlement_accounts}, get_window_matrix."""
 import pytest
 
-from protocol import OPS, ProtocolError, codes, validate_args
+from payswitch.protocol import OPS, ProtocolError, codes, validate_args
 
 
 def refused(op, args, *words):

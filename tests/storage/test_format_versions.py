@@ -9,12 +9,12 @@ import pytest
 
 from support.switch_process import SwitchProcess, run_switch_once
 from support.wire import WireClient
-from switch.ledger.snapshot import VERSION as SNAPSHOT_VERSION
-from switch.storage.recovery import RecoveryError, recover
-from switch.storage.segments import list_segments, list_snapshots
-from switch.storage.snapshots import read_snapshot, write_snapshot_file
-from switch.storage.verify import run_repair, run_verify
-from switch.storage.wal_format import MAGIC, SEGMENT_HEADER, WAL_VERSION
+from payswitch.switch.ledger.snapshot import VERSION as SNAPSHOT_VERSION
+from payswitch.switch.storage.recovery import RecoveryError, recover
+from payswitch.switch.storage.segments import list_segments, list_snapshots
+from payswitch.switch.storage.snapshots import read_snapshot, write_snapshot_file
+from payswitch.switch.storage.verify import run_repair, run_verify
+from payswitch.switch.storage.wal_format import MAGIC, SEGMENT_HEADER, WAL_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "format-v1"
 FIXTURE_BALANCES = {"a-funding": -1_000_000, "a-1": 999_664, "a-2": 33, "b-1": 303, "b-eur": 0}

@@ -1,7 +1,7 @@
 """WAL record framing on real bytes: intact prefixes, torn tails, damage before the tail."""
 from hypothesis import given, strategies as st
 
-from switch.storage.records import HEADER_BYTES, RecordScanner, encode_record
+from payswitch.switch.storage.records import HEADER_BYTES, RecordScanner, encode_record
 
 payload_lists = st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8)
 

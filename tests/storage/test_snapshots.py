@@ -1,8 +1,8 @@
 """Snapshot files: the switch state comes back exactly, and older layouts still load."""
 from ledger.ledger_support import busy_history, standard, version_2_state
-from switch.state import SwitchState
-from switch.storage.recovery import load_newest_snapshot
-from switch.storage.snapshots import save_snapshot
+from payswitch.switch.state import SwitchState
+from payswitch.switch.storage.recovery import load_newest_snapshot
+from payswitch.switch.storage.snapshots import save_snapshot
 
 
 def busy_state() -> SwitchState:

@@ -4,10 +4,10 @@ import io
 
 import msgpack
 
-from switch.storage.records import HEADER_BYTES, RecordScanner, encode_record
-from switch.storage.segments import segment_path, snapshot_path
-from switch.storage.snapshots import save_snapshot
-from switch.storage.verify import plan_repair, run_repair, run_verify, verify
+from payswitch.switch.storage.records import HEADER_BYTES, RecordScanner, encode_record
+from payswitch.switch.storage.segments import segment_path, snapshot_path
+from payswitch.switch.storage.snapshots import save_snapshot
+from payswitch.switch.storage.verify import plan_repair, run_repair, run_verify, verify
 
 
 def record(seq: int) -> bytes:

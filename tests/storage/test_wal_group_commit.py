@@ -2,8 +2,8 @@
 callbacks that append a connection's next record once its last one is durable."""
 import asyncio
 
-from switch.storage.wal_writer import WalWriter
-from switch.storage.records import encode_record
+from payswitch.switch.storage.wal_writer import WalWriter
+from payswitch.switch.storage.records import encode_record
 
 CLIENTS = 16
 ROUNDS = 10

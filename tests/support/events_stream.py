@@ -6,7 +6,7 @@ import time
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from protocol import events as schema
+from payswitch.protocol import events as schema
 from support.wire import WireClient
 
 READ_TIMEOUT_S = 30.0

@@ -8,15 +8,15 @@ becomes durable while the caller does not await, so a test sees the durability b
 import time
 from pathlib import Path
 
-from protocol import FrameDecoder
-from switch.auth import ADMIN
-from switch.config import Config
-from switch.decode_worker import verdict
-from switch.service import Service
-from switch.session import Session
-from switch.snapshotter import Snapshotter
-from switch.storage.recovery import recover
-from switch.storage.wal_writer import WalWriter
+from payswitch.protocol import FrameDecoder
+from payswitch.switch.auth import ADMIN
+from payswitch.switch.config import Config
+from payswitch.switch.decode_worker import verdict
+from payswitch.switch.service import Service
+from payswitch.switch.session import Session
+from payswitch.switch.snapshotter import Snapshotter
+from payswitch.switch.storage.recovery import recover
+from payswitch.switch.storage.wal_writer import WalWriter
 
 ADMIN_TOKEN = "in-process-admin-token"
 NO_DEADLINE_S = float("inf")

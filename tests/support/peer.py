@@ -9,10 +9,10 @@ import asyncio
 import inspect
 from collections.abc import Callable
 
-from protocol import (
+from payswitch.protocol import (
     FrameDecoder, codes, decode_body, encode_body, encode_frame, error_reply, ok_reply,
 )
-from protocol.ops import STANDBY_OPS
+from payswitch.protocol.ops import STANDBY_OPS
 
 PEER_MAX_FRAME_BYTES = 1 << 20
 

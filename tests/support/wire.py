@@ -2,8 +2,8 @@
 import socket
 import struct
 
-from protocol import FrameDecoder, decode_body, encode_body, encode_frame
-from protocol.replies import InOrderReplies
+from payswitch.protocol import FrameDecoder, decode_body, encode_body, encode_frame
+from payswitch.protocol.replies import InOrderReplies
 
 REPLY_MAX_BYTES = 256 << 20
 
