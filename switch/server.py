@@ -154,7 +154,6 @@ class SwitchServer:
                                             backlog=LISTEN_BACKLOG, **tls_options)
                    for sock in sockets]
         host, port = sockets[0].getsockname()[:2]
-        self._write_server_info(host, port)
         self.readiness.service = service
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
@@ -167,6 +166,8 @@ class SwitchServer:
                         max_connections=config.max_connections,
                         action="raise the hard RLIMIT_NOFILE or lower --max-connections")
         announce(self._announcement(host, port))
+        # Last: whoever waits for server.json (scripts, tests) then finds the start announced
+        self._write_server_info(host, port)
         if self.node is not None:
             self.node.start()
         housekeeping = loop.create_task(self._housekeeping(service, inbox))

@@ -184,6 +184,9 @@ def send_and_read_tiny_frames(host: str, port: int, count: int) -> int:
     return count
 
 
+FLOOD_FLOOR_MS = {**SHARED_CPU_FLOOR_MS, "p99_ms": 25.0}
+
+
 def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_path, stopper):
     """One read can hold tens of thousands of 5-byte frames (each a `bad_frame` to answer); the
     switch splits a read 512 frames at a time and handles a connection's frames for at most a
@@ -198,4 +201,7 @@ def test_a_flood_of_tiny_frames_on_one_connection_does_not_stall_the_others(tmp_
     print("\ntiny-frame flood:", {"latency_baseline": baseline, "latency_during": under_attack})
     assert answered == 400_000
     assert under_attack["samples"] >= 50
-    assert_within_2x(baseline, under_attack, SHARED_CPU_FLOOR_MS)
+    # The stall this guards against is the whole flood's time (seconds); the p99 floor is wide
+    # enough for a busy 2-core CI box (it broke there at 3 ms while other suites ran), and finer
+    # latency figures belong to benchmarks.
+    assert_within_2x(baseline, under_attack, FLOOD_FLOOR_MS)
