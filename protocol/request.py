@@ -8,6 +8,8 @@ from .transfer_request import parse_transfer_request
 
 __all__ = ["DecodedRequest", "decode_request"]
 
+_tuple_new = tuple.__new__
+
 
 class DecodedRequest(NamedTuple):
     request_id: int | str
@@ -25,8 +27,8 @@ def decode_request(body: bytes) -> DecodedRequest:
     fault, takes the general path, whose args still need `validate_args` (once the op and session
     have been checked, in the contract's order)."""
     plain = parse_transfer_request(body)
-    if plain is not None:
-        return DecodedRequest(plain.request_id, plain.op, plain.args, MSGPACK, True)
+    if plain is not None:  # without NamedTuple's Python-level __new__: once per request
+        return _tuple_new(DecodedRequest, (plain.request_id, plain.op, plain.args, MSGPACK, True))
     request, codec = decode_body(body)
     envelope = parse_envelope(request)
     return DecodedRequest(envelope.request_id, envelope.op, envelope.args, codec, False)
