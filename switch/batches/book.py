@@ -7,7 +7,6 @@ resumes after a crash from `applied`, never applying an item twice. An atomic ba
 `batch_apply` of one linked chain: one record, one ledger step, all or nothing.
 """
 import hashlib
-from typing import Any, Callable
 
 import msgpack
 

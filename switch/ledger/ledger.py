@@ -2,7 +2,7 @@
 
 from bisect import bisect_right
 from operator import attrgetter
-from typing import Any, Callable
+from typing import Any
 
 from payswitch.protocol.ops import LEDGER, applied_by
 

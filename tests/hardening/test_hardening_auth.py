@@ -1,7 +1,6 @@
 """Security against a real switch process: failed hellos slowed per peer address and logged
 (never the token), no token in any log or data file, and every op tried as the wrong
 participant."""
-import threading
 import time
 
 from payswitch.protocol import OPS

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from support.nats_cluster import NatsCluster
-from support.ports import free_ports
 from support.waiting import wait_until
 from support.switch_process import SwitchProcess
 from support.wire import WireClient
