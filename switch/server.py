@@ -126,9 +126,11 @@ class SwitchServer:
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
                              config.durability == "fsync", on_durable, on_failure,
                              on_batch=self._replicate_batch if cluster else None,
-                             # replicated, replies wait for the stream too: nothing comes back
-                             # right after a local fsync to hold it for
-                             group_wait_s=0.0 if cluster else config.wal_group_wait_s)
+                             # no hold without fsyncs to share, nor replicated, where replies
+                             # wait for the stream too: nothing comes back right after a local
+                             # fsync to hold it for
+                             group_wait_s=config.wal_group_wait_s
+                             if config.durability == "fsync" and not cluster else 0.0)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,
                           admin_token_from_env=bool(admin_token_from_env))
