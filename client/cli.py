@@ -16,15 +16,13 @@ from typing import Mapping
 
 from payswitch.protocol import JSON, MSGPACK
 from payswitch.protocol.cli_help import ArgumentParser, program_name
-from payswitch.protocol.ops import OPS
+from payswitch.protocol.ops import ADMIN, OPS
 
 from . import batch_commands, commands, events_command
 from .async_client import AsyncClient
 from .discovery import ConfigError, add_address_arguments, resolve_addresses, resolve_admin_token
 from .errors import NotPrimary, OutcomeUnknown, SwitchError, TransportError
 from .failover import DEFAULT_RETRY_DEADLINE_S, Address, describe
-
-ADMIN = "admin"
 
 
 def _cap(allow_none: bool):

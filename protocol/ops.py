@@ -14,6 +14,9 @@ from .codes import BAD_REQUEST, UNKNOWN_OP
 from .errors import ProtocolError
 from .transfer import normalize_transfer
 
+# The operator's participant id: a hello as "admin" with the operator token.
+ADMIN = "admin"
+
 # Who may call an op.
 ANYONE = "anyone"  # no session needed
 SESSION = "session"  # any participant with a session; the executor limits it to its own

@@ -9,8 +9,7 @@ import secrets
 from pathlib import Path
 
 from payswitch.protocol.atomic_file import write_atomically
-
-ADMIN = "admin"
+from payswitch.protocol.ops import ADMIN
 TOKEN_BYTES = 24
 ADMIN_TOKEN_ENV = "SWITCH_ADMIN_TOKEN"
 

@@ -12,8 +12,7 @@ from payswitch.protocol.codes import (
     PENDING_ALREADY_VOIDED, PENDING_EXPIRED, PENDING_NOT_FOUND, SAME_ACCOUNT, UNKNOWN_OP,
     WINDOW_NOT_FOUND,
 )
-
-ADMIN = "admin"
+from payswitch.protocol.ops import ADMIN  # the operator; the ledger names it among its codes
 
 __all__ = [
     "ACCOUNT_EXISTS", "ACCOUNT_NOT_FOUND", "ADMIN", "BAD_REQUEST", "CREATED", "CURRENCY_MISMATCH",
