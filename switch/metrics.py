@@ -71,6 +71,7 @@ class RequestMetrics:
 
     def __init__(self):
         self.by_op: dict[str, tuple[dict[str, int], Histogram]] = {}  # op -> (code -> n, times)
+        self.frames_taken = 0  # frames taken to answer, the one still being answered included
 
     def record(self, op, code: str, seconds: float) -> None:
         entry = self.by_op.get(op)

@@ -62,7 +62,6 @@ class Service:
         self._resume_refusal: str | None = None
         self.started_s = time.monotonic()
         self._released_seq = 0  # the highest durable_seq replies were released at
-        self.requests_total = 0
         self.request_metrics = RequestMetrics()
         self.snapshotter: Snapshotter | None = None  # set by the server once it exists
         # the committed-event stream (switch/events/stream.py) when on
@@ -359,7 +358,7 @@ class Service:
             "server": SERVER_NAME,
             "uptime_s": round(time.monotonic() - self.started_s, 3),
             "connections": len(self.connections),
-            "requests_total": self.requests_total,
+            "requests_total": self.request_metrics.frames_taken,
             "queued_replies": self.queued_replies,
             "shed": dict(self.shed),
             "connections_closed": dict(self.closed),

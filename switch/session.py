@@ -180,6 +180,7 @@ class Session:
     def _frame(self, body: bytes, clock) -> None:
         """One frame: answered here, or handed to the decode worker (then nothing more is handled
         until its verdict)."""
+        self.request_metrics.frames_taken += 1
         if len(body) > self.config.max_inline_decode_bytes and self.participant is not None:
             self.offloaded = body
             self.paused |= PAUSED_FOR_DECODE

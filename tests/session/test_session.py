@@ -45,6 +45,8 @@ async def test_pipelined_requests_are_answered_in_order_in_one_output(event_loop
     balances = {a["id"]: a["balance"] for a in answered[-1]["result"]["accounts"]}
     moved = sum(10 + n for n in range(5))
     assert balances == {"a-1": FUNDS - moved, "a-2": moved}
+    [stats] = replies(await exchange(service, session, frame("s", "stats", {})))
+    assert stats["result"]["requests_total"] == 3 + 6 + 1  # set-up, the pipeline, this one
 
 
 async def test_a_frame_fed_a_byte_at_a_time_is_answered_once_complete(event_loop_service):
