@@ -91,10 +91,6 @@ class Connection(asyncio.Protocol):
         return self.session.closing
 
     @property
-    def participant(self) -> str | None:
-        return self.session.participant
-
-    @property
     def busy(self) -> bool:
         """Whether requests of this connection are still to be answered."""
         return self.session.busy
@@ -121,7 +117,7 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session.offloaded is not None:
             self.service.decode_worker.submit(self, session.take_offloaded())
-        if session.waiting:
+        if session.holding:
             self.service.waiting_connections.add(self)
             if session.delayed and self._release_timer is None:
                 due_s = session.first_due_s()
@@ -150,7 +146,7 @@ class Connection(asyncio.Protocol):
         self.flush()
         if session.paused or not self.reading:
             self._sync_reading()
-        return bool(session.waiting)
+        return session.holding
 
     def _arm_release_timer(self, when_s: float) -> None:
         timer = self._release_timer
@@ -162,7 +158,7 @@ class Connection(asyncio.Protocol):
 
     def _on_release_timer(self) -> None:
         self._release_timer = None
-        if self.transport is None or not self.session.waiting:
+        if self.transport is None or not self.session.holding:
             return
         if not self.release(self.service.durable_seq):
             self.service.waiting_connections.discard(self)
