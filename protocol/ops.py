@@ -21,7 +21,9 @@ ADMIN = "admin"
 ANYONE = "anyone"  # no session needed
 SESSION = "session"  # any participant with a session; the executor limits it to its own
 ADMIN_ONLY = "admin"  # the operator only; anyone else is answered `forbidden`
-INTERNAL = "internal"  # the switch's own step (as admin), in the WAL but never on the wire
+# The switch's own step (as admin), or requests it executes together (transfer_group, as
+# their caller): in the WAL but never on the wire.
+INTERNAL = "internal"
 
 # A request's args in, normalized args out; ProtocolError (`bad_request`) when they are not valid.
 Normalizer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -133,6 +135,9 @@ _DECLARED = (
     _internal("open_window", LEDGER, "{window_id}"),
     _internal("batch_validated", BATCHES, "{finished?}"),
     _internal("batch_apply", BATCHES, "{finished?}"),
+    # a run of plain `transfer` requests read together: {ids, debit_accounts, credit_accounts,
+    # amounts}, one column per field
+    _internal("transfer_group", LEDGER, "{results: [each transfer's result or error]}"),
 )
 
 # Every op, internal ones included: what the executors bind their handlers to.

@@ -6,7 +6,8 @@ from typing import Any
 from .fields import bad, check_keys, opt_bool, opt_currency, opt_id, opt_int, opt_text, req_id
 from .values import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, are_valid_ids, is_amount
 
-__all__ = ["normalize_transfer", "plain_transfer", "TRANSFER_FIELDS"]
+__all__ = ["normalize_transfer", "plain_transfer", "plain_fields", "plain_normalized",
+           "TRANSFER_FIELDS"]
 
 TRANSFER_FIELDS = (
     "id", "debit_account", "credit_account", "amount", "currency", "reference",
@@ -64,12 +65,24 @@ def plain_transfer(item: object) -> dict[str, Any] | None:
     """The normalized form of a well-formed transfer of the plain shape, in one step (60% of
     the general path's cost, which counts in batches of 8,190); None for anything else,
     including every fault, which the general path words."""
+    fields = plain_fields(item)
+    return None if fields is None else plain_normalized(*fields)
+
+
+def plain_fields(item: object) -> tuple[str, str, str, int] | None:
+    """(id, debit_account, credit_account, amount) of a well-formed transfer of the plain shape
+    (those four keys, nothing else); None for anything else."""
     if type(item) is not dict or item.keys() != _PLAIN:
         return None
     transfer_id, debit = item["id"], item["debit_account"]
     credit, amount = item["credit_account"], item["amount"]
     if not (is_amount(amount) and are_valid_ids(transfer_id, debit, credit)):
         return None
+    return transfer_id, debit, credit, amount
+
+
+def plain_normalized(transfer_id: str, debit: str, credit: str, amount: int) -> dict[str, Any]:
+    """The normalized form of a plain transfer with these (valid) fields."""
     return {
         "id": transfer_id, "debit_account": debit, "credit_account": credit, "amount": amount,
         "currency": None, "reference": None, "pending": False, "timeout": 0,

@@ -9,15 +9,15 @@ what `msgpack.packb` writes for the decoded value (a duplicate key, a non-minima
 left to the general path, and so is any key or value that is not one of the plain shape's.
 """
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import msgpack
 
 from .envelope import Envelope, is_valid_request_id
-from .transfer import plain_transfer
+from .transfer import plain_fields, plain_transfer
 from .values import MAX_ITEMS
 
-__all__ = ["parse_transfer_request"]
+__all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer"]
 
 _ENVELOPE = frozenset(("id", "op", "args"))
 # The key "op" and its value as packb writes them: a body without either cannot be the
@@ -35,6 +35,15 @@ _unpackb = msgpack.unpackb
 _pack: Callable[[object], bytes] = msgpack.Packer().pack
 
 
+class PlainTransfer(NamedTuple):
+    """A `transfer` request of the plain shape, as its fields (see parse_plain_transfer)."""
+    request_id: int | str
+    transfer_id: str
+    debit_account: str
+    credit_account: str
+    amount: int
+
+
 def parse_transfer_request(body: bytes) -> Envelope | None:
     """The envelope, args normalized, when `body` is a well-formed MessagePack `transfer` or
     `create_transfers` whose transfers all have the plain shape (id, debit_account,
@@ -42,26 +51,51 @@ def parse_transfer_request(body: bytes) -> Envelope | None:
     takes the general path (decode_body, parse_envelope, validate_args), which words it."""
     if _OP_BYTES[0] not in body and _OP_BYTES[1] not in body:
         return None
-    try:
-        # Plain maps: keys and values are checked below, duplicates by the re-encoding. A JSON
-        # body ("{" is the MessagePack int 123, then more bytes) fails here.
-        request = _unpackb(body, max_ext_len=0, max_map_len=MAX_ITEMS)
-    except (ValueError, TypeError, msgpack.UnpackException):
+    request = _request(body)
+    if request is None:
         return None
-    if type(request) is not dict or not _ENVELOPE.issuperset(request):
-        return None
-    request_id, op, args = request.get("id"), request.get("op"), request.get("args")
-    if not is_valid_request_id(request_id):
-        return None
+    request_id, op, args = request
     if op == "transfer":
         normalized = plain_transfer(args)
     elif op == "create_transfers":
         normalized = _plain_transfers(args)
     else:
         return None
-    if normalized is None or _pack(request) != body:
+    if normalized is None:
         return None
     return _tuple_new(Envelope, (request_id, op, normalized))
+
+
+def parse_plain_transfer(body: bytes) -> PlainTransfer | None:
+    """The fields of a well-formed MessagePack `transfer` of the plain shape, without building
+    its normalized args (the switch executes a run of these as one group); None for anything
+    else, exactly when parse_transfer_request gives no plain `transfer`."""
+    if _OP_BYTES[0] not in body:
+        return None
+    request = _request(body)
+    if request is None or request[1] != "transfer":
+        return None
+    fields = plain_fields(request[2])
+    if fields is None:
+        return None
+    return _tuple_new(PlainTransfer, (request[0], *fields))
+
+
+def _request(body: bytes) -> tuple[Any, Any, Any] | None:
+    """(request id, op, args) of a body that is the canonical MessagePack of a map of the
+    envelope's keys with a valid request id; None otherwise."""
+    try:
+        # Plain maps: keys and values are checked by the callers, duplicates by the
+        # re-encoding. A JSON body ("{" is the MessagePack int 123, then more bytes) fails here.
+        request = _unpackb(body, max_ext_len=0, max_map_len=MAX_ITEMS)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if type(request) is not dict or not _ENVELOPE.issuperset(request) or _pack(request) != body:
+        return None
+    request_id = request.get("id")
+    if not is_valid_request_id(request_id):
+        return None
+    return request_id, request.get("op"), request.get("args")
 
 
 def _plain_transfers(args: object) -> dict[str, Any] | None:

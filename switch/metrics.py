@@ -84,6 +84,23 @@ class RequestMetrics:
         if seconds > histogram.max:
             histogram.max = seconds
 
+    def record_group(self, op: str, count: int, error_codes: list[str], seconds: float) -> None:
+        """`count` requests answered together in `seconds` (each took that long): those whose
+        code is in `error_codes` failed with it, the others were answered ok."""
+        entry = self.by_op.get(op)
+        if entry is None:
+            entry = self._entry(op)
+        answered, histogram = entry
+        ok = count - len(error_codes)
+        if ok:
+            answered["ok"] = answered.get("ok", 0) + ok
+        for code in error_codes:
+            answered[code] = answered.get(code, 0) + 1
+        histogram.counts[bisect.bisect_left(histogram.bounds, seconds)] += count
+        histogram.sum += seconds * count
+        if seconds > histogram.max:
+            histogram.max = seconds
+
     def _entry(self, op) -> tuple[dict[str, int], Histogram]:
         if op not in OPS:
             op = UNKNOWN_OP

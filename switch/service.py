@@ -123,35 +123,59 @@ class Service:
         return error_reply(request_id, codes.INTERNAL, "internal error")
 
     def admit_request(self, session, op: str):
-        """The op's spec, once the switch may take the request at all; in the contract's
-        order of checks (see docs/protocol.md)."""
-        if self.shutting_down:
-            raise ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
-        if len(session.waiting) >= self.config.max_inflight_per_connection:
-            self.shed["requests_overloaded"] += 1
-            raise ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
-                                "connection; wait for replies before sending more")
-        if self.held_replies.count >= self.config.max_queued_replies:
-            self.shed["requests_overloaded"] += 1
-            raise ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
+        """The op's spec, once the switch may take the request at all; raises the refusal
+        otherwise, checked in the contract's order (see docs/protocol.md)."""
         spec = OPS.get(op)
+        refusal = self._refusal(session, op, spec)
+        if refusal is not None:
+            if refusal.code == codes.OVERLOADED:
+                self.shed["requests_overloaded"] += 1
+            raise refusal
+        return spec
+
+    def _refusal(self, session, op: str, spec) -> ProtocolError | None:
+        """Why the switch cannot take a request for `op` (`spec` its declaration, None if
+        unknown) now, if it cannot: the contract's checks, in its order."""
+        if self.shutting_down:
+            return ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
+        if len(session.waiting) >= self.config.max_inflight_per_connection:
+            return ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
+                                 "connection; wait for replies before sending more")
+        if self.held_replies.count >= self.config.max_queued_replies:
+            return ProtocolError(codes.OVERLOADED, "the switch is saturated; retry later")
         if spec is None:
-            raise ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
+            return ProtocolError(codes.UNKNOWN_OP, f"unknown op {op!r}")
         if session.participant is None and op not in NO_SESSION_OPS:
-            raise ProtocolError(codes.UNAUTHENTICATED, "send hello first")
+            return ProtocolError(codes.UNAUTHENTICATED, "send hello first")
         node = self.replication
         if node is not None and op not in STANDBY_OPS:
             refusal = node.refusal(spec.mutating)
             if refusal is not None:
                 code, message = refusal
                 details = {"primary": node.primary_address()} if code == codes.NOT_PRIMARY else {}
-                raise ProtocolError(code, message, details=details)
+                return ProtocolError(code, message, details=details)
         if spec.mutating and self.snapshotter.log_full():  # the restart-time bound
-            self.shed["requests_overloaded"] += 1
-            raise ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
+            return ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
         if spec.mutating and self.events is not None and self.events.refuses_writes():
-            raise ProtocolError(codes.UNAVAILABLE, self.events.refuse_write())
-        return spec
+            return ProtocolError(codes.UNAVAILABLE, self.events.refuse_write())
+        return None
+
+    def transfer_room(self, session) -> int:
+        """How many `transfer` requests of the session may be executed now as one group
+        (execute_transfer_group): 0 when the first would be refused or could not be executed,
+        which the one-by-one path then answers."""
+        if self.wal.failure is not None or \
+                self._refusal(session, "transfer", _TRANSFER_SPEC) is not None:
+            return 0
+        config = self.config
+        return min(config.max_inflight_per_connection - len(session.waiting),
+                   config.max_queued_replies - self.held_replies.count)
+
+    def execute_transfer_group(self, session, group: dict) -> list:
+        """Executes plain transfers of the session's participant as one logged group (the
+        ledger's `transfer_group`: `group` holds its columns); each one's result, or the
+        LedgerError that is its reply, in order."""
+        return self.execute_mutation(session.participant, "transfer_group", group)["results"]
 
     def execute(self, session, op: str, mutating: bool, args):
         """Runs a request's op for the session's participant; its result."""
@@ -458,6 +482,7 @@ class Service:
 
 
 _LOCAL_HANDLERS = handler_table(Service, answered_by(SERVICE))  # checked once, at import
+_TRANSFER_SPEC = OPS["transfer"]
 
 
 def _milliseconds(percentiles: dict) -> dict:

@@ -21,8 +21,8 @@ backlog), so neither a slow reader nor a fast pipeliner can make the server buff
 from collections import deque
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_frame, error_reply, ok_reply, validate_args,
-                      JSON)
+                      encode_body_in_steps, encode_frame, error_reply, ok_reply,
+                      parse_plain_transfer, validate_args, JSON, MSGPACK)
 from payswitch.switch.reply_steps import ReplyInSteps
 from payswitch.switch.verdict import Verdict
 
@@ -33,6 +33,9 @@ HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
 # Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
 MAX_FRAMES_PER_SPLIT = 512
+# Plain transfers executed as one group at most (~0.3 ms of the loop; 16 x 16 pipelined reads
+# bring 16 at a time): also what the one WAL record of a group holds at most.
+MAX_TRANSFER_GROUP = 64
 
 # Why a session's time limits ended it (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
@@ -158,7 +161,8 @@ class Session:
                 self.paused |= PAUSED_FOR_BACKLOG
                 return not self.paused & HOLDS_BACKLOG
             if backlog:
-                self._frame(backlog.popleft(), clock)
+                if self.participant is None or not self._transfer_group(clock):
+                    self._frame(backlog.popleft(), clock)
             else:
                 self._split(b"", self.last_activity_s)  # more frames of an earlier read
         if self.closing:
@@ -186,6 +190,55 @@ class Session:
             self.paused |= PAUSED_FOR_DECODE
             return
         self._answer(codec_of(body), clock, body=body)
+
+    def _transfer_group(self, clock) -> bool:
+        """Answers the plain `transfer` frames at the head of the backlog as one group: run one
+        after another at one time and logged as one record, so the per-request costs (clock,
+        expiry, admission, WAL record, metrics) are paid once per group. Takes nothing and
+        returns False when the first frame is not one, or would be refused: the one-by-one path
+        then answers it. The replies are exactly those of the one-by-one path."""
+        backlog = self.backlog
+        inline_bytes = self.config.max_inline_decode_bytes
+        body = backlog[0]
+        plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
+        if plain is None:
+            return False
+        dispatcher = self.dispatcher
+        room = min(dispatcher.transfer_room(self), MAX_TRANSFER_GROUP)
+        if room <= 0:
+            return False
+        started_s = clock()
+        backlog.popleft()
+        taken = [plain]
+        while backlog and len(taken) < room:
+            body = backlog[0]
+            plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
+            if plain is None:
+                break
+            backlog.popleft()
+            taken.append(plain)
+        self.request_metrics.frames_taken += len(taken)
+        group = {"ids": [t.transfer_id for t in taken],
+                 "debit_accounts": [t.debit_account for t in taken],
+                 "credit_accounts": [t.credit_account for t in taken],
+                 "amounts": [t.amount for t in taken]}
+        try:
+            outcomes = dispatcher.execute_transfer_group(self, group)
+        except Exception as error:  # none of them executed: each gets the one error reply
+            refused = dispatcher.error_reply(self, None, error)
+            replies = [{**refused, "id": t.request_id} for t in taken]
+        else:  # each transfer's result, or its LedgerError
+            replies = [ok_reply(t.request_id, outcome) if type(outcome) is dict
+                       else error_reply(t.request_id, outcome.code, outcome.message)
+                       for t, outcome in zip(taken, outcomes)]
+        seq = dispatcher.reply_seq("transfer")
+        durable_seq = dispatcher.durable_seq
+        failed = [reply["error"]["code"] for reply in replies if "error" in reply]
+        self.request_metrics.record_group("transfer", len(taken), failed, clock() - started_s)
+        for reply in replies:
+            self.queue_reply(seq, reply["id"], MSGPACK, encode_frame(encode_body(reply, MSGPACK)),
+                             durable_seq)
+        return True
 
     def take_offloaded(self) -> bytes | None:
         body, self.offloaded = self.offloaded, None

@@ -5,6 +5,7 @@ from operator import attrgetter
 from typing import Any
 
 from payswitch.protocol.ops import LEDGER, applied_by
+from payswitch.protocol.transfer import plain_normalized
 
 from . import invariants, snapshot
 from .clearing import Clearing, Position, SettlementEntry, Window, settlement_id
@@ -214,6 +215,27 @@ class Ledger:
         if t is None:
             raise LedgerError(status, explain(self.book, caller, item, status))
         return {"status": status, "timestamp": t.timestamp}, status == CREATED
+
+    @handles("transfer_group")
+    def _transfer_group(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:
+        """Plain `transfer` requests of one caller (columns of their four fields), executed one
+        after another at one `now`: the switch logs a run of them read together as one record
+        (switch/session.py). Each gets what `transfer` gives it: its result, or the LedgerError
+        it would raise, in `results`."""
+        book = self.book
+        create_plain = book.create_plain
+        before = book.last_ts
+        results: list[Result | LedgerError] = []
+        append = results.append
+        for transfer_id, debit, credit, amount in zip(args["ids"], args["debit_accounts"],
+                                                      args["credit_accounts"], args["amounts"]):
+            status, t = create_plain(caller, transfer_id, debit, credit, amount, now)
+            if t is None:
+                item = plain_normalized(transfer_id, debit, credit, amount)
+                append(LedgerError(status, explain(book, caller, item, status)))
+            else:
+                append({"status": status, "timestamp": t.timestamp})
+        return {"results": results}, book.last_ts != before
 
     @handles("expire_pending")
     def _expire_pending(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:

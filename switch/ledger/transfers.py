@@ -4,6 +4,8 @@ from heapq import heapify, heappop, heappush
 from itertools import count
 from typing import NamedTuple
 
+from payswitch.protocol.transfer import plain_normalized
+
 from .clearing import Clearing, within_cap
 from .explain import CHAIN_OPEN, chain_failed, explain
 from .codes import (
@@ -102,20 +104,33 @@ class Book:
             return self._settle(caller, item, item["post_pending_id"], POST, now)
         if item["void_pending_id"] is not None:
             return self._settle(caller, item, item["void_pending_id"], VOID, now)
-        return self._new(caller, item, now)
+        return self._new(caller, item["id"], item["debit_account"], item["credit_account"],
+                         item["amount"], item["currency"], item["reference"], item["pending"],
+                         item["timeout"], now)
+
+    def create_plain(self, caller: str, transfer_id: str, debit_id: str, credit_id: str,
+                     amount: int, now: int) -> Outcome:
+        """`create` of a plain transfer (no currency, reference, phase or link; amount >= 1)
+        from its four fields, without its normalized map unless the id is taken."""
+        if transfer_id in self.by_id:  # idempotency compares every field
+            return self.create(caller, plain_normalized(transfer_id, debit_id, credit_id, amount),
+                               now)
+        return self._new(caller, transfer_id, debit_id, credit_id, amount, None, None, False, 0,
+                         now)
 
     def _debits_own(self, caller: str, item: Item) -> bool:
         account = self.accounts.get(item["debit_account"])
         return account is not None and account.owner.id == caller
 
-    def _new(self, caller: str, item: Item, now: int) -> Outcome:
-        dr = self.accounts.get(item["debit_account"])
-        cr = self.accounts.get(item["credit_account"])
+    def _new(self, caller: str, transfer_id: str, debit_id: str, credit_id: str, amount: int,
+             currency: str | None, reference: str | None, pending: bool, timeout: int,
+             now: int) -> Outcome:
+        dr = self.accounts.get(debit_id)
+        cr = self.accounts.get(credit_id)
         if dr is None or cr is None:
             return ACCOUNT_NOT_FOUND, None
         if dr is cr:
             return SAME_ACCOUNT, None
-        currency = item["currency"]
         if cr.currency != dr.currency or (currency is not None and currency != dr.currency):
             return CURRENCY_MISMATCH, None
         payer = dr.owner
@@ -123,7 +138,6 @@ class Book:
             return FORBIDDEN, None
         if payer.suspended or cr.owner.suspended:
             return PARTICIPANT_SUSPENDED, None
-        amount = item["amount"]
         limit = dr.overdraft_limit
         if (limit is not None
                 and dr.credits_posted - dr.debits_posted - dr.debits_pending - amount < -limit):
@@ -131,16 +145,16 @@ class Book:
         # (no call when the payer has no cap at all)
         if payer is not cr.owner and payer.caps and not within_cap(dr, amount):
             return NET_DEBIT_CAP_EXCEEDED, None
-        if item["pending"]:
-            t = Transfer(item["id"], dr, cr, amount, item["reference"], item["timeout"],
-                         PENDING_KIND, None, PENDING, self.tick(now))
+        if pending:
+            t = Transfer(transfer_id, dr, cr, amount, reference, timeout, PENDING_KIND, None,
+                         PENDING, self.tick(now))
             self._reserve(t, amount)
             self.pending_count += 1
             if t.timeout:
                 heappush(self.heap, self.deadline_entry(t))
         else:
-            t = Transfer(item["id"], dr, cr, amount, item["reference"], 0, REGULAR, None,
-                         POSTED, self.tick(now))
+            t = Transfer(transfer_id, dr, cr, amount, reference, 0, REGULAR, None, POSTED,
+                         self.tick(now))
             self._move(t, amount)
         self._store(t)
         return CREATED, t

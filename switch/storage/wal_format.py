@@ -7,9 +7,13 @@ MAX_RECORD_BYTES, so the two never look alike, and a build older than versioning
 headed segment for damage and refuses to start rather than misreading it.
 
 Version 2 records are byte for byte those of version 1: only the segment says which format its
-records have. Records in the replicated stream carry the version in a message header (see
-switch/replication/wire.py). A version that changes the records must write records of an older
-version only into segments of that version.
+records have. Version 3 adds records of the op `transfer_group` (a run of plain transfers read
+together, see switch/session.py), which a build reading only up to version 2 cannot apply: so
+the switch begins a new segment rather than append to one of an older version, and an older
+build refuses a version 3 segment by its header instead of failing on the record. Records in
+the replicated stream carry the version in a message header (see switch/replication/wire.py).
+A version that changes the records must write records of an older version only into segments
+of that version.
 """
 import struct
 import zlib
@@ -17,7 +21,7 @@ from typing import NamedTuple
 
 MAGIC = b"PSWWAL\r\n"
 SEGMENT_HEADER = struct.Struct(">8sIQI")
-WAL_VERSION = 2  # what this build writes, and the newest it reads
+WAL_VERSION = 3  # what this build writes, and the newest it reads
 OLDEST_READABLE_VERSION = 1
 
 

@@ -20,7 +20,15 @@ from payswitch.protocol.atomic_file import fsync_dir
 from payswitch.switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
 from payswitch.switch.storage.records import MAX_RECORD_BYTES, encode_record
 from payswitch.switch.storage.segments import list_segments, segment_path
-from payswitch.switch.storage.wal_format import segment_header
+from payswitch.switch.storage.wal_format import (SEGMENT_HEADER, WAL_VERSION, read_segment_header,
+                                                 segment_header)
+
+
+def _format_version(segment: Path) -> int:
+    """The format version of an existing segment whose header, if it has one, is intact (as
+    recovery leaves the last one)."""
+    with open(segment, "rb") as file:
+        return read_segment_header(file.read(SEGMENT_HEADER.size), segment).version or 1
 
 
 class RecordTooLarge(ValueError):
@@ -94,16 +102,21 @@ class WalWriter:
         self._durable_end = (self._segment_path, self._segment_size)
 
     def _open_last_segment(self, next_seq: int) -> tuple[int, int]:
-        """The last segment keeps its format: records are appended to a version 1 segment as they
-        are (they are the same bytes); an empty one (new, or its header cut off as a torn tail)
-        is begun with a header."""
+        """The log goes on in the last segment if it is of this build's format. After a segment
+        of an older format it goes on in a new one: an older build reading that segment would
+        take a record only this format has for damage. A segment with no records (new, its
+        header cut off as a torn tail, or an older header alone) is begun with this header."""
         segments = list_segments(self.wal_dir)
         first_seq, path = segments[-1] if segments else (next_seq, segment_path(self.wal_dir,
                                                                                 next_seq))
+        if first_seq < next_seq and _format_version(path) < WAL_VERSION:
+            first_seq, path = next_seq, segment_path(self.wal_dir, next_seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if first_seq == next_seq and os.fstat(fd).st_size and _format_version(path) < WAL_VERSION:
+            os.ftruncate(fd, 0)  # an older header and no record
         if os.fstat(fd).st_size == 0:
             os.write(fd, segment_header(first_seq))
-        if not segments:
+        if not segments or segments[-1][1] != path:
             fsync_dir(self.wal_dir)
         self._segment_path = path
         return fd, os.fstat(fd).st_size

@@ -38,7 +38,8 @@ def test_the_contracts_sets_derive_from_the_declarations():
         "create_participants", "set_participant", "rotate_token", "close_window", "stats",
         "state_digest"}
     internal = {op for op, spec in ALL_OPS.items() if spec.access == INTERNAL}
-    assert internal == {"expire_pending", "open_window", "batch_validated", "batch_apply"}
+    assert internal == {"expire_pending", "open_window", "batch_validated", "batch_apply",
+                        "transfer_group"}
     assert set(OPS) == set(ALL_OPS) - internal
     assert all(spec.mutating and spec.normalize is None for op, spec in ALL_OPS.items()
                if op in internal)

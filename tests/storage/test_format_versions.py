@@ -1,5 +1,6 @@
-"""Format versions over real files: a data directory written before segments were versioned
-(fixtures/format-v1) still recovers, and a segment or snapshot of a newer version is refused."""
+"""Format versions over real files: data directories written before segments were versioned
+(fixtures/format-v1) and before `transfer_group` records (fixtures/format-v2) still recover,
+and a segment or snapshot of a newer version is refused."""
 import io
 import shutil
 import zlib
@@ -14,16 +15,18 @@ from payswitch.switch.storage.recovery import RecoveryError, recover
 from payswitch.switch.storage.segments import list_segments, list_snapshots
 from payswitch.switch.storage.snapshots import read_snapshot, write_snapshot_file
 from payswitch.switch.storage.verify import run_repair, run_verify
-from payswitch.switch.storage.wal_format import MAGIC, SEGMENT_HEADER, WAL_VERSION
+from payswitch.switch.storage.wal_format import (MAGIC, SEGMENT_HEADER, WAL_VERSION,
+                                                 read_segment_header)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "format-v1"
+FIXTURE_V2 = Path(__file__).parent / "fixtures" / "format-v2"  # the same world, version 2
 FIXTURE_BALANCES = {"a-funding": -1_000_000, "a-1": 999_664, "a-2": 33, "b-1": 303, "b-eur": 0}
 NEWER = WAL_VERSION + 1
 
 
-def fixture_copy(tmp_path) -> Path:
+def fixture_copy(tmp_path, fixture: Path = FIXTURE) -> Path:
     data_dir = tmp_path / "data"
-    shutil.copytree(FIXTURE, data_dir, ignore=shutil.ignore_patterns("README.md"))
+    shutil.copytree(fixture, data_dir, ignore=shutil.ignore_patterns("README.md"))
     return data_dir
 
 
@@ -70,6 +73,50 @@ def test_a_switch_continues_a_version_1_log_in_version_2_segments(tmp_path):
     assert f"segment {old}: format version 1:" in out.getvalue()
     assert f"segment {new}: format version {WAL_VERSION}:" in out.getvalue()
     assert f"version {SNAPSHOT_VERSION}: intact" in out.getvalue()
+
+
+def test_a_version_2_log_and_snapshot_recover_to_their_balances(tmp_path):
+    data_dir = fixture_copy(tmp_path, FIXTURE_V2)
+    [(_, segment)] = list_segments(data_dir / "wal")
+    assert read_segment_header(segment.read_bytes(), segment).version == 2
+    assert recovered_balances(data_dir) == FIXTURE_BALANCES
+    shutil.rmtree(data_dir / "snapshots")  # the log alone, from record 1
+    (data_dir / "snapshots").mkdir()
+    assert recovered_balances(data_dir) == FIXTURE_BALANCES
+
+
+def test_a_switch_continues_a_version_2_log_in_a_new_segment_of_its_own_version(tmp_path):
+    data_dir = fixture_copy(tmp_path, FIXTURE_V2)
+    switch = SwitchProcess(data_dir).start()  # the old segment is far from full
+    with WireClient(switch.host, switch.port) as admin:
+        admin.hello("admin", switch.admin_token)
+        reply = admin.call("transfer", {"id": "later", "debit_account": "b-1",
+                                        "credit_account": "a-2", "amount": 3}, "msgpack")
+        assert reply["status"] == "created", reply  # a record a version 2 build cannot read
+    switch.kill()
+    [(_, old), (_, new)] = list_segments(data_dir / "wal")
+    assert old.read_bytes() == (FIXTURE_V2 / "wal" / old.name).read_bytes()
+    assert read_segment_header(new.read_bytes(), new).version == WAL_VERSION
+    assert recovered_balances(data_dir) == {**FIXTURE_BALANCES, "a-2": 36, "b-1": 300}
+    out = io.StringIO()
+    assert run_verify(data_dir, out) == 0
+    assert f"segment {old}: format version 2:" in out.getvalue()
+    assert f"segment {new}: format version {WAL_VERSION}:" in out.getvalue()
+
+
+def test_a_last_segment_of_an_older_header_alone_is_begun_again_in_this_version(tmp_path):
+    data_dir = fixture_copy(tmp_path, FIXTURE_V2)
+    begun = data_dir / "wal" / "wal-00000000000000000011.log"  # a rotation, then a crash
+    begun.write_bytes(headed_segment(2, 11, b""))
+    switch = SwitchProcess(data_dir).start()
+    with WireClient(switch.host, switch.port) as admin:
+        admin.hello("admin", switch.admin_token)
+        admin.call("transfer", {"id": "later", "debit_account": "b-1", "credit_account": "a-2",
+                                "amount": 3}, "msgpack")
+    switch.kill()
+    assert [path for _, path in list_segments(data_dir / "wal")][-1] == begun
+    assert read_segment_header(begun.read_bytes(), begun).version == WAL_VERSION
+    assert recovered_balances(data_dir) == {**FIXTURE_BALANCES, "a-2": 36, "b-1": 300}
 
 
 def test_a_segment_of_a_newer_version_is_refused_at_start_naming_it(tmp_path):

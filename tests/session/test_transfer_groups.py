@@ -1,0 +1,125 @@
+"""Plain transfers read together are executed as one group and logged as one record
+(Session._transfer_group): their replies are those the one-by-one path gives, and replaying
+the log rebuilds the same state."""
+from payswitch.protocol import JSON
+from payswitch.switch.storage.recovery import recover
+from support.in_process import exchange, feed, new_session, released
+
+from session.test_session import FUNDS, frame, open_accounts, replies
+
+
+def plain(request_id, transfer_id: str, debit: str, credit: str, amount: int,
+          codec: str = "msgpack") -> bytes:
+    return frame(request_id, "transfer", {"id": transfer_id, "debit_account": debit,
+                                          "credit_account": credit, "amount": amount}, codec)
+
+
+# (request id, transfer id, debit, credit, amount): successes and every kind of failure a
+# plain transfer can meet, a retry and a clash of ids inside the same read.
+MIXED = [
+    ("r0", "t0", "a-1", "a-2", 100),
+    ("r1", "t1", "a-2", "a-1", FUNDS * 10),  # insufficient_funds
+    ("r2", "t2", "a-1", "nobody", 5),  # account_not_found
+    ("r3", "t0", "a-1", "a-2", 100),  # the same transfer again: exists
+    ("r4", "t0", "a-1", "a-2", 101),  # exists_with_different_fields
+    ("r5", "t5", "a-1", "a-1", 5),  # same_account
+    ("r6", "t6", "a-2", "a-1", 100),  # spends what t0 brought, in the same group
+]
+
+
+def without_timestamps(answered: list[dict]) -> list[dict]:
+    for reply in answered:
+        if reply.get("ok"):
+            reply["result"].pop("timestamp")
+    return answered
+
+
+async def test_a_read_of_plain_transfers_is_one_record_answered_as_one_by_one(
+        event_loop_service):
+    grouped = event_loop_service(durability="none")
+    session = new_session(grouped)
+    await open_accounts(grouped, session)
+    before = grouped.wal.appended_seq
+    answered = replies(await exchange(grouped, session,
+                                      b"".join(plain(*fields) for fields in MIXED)))
+    assert grouped.wal.appended_seq == before + 1  # one record for the whole read
+
+    # The general path, one request at a time: JSON frames are never grouped.
+    one_by_one = event_loop_service(durability="none")
+    json_session = new_session(one_by_one)
+    await open_accounts(one_by_one, json_session)
+    expected = []
+    for fields in MIXED:
+        expected += replies(await exchange(one_by_one, json_session, plain(*fields, codec=JSON)))
+
+    assert [reply["id"] for reply in answered] == [fields[0] for fields in MIXED]
+    assert without_timestamps(answered) == without_timestamps(expected)
+    assert [reply.get("error", {}).get("code") for reply in answered] == [
+        None, "insufficient_funds", "account_not_found", None, "exists_with_different_fields",
+        "same_account", None]
+    assert answered[3]["result"]["status"] == "exists"
+
+
+async def test_groups_split_around_other_frames_and_keep_the_order(event_loop_service):
+    service = event_loop_service(durability="none")
+    session = new_session(service)
+    await open_accounts(service, session)
+    before = service.wal.appended_seq
+    data = b"".join([
+        plain("p0", "u0", "a-1", "a-2", 1), plain("p1", "u1", "a-1", "a-2", 2),
+        frame("w", "transfer", {"id": "u2", "debit_account": "a-1", "credit_account": "a-2",
+                                "amount": 3, "reference": "not plain"}),
+        frame("l", "lookup_accounts", {"ids": ["a-2"]}),
+        plain("p3", "u3", "a-1", "a-2", 4, codec=JSON),
+        plain("p4", "u4", "a-1", "a-2", 5), plain("p5", "u5", "a-1", "a-2", 6),
+    ])
+    answered = replies(await exchange(service, session, data))
+    assert [reply["id"] for reply in answered] == ["p0", "p1", "w", "l", "p3", "p4", "p5"]
+    assert all(reply["ok"] for reply in answered), answered
+    assert answered[3]["result"]["accounts"][0]["balance"] == 1 + 2 + 3
+    # a group, the transfer with a reference, the JSON one, a group: the read has no record
+    assert service.wal.appended_seq == before + 4
+    [stats] = replies(await exchange(service, session, frame("s", "stats", {})))
+    assert stats["result"]["requests_total"] == 3 + 7 + 1  # set-up, the read, this one
+
+
+async def test_replaying_a_log_of_groups_rebuilds_the_same_state(event_loop_service):
+    service = event_loop_service(durability="fsync")
+    session = new_session(service)
+    await open_accounts(service, session)
+    for round_number in range(3):
+        data = b"".join(plain(f"r{round_number}-{n}", f"t{round_number}-{n}", "a-1", "a-2", n + 1)
+                        for n in range(40)) + b"".join(plain(*fields) for fields in MIXED)
+        await exchange(service, session, data)
+    await service.wal.drain()
+    config = service.config
+    assert recover(config.wal_dir, config.snapshot_dir).state.digest() == service.state.digest()
+
+
+async def test_a_group_stops_at_the_in_flight_limit_and_the_rest_are_refused(
+        event_loop_service):
+    service = event_loop_service(durability="fsync", max_inflight_per_connection=4)
+    session = new_session(service)
+    await open_accounts(service, session)
+    data = b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(6))
+    assert feed(service, session, data) == b""  # four held, then two refused behind
+    assert session.paused
+    await service.wal.drain()
+    answered = replies(released(service, session))
+    assert [reply["id"] for reply in answered] == [0, 1, 2, 3, 4, 5]
+    assert [reply["ok"] for reply in answered] == [True] * 4 + [False] * 2
+    assert {reply["error"]["code"] for reply in answered[4:]} == {"overloaded"}
+    assert service.shed["requests_overloaded"] == 2
+
+
+async def test_a_group_counts_each_request_by_its_code(event_loop_service):
+    service = event_loop_service(durability="none")
+    session = new_session(service)
+    await open_accounts(service, session)
+    await exchange(service, session, b"".join(plain(*fields) for fields in MIXED))
+    answered = service.request_metrics.answered()
+    assert answered[("transfer", "ok")] == 1 + 3  # the set-up's funding, then three
+    assert answered[("transfer", "insufficient_funds")] == 1
+    assert answered[("transfer", "same_account")] == 1
+    [histogram] = [h for op, h in service.request_metrics.seconds().items() if op == "transfer"]
+    assert histogram.percentiles()["count"] == 1 + len(MIXED)
