@@ -19,14 +19,15 @@ class DecodedRequest(NamedTuple):
     validated: bool  # whether args are normalized already (else validate_args them)
 
 
-def decode_request(body: bytes) -> DecodedRequest:
+def decode_request(body: bytes, batch_columns: bool = False) -> DecodedRequest:
     """The request in `body`, or `ProtocolError` (`bad_frame`, `bad_request`) for a body that is
-    not a request at all.
+    not a request at all. With `batch_columns`, the args of a plain `create_transfers` are
+    columns (see parse_transfer_request).
 
     Most traffic is plain transfers, decoded and validated in one step; anything else, and every
     fault, takes the general path, whose args still need `validate_args` (once the op and session
     have been checked, in the contract's order)."""
-    plain = parse_transfer_request(body)
+    plain = parse_transfer_request(body, batch_columns)
     if plain is not None:  # without NamedTuple's Python-level __new__: once per request
         return _tuple_new(DecodedRequest, (plain.request_id, plain.op, plain.args, MSGPACK, True))
     request, codec = decode_body(body)

@@ -1,13 +1,15 @@
 """Normalization of one transfer item (`create_transfers` items, `transfer` args)."""
 
 import json
+from operator import itemgetter
 from typing import Any
 
 from .fields import bad, check_keys, opt_bool, opt_currency, opt_id, opt_int, opt_text, req_id
-from .values import MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, are_valid_ids, is_amount
+from .values import (MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, all_amounts, all_valid_ids,
+                     are_valid_ids, is_amount)
 
-__all__ = ["normalize_transfer", "plain_transfer", "plain_fields", "plain_normalized",
-           "TRANSFER_FIELDS"]
+__all__ = ["normalize_transfer", "plain_transfer", "plain_fields", "plain_columns",
+           "plain_normalized", "TRANSFER_FIELDS"]
 
 TRANSFER_FIELDS = (
     "id", "debit_account", "credit_account", "amount", "currency", "reference",
@@ -16,6 +18,10 @@ TRANSFER_FIELDS = (
 _ALLOWED = frozenset(TRANSFER_FIELDS)
 # The shape nearly every transfer has: one phase, no currency, reference or link.
 _PLAIN = frozenset(("id", "debit_account", "credit_account", "amount"))
+_DICT, _PLAIN_LENGTH = frozenset((dict,)), frozenset((len(_PLAIN),))
+# A plain transfer's fields, one column each: {column: what reads its field from an item}
+_COLUMNS = {"ids": itemgetter("id"), "debit_accounts": itemgetter("debit_account"),
+            "credit_accounts": itemgetter("credit_account"), "amounts": itemgetter("amount")}
 
 
 def normalize_transfer(item: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +85,24 @@ def plain_fields(item: object) -> tuple[str, str, str, int] | None:
     if not (is_amount(amount) and are_valid_ids(transfer_id, debit, credit)):
         return None
     return transfer_id, debit, credit, amount
+
+
+def plain_columns(items: list[object]) -> dict[str, list[Any]] | None:
+    """{ids, debit_accounts, credit_accounts, amounts} of transfers (at least one) that all have
+    the plain shape, one column per field, in item order: what plain_fields gives each, checked
+    a column at a time, without a Python call per item (an eighth of plain_fields' cost, which
+    counts in batches of 8,190); None when any item is not one."""
+    if set(map(type, items)) != _DICT or set(map(len, items)) != _PLAIN_LENGTH:
+        return None
+    try:  # four keys each, and these four among them: the plain keys exactly
+        columns = {name: list(map(field, items)) for name, field in _COLUMNS.items()}
+    except KeyError:
+        return None
+    if not (all_amounts(columns["amounts"]) and all_valid_ids(columns["ids"])
+            and all_valid_ids(columns["debit_accounts"])
+            and all_valid_ids(columns["credit_accounts"])):
+        return None
+    return columns
 
 
 def plain_normalized(transfer_id: str, debit: str, credit: str, amount: int) -> dict[str, Any]:

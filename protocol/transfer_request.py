@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple
 import msgpack
 
 from .envelope import Envelope, is_valid_request_id
-from .transfer import plain_fields, plain_transfer
+from .transfer import plain_columns, plain_fields, plain_transfer
 from .values import MAX_ITEMS
 
 __all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer"]
@@ -44,11 +44,15 @@ class PlainTransfer(NamedTuple):
     amount: int
 
 
-def parse_transfer_request(body: bytes) -> Envelope | None:
+def parse_transfer_request(body: bytes, batch_columns: bool = False) -> Envelope | None:
     """The envelope, args normalized, when `body` is a well-formed MessagePack `transfer` or
     `create_transfers` whose transfers all have the plain shape (id, debit_account,
     credit_account, amount); None for anything else, including every fault: the caller then
-    takes the general path (decode_body, parse_envelope, validate_args), which words it."""
+    takes the general path (decode_body, parse_envelope, validate_args), which words it.
+
+    With `batch_columns`, the args of such a `create_transfers` are its transfers' fields, one
+    column each ({ids, debit_accounts, credit_accounts, amounts}, see plain_columns), not
+    8,190 normalized maps: the form the switch executes and logs a plain batch in."""
     if _OP_BYTES[0] not in body and _OP_BYTES[1] not in body:
         return None
     request = _request(body)
@@ -58,7 +62,7 @@ def parse_transfer_request(body: bytes) -> Envelope | None:
     if op == "transfer":
         normalized = plain_transfer(args)
     elif op == "create_transfers":
-        normalized = _plain_transfers(args)
+        normalized = _plain_transfers(args, batch_columns)
     else:
         return None
     if normalized is None:
@@ -98,11 +102,13 @@ def _request(body: bytes) -> tuple[Any, Any, Any] | None:
     return request_id, request.get("op"), request.get("args")
 
 
-def _plain_transfers(args: object) -> dict[str, Any] | None:
+def _plain_transfers(args: object, batch_columns: bool) -> dict[str, Any] | None:
     if type(args) is not dict or args.keys() != _CREATE_TRANSFERS_ARGS:
         return None
     items = args["transfers"]
     if type(items) is not list or not 1 <= len(items) <= MAX_ITEMS:
         return None
+    if batch_columns:
+        return plain_columns(items)
     normalized = [plain_transfer(item) for item in items]
     return {"transfers": normalized} if all(normalized) else None  # normalized items are never empty

@@ -203,9 +203,18 @@ class Ledger:
 
     @handles("create_transfers")
     def _create_transfers(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:
-        before = self.book.last_ts
-        results = self.book.create_many(caller, args["transfers"], now)
-        return {"results": results}, self.book.last_ts != before
+        """Normalized items in `transfers`, or a batch of plain transfers as columns of their
+        fields ({ids, debit_accounts, credit_accounts, amounts}: how the decode worker hands
+        over a large one, and how it is logged), each item's result the same either way."""
+        book = self.book
+        before = book.last_ts
+        items = args.get("transfers")
+        if items is None:
+            results = book.create_plain_many(caller, args["ids"], args["debit_accounts"],
+                                             args["credit_accounts"], args["amounts"], now)
+        else:
+            results = book.create_many(caller, items, now)
+        return {"results": results}, book.last_ts != before
 
     @handles("transfer")
     def _transfer(self, caller: str, item: Item, now: int) -> tuple[Result, bool]:
