@@ -1,11 +1,12 @@
 """Value rules of the wire contract: ids, currencies, money and limits."""
 
 import re
-from typing import TypeGuard
+import string
+from typing import Any, TypeGuard
 
 __all__ = [
     "MAX_MONEY", "MAX_ITEMS", "MAX_TEXT_CHARS", "MAX_TIMEOUT_SECONDS", "MAX_UINT63",
-    "is_valid_id", "are_valid_ids", "all_valid_ids", "is_valid_currency", "is_money", "is_amount",
+    "is_valid_id", "are_valid_ids", "id_lines", "is_valid_currency", "is_money", "is_amount",
     "all_amounts",
 ]
 
@@ -15,14 +16,18 @@ MAX_ITEMS = 8190  # items per request (create_*, lookup_*, page limits)
 MAX_TEXT_CHARS = 256  # names, tokens, references
 MAX_TIMEOUT_SECONDS = 2**32 - 1
 
-_ID = r"[A-Za-z0-9._:-]{1,64}"
+_ID_CHARS = string.ascii_letters + string.digits + "._:-"
+_MAX_ID_CHARS = 64
+_ID = f"[{re.escape(_ID_CHARS)}]{{1,{_MAX_ID_CHARS}}}"
 # Measured faster than a frozenset superset check for typical ids.
 _match_id = re.compile(_ID).fullmatch
 # Three ids in one match (a transfer's), joined by a newline, which no id contains.
 _match_three_ids = re.compile("\n".join((_ID, _ID, _ID))).fullmatch
-# Any number of ids, one a line: a column of a batch's ids in one match.
-_match_id_lines = re.compile(f"(?:{_ID}\n)*{_ID}").fullmatch
-_STR, _INT = frozenset((str,)), frozenset((int,))
+# For id_lines: an id's characters become "a", the newline stays, any other byte is "?".
+_ID_CHAR_CLASSES = bytes(ord("a") if chr(byte) in _ID_CHARS else byte if byte == ord("\n")
+                         else ord("?") for byte in range(256))
+_TOO_LONG_ID = b"a" * (_MAX_ID_CHARS + 1)
+_INT = frozenset((int,))
 
 
 def is_valid_id(value: object) -> TypeGuard[str]:
@@ -36,14 +41,25 @@ def are_valid_ids(first: object, second: object, third: object) -> bool:
             and _match_three_ids(f"{first}\n{second}\n{third}") is not None)
 
 
-def all_valid_ids(values: list[object]) -> bool:
-    """is_valid_id of every value, and at least one, in one match: about a tenth of a call per
-    value (a column of a batch's ids)."""
-    if set(map(type, values)) != _STR:
-        return False
-    lines = "\n".join(values)  # type: ignore[arg-type]  # every value is a str
-    # as many lines as values: a value holding a newline is not one id
-    return lines.count("\n") == len(values) - 1 and _match_id_lines(lines) is not None
+def id_lines(values: list[Any]) -> str | None:
+    """The values one a line ("\\n".join) when every one passes is_valid_id, and there is at
+    least one; None otherwise. For values as a decoder makes them (a subclass of str would pass
+    for a str): a column of a batch's ids, checked in a few passes over its bytes, with no call
+    or match per value (a sixth of the cost of matching each)."""
+    try:
+        lines = "\n".join(values)  # any other type than str raises
+    except TypeError:
+        return None
+    if not lines.isascii():
+        return None
+    classes = lines.encode("ascii").translate(_ID_CHAR_CLASSES)
+    # Only id characters and the newlines between the values (so no value holds one); no
+    # value empty (at either end, or between two newlines) or too long.
+    if (b"?" in classes or classes.count(b"\n") != len(values) - 1
+            or classes[:1] in (b"", b"\n") or classes[-1:] == b"\n"
+            or b"\n\n" in classes or _TOO_LONG_ID in classes):
+        return None
+    return lines
 
 
 def is_valid_currency(value: object) -> TypeGuard[str]:
@@ -61,8 +77,8 @@ def is_amount(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 < value <= MAX_MONEY
 
 
-def all_amounts(values: list[object]) -> bool:
+def all_amounts(values: list[Any]) -> bool:
     """is_amount of every value, and at least one, without a call per value (a column of a
     batch's amounts)."""
     return (set(map(type, values)) == _INT
-            and 0 < min(values) and max(values) <= MAX_MONEY)  # type: ignore[type-var]
+            and 0 < min(values) and max(values) <= MAX_MONEY)

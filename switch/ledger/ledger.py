@@ -203,15 +203,16 @@ class Ledger:
 
     @handles("create_transfers")
     def _create_transfers(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:
-        """Normalized items in `transfers`, or a batch of plain transfers as columns of their
-        fields ({ids, debit_accounts, credit_accounts, amounts}: how the decode worker hands
-        over a large one, and how it is logged), each item's result the same either way."""
+        """Normalized items in `transfers`, or a batch of plain transfers in columns of their
+        fields (protocol.plain_columns: how the decode worker hands over a large one, and how
+        it is logged), each item's result the same either way."""
         book = self.book
         before = book.last_ts
         items = args.get("transfers")
-        if items is None:
-            results = book.create_plain_many(caller, args["ids"], args["debit_accounts"],
-                                             args["credit_accounts"], args["amounts"], now)
+        if items is None:  # each column of ids is one string, the ids one a line
+            results = book.create_plain_many(
+                caller, args["ids"].split("\n"), args["debit_accounts"].split("\n"),
+                args["credit_accounts"].split("\n"), args["amounts"], now)
         else:
             results = book.create_many(caller, items, now)
         return {"results": results}, book.last_ts != before
