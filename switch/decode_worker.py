@@ -11,7 +11,8 @@ The child reads frames (protocol framing) on stdin and writes one verdict frame 
 order, on stdout: a pickle of a Verdict (switch/verdict.py, a module of its own: this one runs as
 `__main__` in the child, and pickle names a class by its module). Pickle, because the switch
 loads 8,190 normalized transfers from it in ~4.5 ms, against ~10 from MessagePack and ~17 to
-decode the frame itself; it is safe here because the child pickles only values it built.
+decode the frame itself (and a plain batch, as columns, in ~0.1 ms); it is safe here because
+the child pickles only values it built.
 """
 import asyncio
 import os

@@ -8,7 +8,9 @@ headed segment for damage and refuses to start rather than misreading it.
 
 Version 2 records are byte for byte those of version 1: only the segment says which format its
 records have. Version 3 adds records of the op `transfer_group` (a run of plain transfers read
-together, see switch/session.py), which a build reading only up to version 2 cannot apply: so
+together, see switch/session.py) and `create_transfers` records of plain transfers in columns
+(`{ids, debit_accounts, credit_accounts, amounts}`, the ids one a line in one string per
+column: see protocol.plain_columns), which a build reading only up to version 2 cannot apply: so
 the switch begins a new segment rather than append to one of an older version, and an older
 build refuses a version 3 segment by its header instead of failing on the record. Records in
 the replicated stream carry the version in a message header (see switch/replication/wire.py).

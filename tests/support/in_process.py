@@ -5,6 +5,7 @@ Call from inside a running event loop (the WAL's group commit runs as a task of 
 becomes durable while the caller does not await, so a test sees the durability barrier hold
 (`feed`), or awaits the log and takes the replies it released (`exchange`).
 """
+import pickle
 import time
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def feed(service: Service, session: Session, data: bytes) -> bytes:
     more = session.receive(data, service.loop.time())
     while more:
         more = session.handle(NO_DEADLINE_S, time.perf_counter)
-        if session.offloaded is not None:  # decoded here, as the decode worker would
-            more = session.take_verdict(verdict(session.take_offloaded()))
+        if session.offloaded is not None:  # decoded here, and pickled, as the decode worker would
+            verdict_frame = pickle.dumps(verdict(session.take_offloaded()))
+            more = session.take_verdict(pickle.loads(verdict_frame))
     return released(service, session)
 
 

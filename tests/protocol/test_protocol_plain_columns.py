@@ -1,0 +1,115 @@
+"""A plain create_transfers checked a column at a time (plain_columns, id_lines, all_amounts)
+says exactly what checking each item (plain_fields, is_valid_id, is_amount) says."""
+import itertools
+
+import msgpack
+import pytest
+
+from payswitch.protocol import encode_request, parse_transfer_request
+from payswitch.protocol.transfer import plain_columns, plain_fields
+from payswitch.protocol.values import all_amounts, id_lines, is_amount, is_valid_id
+
+PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
+
+# valid ids, and each way an id can fail
+IDS = ["a", "A-Z.az_09:x", "x" * 64, "", "x" * 65, "a b", "a\n", "\n", "a\nb", "é", "a\x00",
+       "?", 1, None, b"a", True, ["a"]]
+AMOUNTS = [1, 100, 2**63 - 1, 0, -1, 2**63, True, 1.0, None, "1"]
+
+
+def combinations(values: list, sizes: tuple[int, ...]) -> list[list]:
+    return [list(combo) for size in sizes for combo in itertools.product(values, repeat=size)]
+
+
+def test_id_lines_is_every_value_an_id():
+    for values in combinations(IDS, (1, 2, 3)):
+        expected = "\n".join(values) if all(map(is_valid_id, values)) else None
+        assert id_lines(values) == expected, values
+
+
+def test_id_lines_of_no_value_is_none():
+    assert id_lines([]) is None
+
+
+def test_an_id_too_long_is_found_among_many():
+    ids = [f"t-{n}" for n in range(8190)]
+    assert id_lines(ids) == "\n".join(ids)
+    assert id_lines(ids[:4000] + ["x" * 65] + ids[4000:]) is None
+    assert id_lines(ids[:4000] + ["x" * 64] + ids[4000:]) is not None
+
+
+def test_all_amounts_is_every_value_an_amount():
+    for values in combinations(AMOUNTS, (1, 2, 3)):
+        assert all_amounts(values) is all(map(is_amount, values)), values
+
+
+def test_all_amounts_of_no_value_is_false():
+    assert all_amounts([]) is False
+
+
+ITEMS = [
+    PLAIN,
+    {**PLAIN, "id": "t-2", "amount": 2**63 - 1},
+    dict(reversed(list(PLAIN.items()))),  # key order does not matter
+    {**PLAIN, "amount": 0},
+    {**PLAIN, "amount": True},
+    {**PLAIN, "id": "bad id"},
+    {**PLAIN, "debit_account": None},
+    {**PLAIN, "credit_account": "a\n2"},
+    {**PLAIN, "linked": True},  # five keys
+    {"id": "t", "debit_account": "a", "credit_account": "b"},  # three
+    {"id": "t", "debit_account": "a", "credit_account": "b", "reference": "r"},  # not these four
+    [1, 2, 3, 4],
+    "abcd",
+    4,
+    None,
+]
+
+
+def test_plain_columns_are_the_fields_of_each_item():
+    for items in combinations(ITEMS, (1, 2, 3)):
+        fields = [plain_fields(item) for item in items]
+        columns = plain_columns(items)
+        if None in fields:
+            assert columns is None, items
+            continue
+        ids, debits, credits, amounts = zip(*fields)
+        assert columns == {"ids": "\n".join(ids), "debit_accounts": "\n".join(debits),
+                           "credit_accounts": "\n".join(credits), "amounts": list(amounts)}
+
+
+def test_plain_columns_of_no_item_is_none():
+    assert plain_columns([]) is None
+
+
+def test_a_plain_batch_parses_to_the_columns_of_its_normalized_items():
+    transfers = [{**PLAIN, "id": f"t-{n}", "amount": n + 1} for n in range(300)]
+    body = encode_request(7, "create_transfers", {"transfers": transfers}, "msgpack")[4:]
+    normalized = parse_transfer_request(body).args["transfers"]
+    envelope = parse_transfer_request(body, batch_columns=True)
+    assert (envelope.request_id, envelope.op) == (7, "create_transfers")
+    assert envelope.args == {
+        "ids": "\n".join(t["id"] for t in normalized),
+        "debit_accounts": "\n".join(t["debit_account"] for t in normalized),
+        "credit_accounts": "\n".join(t["credit_account"] for t in normalized),
+        "amounts": [t["amount"] for t in normalized]}
+
+
+@pytest.mark.parametrize("transfers", [
+    [PLAIN, {**PLAIN, "reference": "r"}],  # one item not plain: the general path normalizes
+    [PLAIN, {**PLAIN, "amount": 0}],  # invalid_amount is an item status, not a fault
+    [],
+    [PLAIN] * 8191,
+])
+def test_a_batch_that_is_not_all_plain_is_left_to_the_general_path(transfers):
+    body = msgpack.packb({"id": 1, "op": "create_transfers", "args": {"transfers": transfers}})
+    assert parse_transfer_request(body, batch_columns=True) is None
+
+
+def test_a_duplicate_key_in_an_item_is_left_to_the_general_path():
+    item = msgpack.packb(PLAIN)
+    duplicated = b"\x85\xa2id\xa1x" + item[1:]  # "id" twice: the map decodes to PLAIN
+    body = (b"\x83\xa2id\x01\xa2op\xb0create_transfers\xa4args\x81\xa9transfers\x92"
+            + item + duplicated)
+    assert msgpack.unpackb(body)["args"]["transfers"] == [PLAIN, PLAIN]
+    assert parse_transfer_request(body, batch_columns=True) is None
