@@ -113,3 +113,54 @@ def test_a_duplicate_key_in_an_item_is_left_to_the_general_path():
             + item + duplicated)
     assert msgpack.unpackb(body)["args"]["transfers"] == [PLAIN, PLAIN]
     assert parse_transfer_request(body, batch_columns=True) is None
+
+
+def raw_batch(items: list[bytes], array_header: bytes | None = None,
+              request_id: bytes = b"\x01", args_keys: bytes = b"\x81\xa9transfers") -> bytes:
+    """A create_transfers body assembled from encoded parts, to write any of them otherwise than
+    packb does."""
+    header = msgpack.Packer().pack_array_header(len(items)) if array_header is None \
+        else array_header
+    return (b"\x83\xa2id" + request_id + b"\xa2op\xb0create_transfers\xa4args" + args_keys
+            + header + b"".join(items))
+
+
+ITEM = msgpack.packb(PLAIN)  # fixmap, keys in PLAIN's order, "t-1", 100 as a fixint
+CANONICAL = [
+    raw_batch([ITEM, msgpack.packb({**PLAIN, "id": "t-2"})]),
+    raw_batch([msgpack.packb({**PLAIN, "id": f"t-{n}", "amount": amount})
+               for n, amount in enumerate([1, 127, 128, 255, 256, 65536, 2**32, 2**63 - 1])]),
+    raw_batch([msgpack.packb({**PLAIN, "id": "i" * size, "debit_account": "d" * (size // 2 + 1)})
+               for size in (1, 31, 32, 63, 64)]),
+    raw_batch([msgpack.packb({**PLAIN, "id": f"t-{n}"}) for n in range(20)]),  # array 16
+    raw_batch([ITEM], request_id=msgpack.packb("r" * 40)),
+    raw_batch([ITEM], request_id=msgpack.packb(-(2**63))),
+]
+NOT_CANONICAL = [
+    raw_batch([ITEM, ITEM.replace(b"\xa3t-1", b"\xd9\x03t-1")]),  # str 8 for a short id
+    raw_batch([ITEM, ITEM.replace(b"\xa6amount\x64", b"\xa6amount\xcc\x64")]),  # uint 8 for 100
+    raw_batch([ITEM, b"\xde\x00\x04" + ITEM[1:]]),  # map 16 for four keys
+    raw_batch([ITEM, ITEM], array_header=b"\xdc\x00\x02"),  # array 16 for two items
+    raw_batch([ITEM], request_id=b"\xcf" + (1).to_bytes(8, "big")),  # uint 64 for 1
+    raw_batch([ITEM, b"\x85\xa6amount\xcb" + bytes(8) + ITEM[1:]]),  # amount twice, a float first
+    raw_batch([ITEM], args_keys=b"\x82\xa9transfers\x90\xa9transfers"),  # transfers twice
+    b"\x84\xa2id\x02" + raw_batch([ITEM])[1:],  # the request id twice
+]
+
+
+@pytest.mark.parametrize("body", CANONICAL)
+def test_a_canonical_plain_batch_parses_to_columns(body):
+    normalized = parse_transfer_request(body)
+    assert normalized is not None
+    columns = parse_transfer_request(body, batch_columns=True)
+    assert columns is not None
+    assert columns.request_id == normalized.request_id
+    assert columns.args["ids"] == "\n".join(t["id"] for t in normalized.args["transfers"])
+    assert columns.args["amounts"] == [t["amount"] for t in normalized.args["transfers"]]
+
+
+@pytest.mark.parametrize("body", NOT_CANONICAL)
+def test_a_batch_not_as_packb_writes_it_is_left_to_the_general_path(body):
+    assert msgpack.unpackb(body)["args"]["transfers"][-1] == PLAIN  # decodes to plain items
+    assert parse_transfer_request(body) is None
+    assert parse_transfer_request(body, batch_columns=True) is None
