@@ -136,31 +136,37 @@ CANONICAL = [
     raw_batch([ITEM], request_id=msgpack.packb("r" * 40)),
     raw_batch([ITEM], request_id=msgpack.packb(-(2**63))),
 ]
-NOT_CANONICAL = [
+# the two items of raw_batch([ITEM, ITEM]) written in more bytes than packb writes them
+WIDER = [
     raw_batch([ITEM, ITEM.replace(b"\xa3t-1", b"\xd9\x03t-1")]),  # str 8 for a short id
-    raw_batch([ITEM, ITEM.replace(b"\xa6amount\x64", b"\xa6amount\xcc\x64")]),  # uint 8 for 100
+    raw_batch([ITEM, ITEM.replace(b"\xa6amount\x64", b"\xa6amount\xcc\x64")]),  # uint 8: 100
     raw_batch([ITEM, b"\xde\x00\x04" + ITEM[1:]]),  # map 16 for four keys
     raw_batch([ITEM, ITEM], array_header=b"\xdc\x00\x02"),  # array 16 for two items
-    raw_batch([ITEM], request_id=b"\xcf" + (1).to_bytes(8, "big")),  # uint 64 for 1
+    b"\x83\xa2id\xcf" + (1).to_bytes(8, "big") + raw_batch([ITEM, ITEM])[5:],  # uint 64 for 1
+]
+DUPLICATED = [
     raw_batch([ITEM, b"\x85\xa6amount\xcb" + bytes(8) + ITEM[1:]]),  # amount twice, a float first
-    raw_batch([ITEM], args_keys=b"\x82\xa9transfers\x90\xa9transfers"),  # transfers twice
-    b"\x84\xa2id\x02" + raw_batch([ITEM])[1:],  # the request id twice
+    raw_batch([ITEM, ITEM], args_keys=b"\x82\xa9transfers\x90\xa9transfers"),  # transfers twice
+    b"\x84\xa2id\x02" + raw_batch([ITEM, ITEM])[1:],  # the request id twice
+    b"\x84\xa4args\x80" + raw_batch([ITEM, ITEM])[1:],  # args twice
 ]
 
 
-@pytest.mark.parametrize("body", CANONICAL)
-def test_a_canonical_plain_batch_parses_to_columns(body):
-    normalized = parse_transfer_request(body)
-    assert normalized is not None
-    columns = parse_transfer_request(body, batch_columns=True)
-    assert columns is not None
-    assert columns.request_id == normalized.request_id
-    assert columns.args["ids"] == "\n".join(t["id"] for t in normalized.args["transfers"])
-    assert columns.args["amounts"] == [t["amount"] for t in normalized.args["transfers"]]
+@pytest.mark.parametrize("body", WIDER)
+def test_a_batch_written_wider_than_packb_parses_to_the_same_columns(body):
+    assert parse_transfer_request(body) is None  # not canonical: not this path's without columns
+    assert parse_transfer_request(body, batch_columns=True) == \
+        parse_transfer_request(raw_batch([ITEM, ITEM]), batch_columns=True)
 
 
-@pytest.mark.parametrize("body", NOT_CANONICAL)
-def test_a_batch_not_as_packb_writes_it_is_left_to_the_general_path(body):
+@pytest.mark.parametrize("body", DUPLICATED)
+def test_a_batch_with_a_duplicated_key_is_left_to_the_general_path(body):
     assert msgpack.unpackb(body)["args"]["transfers"][-1] == PLAIN  # decodes to plain items
     assert parse_transfer_request(body) is None
+    assert parse_transfer_request(body, batch_columns=True) is None
+
+
+@pytest.mark.parametrize("body", [raw_batch([ITEM]) + b"\xc0", raw_batch([ITEM])[:-1],
+                                  b"\x83" + raw_batch([ITEM])[1:].replace(b"\xa2op", b"\xa2oq")])
+def test_a_batch_with_trailing_missing_or_unknown_bytes_is_left_to_the_general_path(body):
     assert parse_transfer_request(body, batch_columns=True) is None
