@@ -2,7 +2,7 @@
 
 import struct
 
-__all__ = ["FrameDecoder", "encode_frame", "HEADER_BYTES"]
+__all__ = ["FrameDecoder", "encode_frame", "encode_frames", "HEADER_BYTES"]
 
 _HEADER = struct.Struct(">I")
 _unpack_header = _HEADER.unpack_from
@@ -12,6 +12,14 @@ HEADER_BYTES = _HEADER.size
 def encode_frame(body: bytes) -> bytes:
     """Prefix `body` with its length."""
     return _HEADER.pack(len(body)) + body
+
+
+def encode_frames(bodies: list[bytes]) -> bytes:
+    """The frames of `bodies`, one after another, in one bytes object."""
+    pieces: list[bytes] = []
+    for body in bodies:
+        pieces += (_HEADER.pack(len(body)), body)
+    return b"".join(pieces)
 
 
 class FrameDecoder:

@@ -138,7 +138,7 @@ class Service:
         unknown) now, if it cannot: the contract's checks, in its order."""
         if self.shutting_down:
             return ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
-        if len(session.waiting) >= self.config.max_inflight_per_connection:
+        if session.waiting_replies >= self.config.max_inflight_per_connection:
             return ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
                                  "connection; wait for replies before sending more")
         if self.held_replies.count >= self.config.max_queued_replies:
@@ -168,7 +168,7 @@ class Service:
                 self._refusal(session, "transfer", _TRANSFER_SPEC) is not None:
             return 0
         config = self.config
-        return min(config.max_inflight_per_connection - len(session.waiting),
+        return min(config.max_inflight_per_connection - session.waiting_replies,
                    config.max_queued_replies - self.held_replies.count)
 
     def execute_transfer_group(self, session, group: dict) -> list:

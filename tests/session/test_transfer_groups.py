@@ -123,3 +123,38 @@ async def test_a_group_counts_each_request_by_its_code(event_loop_service):
     assert answered[("transfer", "same_account")] == 1
     [histogram] = [h for op, h in service.request_metrics.seconds().items() if op == "transfer"]
     assert histogram.percentiles()["count"] == 1 + len(MIXED)
+
+
+async def test_a_held_group_whose_record_is_never_durable_answers_each_request_the_error(
+        event_loop_service):
+    service = event_loop_service(durability="fsync")
+    session = new_session(service)
+    await open_accounts(service, session)
+    durable_seq = service.durable_seq
+    data = b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(5))
+    assert feed(service, session, data) == b"" and session.waiting_replies == 5
+    session.fail_waiting("internal", "not durable, writes are stopped: a test", durable_seq)
+    answered = replies(session.take_output())
+    assert [reply["id"] for reply in answered] == [0, 1, 2, 3, 4]
+    assert {(reply["error"]["code"], reply["error"]["message"]) for reply in answered} == {
+        ("internal", "not durable, writes are stopped: a test")}
+    assert session.waiting_replies == 0 and service.queued_replies == 0
+    await service.wal.drain()
+
+
+async def test_a_participants_group_may_debit_only_its_own_accounts(event_loop_service):
+    service = event_loop_service(durability="none")
+    admin = new_session(service)
+    await open_accounts(service, admin)
+    created = replies(await exchange(service, admin, b"".join([
+        frame(4, "create_participants", {"participants": [{"id": "bank-b", "name": "B"}]}),
+        frame(5, "create_accounts", {"accounts": [
+            {"id": "b-1", "participant": "bank-b", "currency": "USD"}]}),
+        plain(6, "fund-b", "a-1", "b-1", 1000)])))
+    assert all(reply["ok"] for reply in created), created
+    bank_a = new_session(service, "bank-a")
+    answered = replies(await exchange(service, bank_a, b"".join([
+        plain("own", "t-own", "a-1", "a-2", 10), plain("theirs", "t-theirs", "b-1", "a-2", 10),
+        plain("to-them", "t-to-them", "a-1", "b-1", 10)])))
+    assert [reply["ok"] for reply in answered] == [True, False, True], answered
+    assert answered[1]["error"]["code"] == "forbidden"
