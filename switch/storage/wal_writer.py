@@ -11,7 +11,6 @@ import errno
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgpack
@@ -20,6 +19,7 @@ from payswitch.protocol.atomic_file import fsync_dir
 from payswitch.switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
 from payswitch.switch.storage.records import MAX_RECORD_BYTES, encode_record
 from payswitch.switch.storage.segments import list_segments, segment_path
+from payswitch.switch.storage.wal_thread import WalThread
 from payswitch.switch.storage.wal_format import (SEGMENT_HEADER, WAL_VERSION, read_segment_header,
                                                  segment_header)
 
@@ -95,7 +95,7 @@ class WalWriter:
         self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
         self._idle = asyncio.Event()
         self._idle.set()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
+        self._thread = WalThread("wal")
         self._packer = msgpack.Packer(use_bin_type=True)
         self._fd, self._segment_size = self._open_last_segment(next_seq)
         # Where the log ends as far as anything durable goes: (segment path, size in bytes).
@@ -205,7 +205,7 @@ class WalWriter:
             gathered = self._gathered = loop.create_future()
             self._wanted = wanted
             self._hold_over.clear()
-            self._thread.submit(self._time_hold, loop, gathered)
+            self._thread.call(self._time_hold, loop, gathered)
             try:
                 await gathered
             finally:
@@ -234,8 +234,8 @@ class WalWriter:
         appended_bytes up to it)."""
         batch, self._pending = self._pending, []
         last_seq = self.appended_seq
-        future = asyncio.get_running_loop().run_in_executor(
-            self._thread, self._write_batch, batch, last_seq - len(batch) + 1)
+        future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch,
+                                  last_seq - len(batch) + 1)
         if self._on_batch is not None:
             self._on_batch(batch, last_seq - len(batch) + 1)
         return future, last_seq, self.appended_bytes
@@ -310,5 +310,5 @@ class WalWriter:
         if gathered is not None:  # a hold for records that will not come now
             self._hold_over.set()
             gathered.get_loop().call_soon_threadsafe(self._end_hold, gathered)
-        self._thread.shutdown(wait=True)
+        self._thread.close()
         os.close(self._fd)
