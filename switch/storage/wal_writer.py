@@ -92,7 +92,11 @@ class WalWriter:
         self._skip_after_run_out = 1
         self._wanted = 0
         self._gathered: asyncio.Future | None = None
-        self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
+        # Held by the event loop while a hold lasts: the WAL thread counts group_wait_s by
+        # waiting for it (a lock, not an Event: its Condition is Python code on both threads,
+        # once per fsync).
+        self._hold_over = threading.Lock()
+        self._hold_locked = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._thread = WalThread("wal")
@@ -204,7 +208,9 @@ class WalWriter:
             loop = asyncio.get_running_loop()
             gathered = self._gathered = loop.create_future()
             self._wanted = wanted
-            self._hold_over.clear()
+            if not self._hold_over.acquire(blocking=False):
+                raise RuntimeError("WAL hold lock taken while no hold lasts")
+            self._hold_locked = True
             self._thread.call(self._time_hold, loop, gathered)
             try:
                 await gathered
@@ -221,11 +227,16 @@ class WalWriter:
     def _time_hold(self, loop, gathered: asyncio.Future) -> None:
         """Runs in the WAL thread, idle during a hold, because the event loop's timers count
         whole milliseconds (uvloop's, as libuv's)."""
-        if not self._hold_over.wait(self.group_wait_s):
+        if self._hold_over.acquire(timeout=self.group_wait_s):
+            self._hold_over.release()  # the loop ended the hold
+        else:
             loop.call_soon_threadsafe(self._end_hold, gathered)
 
     def _end_hold(self, gathered: asyncio.Future) -> None:
-        self._hold_over.set()
+        """Ends the hold (on the event loop; at most once per hold: later calls do nothing)."""
+        if self._hold_locked:
+            self._hold_locked = False
+            self._hold_over.release()
         if not gathered.done():
             gathered.set_result(None)
 
@@ -308,7 +319,6 @@ class WalWriter:
     def close(self) -> None:
         gathered = self._gathered
         if gathered is not None:  # a hold for records that will not come now
-            self._hold_over.set()
-            gathered.get_loop().call_soon_threadsafe(self._end_hold, gathered)
+            self._end_hold(gathered)
         self._thread.close()
         os.close(self._fd)
