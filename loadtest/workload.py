@@ -93,46 +93,71 @@ class Request:
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 _frame_header = struct.Struct(">I").pack
-_ITEM_KEYS = ("id", "debit_account", "credit_account", "amount", "pending")
-_ID, _DEBIT, _CREDIT, _AMOUNT, _PENDING = (_pack(key) for key in _ITEM_KEYS)
-_TRUE = _pack(True)
+
+
+def _transfer_template(pending: bool) -> bytes:
+    """A transfer map with %b holes for its packed id, accounts and amount."""
+    return b"".join((b"\x85" if pending else b"\x84", _pack("id"), b"%b", _pack("debit_account"),
+                     b"%b", _pack("credit_account"), b"%b", _pack("amount"), b"%b",
+                     _pack("pending") + _pack(True) if pending else b""))
+
+
+_REQUEST_HEAD = b"\x83" + _pack("id") + b"%b" + _pack("op")
+_SINGLE_HEAD = _REQUEST_HEAD + _pack("transfer") + _pack("args")
+_BATCH_HEAD = _REQUEST_HEAD + _pack("create_transfers") + _pack("args") + b"\x81" + \
+    _pack("transfers")
+_TRANSFER = (_transfer_template(False), _transfer_template(True))  # by `pending`
+_SINGLE_TRANSFER = tuple(_SINGLE_HEAD + template for template in _TRANSFER)
+_COMPLETION = b"\x82" + _pack("id") + b"%b%b%b"
 
 
 class MsgpackFrames:
-    """The transfer requests' frames joined from pre-encoded pieces and the few values that
-    change, byte for byte what `encode_request` makes of the same maps (a test holds them to
-    it) at a fraction of its CPU: the generator shares the cores with the switch."""
+    """The transfer requests' frames: byte templates with holes for the few values that change
+    (one bytes formatting each), byte for byte what `encode_request` makes of the same maps (a
+    test holds them to it) at a fraction of its CPU: the generator shares the cores with the
+    switch."""
 
     def __init__(self):
         self._accounts: dict[str, bytes] = {}  # an account id, packed
-        self._request_head = b"\x83" + _pack("id")
-        self._transfer_op = _pack("op") + _pack("transfer") + _pack("args")
-        self._batch_op = (_pack("op") + _pack("create_transfers") + _pack("args") + b"\x81"
-                          + _pack("transfers"))
+
+    def _account(self, account: str) -> bytes:
+        packed = self._accounts.get(account)
+        if packed is None:
+            packed = self._accounts[account] = _pack(account)
+        return packed
 
     def transfer(self, tid: str, debit: str, credit: str, amount: int, pending: bool) -> bytes:
         """{"id", "debit_account", "credit_account", "amount"[, "pending": true]}."""
         accounts = self._accounts
-        debit_bytes = accounts.get(debit) or accounts.setdefault(debit, _pack(debit))
-        credit_bytes = accounts.get(credit) or accounts.setdefault(credit, _pack(credit))
-        return b"".join((b"\x85" if pending else b"\x84", _ID, _pack(tid), _DEBIT, debit_bytes,
-                         _CREDIT, credit_bytes, _AMOUNT, _pack(amount),
-                         _PENDING + _TRUE if pending else b""))
+        return _TRANSFER[pending] % (
+            _pack(tid), accounts.get(debit) or self._account(debit),
+            accounts.get(credit) or self._account(credit), _pack(amount))
+
+    def single_transfer(self, request_id: int, tid: str, debit: str, credit: str, amount: int,
+                        pending: bool) -> bytes:
+        """A `transfer` request's frame for that transfer, in one formatting."""
+        accounts = self._accounts
+        body = _SINGLE_TRANSFER[pending] % (
+            _pack(request_id), _pack(tid), accounts.get(debit) or self._account(debit),
+            accounts.get(credit) or self._account(credit), _pack(amount))
+        return _frame_header(len(body)) + body
 
     @staticmethod
     def completion(tid: str, key: str, pending_id: str) -> bytes:
         """{"id", "post_pending_id" | "void_pending_id"}."""
-        return b"".join((b"\x82", _ID, _pack(tid), _pack(key), _pack(pending_id)))
+        return _COMPLETION % (_pack(tid), _pack(key), _pack(pending_id))
 
-    def single(self, request_id: int, transfer: bytes) -> bytes:
+    @staticmethod
+    def single(request_id: int, transfer: bytes) -> bytes:
         """A `transfer` request's frame."""
-        body = b"".join((self._request_head, _pack(request_id), self._transfer_op, transfer))
+        body = _SINGLE_HEAD % _pack(request_id) + transfer
         return _frame_header(len(body)) + body
 
-    def batch(self, request_id: int, transfers: list[bytes]) -> bytes:
+    @staticmethod
+    def batch(request_id: int, transfers: list[bytes]) -> bytes:
         """A `create_transfers` request's frame."""
-        body = b"".join((self._request_head, _pack(request_id), self._batch_op,
-                         _array_header(len(transfers)), *transfers))
+        body = b"".join((_BATCH_HEAD % _pack(request_id), _array_header(len(transfers)),
+                         *transfers))
         return _frame_header(len(body)) + body
 
 
@@ -164,6 +189,10 @@ class Workload:
         self._completions: list[tuple[int, int, tuple]] = []  # heap of (due, request id, items)
         self._frames = MsgpackFrames() if codec == MSGPACK else None
 
+    def next_requests(self, count: int) -> list[Request]:
+        next_request = self.next_request
+        return [next_request() for _ in range(count)]
+
     def next_request(self) -> Request:
         self.last_request_id = request_id = self.last_request_id + 1
         completions = self._completions
@@ -185,25 +214,33 @@ class Workload:
         if pending:
             due = request_id + 1 + int(rng.random() * COMPLETION_DELAY_REQUESTS)
             heappush(completions, (due, request_id, items))
-        if self._frames is None:
+        frames = self._frames
+        if frames is None:
             wires = [{"id": tid, "debit_account": debit, "credit_account": credit,
                       "amount": amount} for tid, amount, _, debit, credit in items]
             if pending:
                 for wire in wires:
                     wire["pending"] = True
             return self._encode(request_id, kind, items, wires)
-        transfer = self._frames.transfer
+        if self.batch_size == 1:
+            tid, amount, _, debit, credit = items[0]
+            return Request(request_id, frames.single_transfer(request_id, tid, debit, credit,
+                                                              amount, pending),
+                           kind, items, True)
+        transfer = frames.transfer
         encoded = [transfer(tid, debit, credit, amount, pending)
                    for tid, amount, _, debit, credit in items]
-        return self._encode_msgpack(request_id, kind, items, encoded)
+        return Request(request_id, frames.batch(request_id, encoded), kind, items, False)
 
     def _new_items(self, effect: int) -> tuple:
+        rng = self.rng
         if self.batch_size == 1:
             self._transfers = number = self._transfers + 1
-            debit, credit = self.picker.pair(self.rng)
-            amount = self.amount_min + int(self.rng.random() * self.amount_span)
-            return ((self.id_prefix + str(number), amount, effect, debit, credit),)
-        rng, pair, prefix = self.rng, self.picker.pair, self.id_prefix
+            debit, credit = self.picker.pair(rng)
+            return ((self.id_prefix + str(number),
+                     self.amount_min + int(rng.random() * self.amount_span), effect, debit,
+                     credit),)
+        pair, prefix = self.picker.pair, self.id_prefix
         amount_min, amount_span = self.amount_min, self.amount_span
         first = self._transfers + 1
         self._transfers += self.batch_size
