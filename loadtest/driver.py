@@ -39,6 +39,7 @@ HELLO_TIMEOUT_S = 10.0
 MIN_WAKE_S = 0.001  # the event loop's timers have millisecond resolution
 IDLE_WAKE_S = 0.01  # open loop with every connection reconnecting: look again this soon
 EARLY_SEND_S = 0.001
+ENCODE_AHEAD_TRANSFERS = 16  # made at a time at least: one by one costs more per request
 ITEM_SIZE_MARGIN_BYTES = 16  # ids and amounts grow a little as a run goes on
 PROTOCOL_VIOLATION = TRANSPORT_PREFIX + "protocol_violation"
 DRAIN_TIMEOUT = TRANSPORT_PREFIX + "drain_timeout"
@@ -243,7 +244,8 @@ class LoadConnection(asyncio.Protocol):
     def _refill(self) -> None:
         missing = self.run.pipeline - len(self.ready)
         if missing > 0:
-            self.ready += self.workload.next_requests(missing)
+            ahead = ENCODE_AHEAD_TRANSFERS // self.workload.batch_size
+            self.ready += self.workload.next_requests(max(missing, ahead))
 
     # Sending
 

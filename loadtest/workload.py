@@ -63,17 +63,26 @@ class AccountPicker:
                         for p in range(len(accounts))]
 
     def pair(self, rng: random.Random) -> tuple[str, str]:
-        cumulative = self._cumulative
-        debit = bisect(cumulative, rng.random() * cumulative[-1])
-        owner = self._owner[debit]
-        if self.interbank and rng.random() < self.interbank:
-            others, weights = self._others[owner]
-            owner = others[bisect(weights, rng.random() * weights[-1])]
-        positions, weights = self._own[owner]
-        while True:
-            credit = positions[bisect(weights, rng.random() * weights[-1])]
-            if credit != debit:
-                return self._ids[debit], self._ids[credit]
+        return self.pairs(rng, 1)[0]
+
+    def pairs(self, rng: random.Random, count: int) -> list[tuple[str, str]]:
+        """`count` pairs, drawn as `pair` would draw them one by one, in one loop."""
+        random, interbank = rng.random, self.interbank
+        cumulative, total = self._cumulative, self._cumulative[-1]
+        owners, own, others, ids = self._owner, self._own, self._others, self._ids
+        drawn = []
+        for _ in range(count):
+            debit = bisect(cumulative, random() * total)
+            owner = owners[debit]
+            if interbank and random() < interbank:
+                other_owners, weights = others[owner]
+                owner = other_owners[bisect(weights, random() * weights[-1])]
+            positions, weights = own[owner]
+            credit = debit
+            while credit == debit:
+                credit = positions[bisect(weights, random() * weights[-1])]
+            drawn.append((ids[debit], ids[credit]))
+        return drawn
 
 
 class Request:
@@ -133,9 +142,10 @@ class MsgpackFrames:
             _pack(tid), accounts.get(debit) or self._account(debit),
             accounts.get(credit) or self._account(credit), _pack(amount))
 
-    def single_transfer(self, request_id: int, tid: str, debit: str, credit: str, amount: int,
-                        pending: bool) -> bytes:
-        """A `transfer` request's frame for that transfer, in one formatting."""
+    def single_transfer(self, request_id: int, item: tuple, pending: bool) -> bytes:
+        """A `transfer` request's frame for the transfer `item` (id, amount, effect, debit,
+        credit), in one formatting."""
+        tid, amount, _, debit, credit = item
         accounts = self._accounts
         body = _SINGLE_TRANSFER[pending] % (
             _pack(request_id), _pack(tid), accounts.get(debit) or self._account(debit),
@@ -174,6 +184,8 @@ class Workload:
     def __init__(self, picker: AccountPicker, *, seed: int, connection: int, run_id: str,
                  mix: dict, batch_size: int, amount_min: int, amount_max: int, codec: str):
         self.rng = random.Random(seed * 1_000_003 + connection)
+        self._amount_rng = random.Random(f"{seed}.{connection}.amounts")  # apart from the
+        # rest, so that drawing pairs several at a time leaves the sequence as it is
         self.picker = picker
         self.batch_size = batch_size
         self.amount_min = amount_min
@@ -188,10 +200,22 @@ class Workload:
         self._transfers = 0
         self._completions: list[tuple[int, int, tuple]] = []  # heap of (due, request id, items)
         self._frames = MsgpackFrames() if codec == MSGPACK else None
+        self._plain_singles = self._kinds == [SINGLE] and batch_size == 1 and codec == MSGPACK
 
     def next_requests(self, count: int) -> list[Request]:
-        next_request = self.next_request
-        return [next_request() for _ in range(count)]
+        """The next `count` requests, as `next_request` makes them; in one lean loop when all
+        are one-phase single transfers in MessagePack (the default workload: the hot path of
+        a generator that shares the cores with the switch)."""
+        if not self._plain_singles:
+            next_request = self.next_request
+            return [next_request() for _ in range(count)]
+        first = self.last_request_id + 1
+        self.last_request_id += count
+        single_transfer = self._frames.single_transfer
+        return [Request(request_id, single_transfer(request_id, item, False), SINGLE, (item,),
+                        True)
+                for request_id, item in zip(range(first, first + count),
+                                            self._items(count, ONE_PHASE))]
 
     def next_request(self) -> Request:
         self.last_request_id = request_id = self.last_request_id + 1
@@ -223,9 +247,7 @@ class Workload:
                     wire["pending"] = True
             return self._encode(request_id, kind, items, wires)
         if self.batch_size == 1:
-            tid, amount, _, debit, credit = items[0]
-            return Request(request_id, frames.single_transfer(request_id, tid, debit, credit,
-                                                              amount, pending),
+            return Request(request_id, frames.single_transfer(request_id, items[0], pending),
                            kind, items, True)
         transfer = frames.transfer
         encoded = [transfer(tid, debit, credit, amount, pending)
@@ -233,23 +255,18 @@ class Workload:
         return Request(request_id, frames.batch(request_id, encoded), kind, items, False)
 
     def _new_items(self, effect: int) -> tuple:
-        rng = self.rng
-        if self.batch_size == 1:
-            self._transfers = number = self._transfers + 1
-            debit, credit = self.picker.pair(rng)
-            return ((self.id_prefix + str(number),
-                     self.amount_min + int(rng.random() * self.amount_span), effect, debit,
-                     credit),)
-        pair, prefix = self.picker.pair, self.id_prefix
+        return tuple(self._items(self.batch_size, effect))
+
+    def _items(self, count: int, effect: int) -> list[tuple]:
+        """The next `count` transfer items (id, amount, effect, debit, credit)."""
+        random, prefix = self._amount_rng.random, self.id_prefix
         amount_min, amount_span = self.amount_min, self.amount_span
         first = self._transfers + 1
-        self._transfers += self.batch_size
-        items = []
-        for number in range(first, self._transfers + 1):
-            debit, credit = pair(rng)
-            amount = amount_min + int(rng.random() * amount_span)
-            items.append((prefix + str(number), amount, effect, debit, credit))
-        return tuple(items)
+        self._transfers += count
+        return [(prefix + str(number), amount_min + int(random() * amount_span), effect, debit,
+                 credit)
+                for number, (debit, credit) in zip(range(first, first + count),
+                                                   self.picker.pairs(self.rng, count))]
 
     def _complete(self, request_id: int, held: tuple) -> Request:
         rng = self.rng
