@@ -158,3 +158,16 @@ async def test_a_participants_group_may_debit_only_its_own_accounts(event_loop_s
         plain("to-them", "t-to-them", "a-1", "b-1", 10)])))
     assert [reply["ok"] for reply in answered] == [True, False, True], answered
     assert answered[1]["error"]["code"] == "forbidden"
+
+
+async def test_when_the_first_would_be_refused_each_is_refused_one_by_one(event_loop_service):
+    service = event_loop_service(durability="none")
+    session = new_session(service)
+    await open_accounts(service, session)
+    before = service.wal.appended_seq
+    service.shutting_down = True  # as a SIGTERM leaves it: no request is taken any more
+    answered = replies(await exchange(service, session, b"".join(
+        plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(3))))
+    assert [(reply["id"], reply["error"]["code"]) for reply in answered] == [
+        (0, "shutting_down"), (1, "shutting_down"), (2, "shutting_down")]
+    assert service.wal.appended_seq == before
