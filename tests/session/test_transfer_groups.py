@@ -171,3 +171,14 @@ async def test_when_the_first_would_be_refused_each_is_refused_one_by_one(event_
     assert [(reply["id"], reply["error"]["code"]) for reply in answered] == [
         (0, "shutting_down"), (1, "shutting_down"), (2, "shutting_down")]
     assert service.wal.appended_seq == before
+
+
+async def test_a_refused_group_counts_each_refusal_once(event_loop_service):
+    service = event_loop_service(durability="none", max_log_bytes_since_snapshot=1)
+    session = new_session(service)  # window 1's record already fills the log's bound
+    answered = replies(await exchange(service, session, b"".join(
+        plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(3))))
+    assert [reply["error"]["code"] for reply in answered] == ["overloaded"] * 3
+    assert "writes are paused" in answered[0]["error"]["message"]
+    assert service.snapshotter.writes_refused_total == 3
+    assert service.shed["requests_overloaded"] == 3
