@@ -3,7 +3,8 @@
     receive(data, now_s)        bytes read from the client: split into frames, kept in order
     handle(deadline_s, clock)   answers frames in order until `deadline_s` (a turn, see
                                 switch/turns.py): decode, the contract's checks, execution by
-                                the dispatcher (switch/service.py), the reply
+                                the dispatcher (switch/service.py), the reply; a run of plain
+                                MessagePack transfers as one group (_transfer_group)
     release(durable_seq, now_s) the durability barrier: the log is durable up to durable_seq,
                                 so replies of requests executed up to there may leave
     take_output()               reply bytes ready to send, in request order
@@ -33,9 +34,10 @@ HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
 # Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
 MAX_FRAMES_PER_SPLIT = 512
-# Plain transfers executed as one group at most (~0.3 ms of the loop; 16 x 16 pipelined reads
-# bring 16 at a time): also what the one WAL record of a group holds at most.
-MAX_TRANSFER_GROUP = 64
+# Plain transfers executed as one group at most, and so in one WAL record: about 0.2 ms of the
+# loop (a turn, switch/turns.py, ends after the group that passes its end); reads of 16 x 16
+# pipelined clients bring 16 at a time.
+MAX_TRANSFER_GROUP = 32
 
 # Why a session's time limits ended it (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
