@@ -47,20 +47,21 @@ class Histogram:
         self.max_us = 0
         self.sum_us = 0
 
-    def record(self, value_us: int) -> None:
+    def record(self, value_us: int, count: int = 1) -> None:
+        """Count `value_us` `count` times."""
         if value_us < _EXACT:
             if value_us < 0:
                 value_us = 0
-            self.counts[value_us] += 1
-        else:  # bucket_index, inlined: this runs once per reply
+            self.counts[value_us] += count
+        else:  # bucket_index, inlined: this runs once per reply or so
             shift = value_us.bit_length() - SUB_BITS
-            self.counts[min((shift << (SUB_BITS - 1)) + (value_us >> shift), BUCKETS - 1)] += 1
+            self.counts[min((shift << (SUB_BITS - 1)) + (value_us >> shift), BUCKETS - 1)] += count
         if self.total == 0 or value_us < self.min_us:
             self.min_us = value_us
         if value_us > self.max_us:
             self.max_us = value_us
-        self.total += 1
-        self.sum_us += value_us
+        self.total += count
+        self.sum_us += value_us * count
 
     def merge(self, other: "Histogram") -> None:
         if not other.total:

@@ -63,17 +63,26 @@ class AccountPicker:
                         for p in range(len(accounts))]
 
     def pair(self, rng: random.Random) -> tuple[str, str]:
-        cumulative = self._cumulative
-        debit = bisect(cumulative, rng.random() * cumulative[-1])
-        owner = self._owner[debit]
-        if self.interbank and rng.random() < self.interbank:
-            others, weights = self._others[owner]
-            owner = others[bisect(weights, rng.random() * weights[-1])]
-        positions, weights = self._own[owner]
-        while True:
-            credit = positions[bisect(weights, rng.random() * weights[-1])]
-            if credit != debit:
-                return self._ids[debit], self._ids[credit]
+        return self.pairs(rng, 1)[0]
+
+    def pairs(self, rng: random.Random, count: int) -> list[tuple[str, str]]:
+        """`count` pairs, drawn as `pair` would draw them one by one, in one loop."""
+        random, interbank = rng.random, self.interbank
+        cumulative, total = self._cumulative, self._cumulative[-1]
+        owners, own, others, ids = self._owner, self._own, self._others, self._ids
+        drawn = []
+        for _ in range(count):
+            debit = bisect(cumulative, random() * total)
+            owner = owners[debit]
+            if interbank and random() < interbank:
+                other_owners, weights = others[owner]
+                owner = other_owners[bisect(weights, random() * weights[-1])]
+            positions, weights = own[owner]
+            credit = debit
+            while credit == debit:
+                credit = positions[bisect(weights, random() * weights[-1])]
+            drawn.append((ids[debit], ids[credit]))
+        return drawn
 
 
 class Request:
@@ -93,46 +102,72 @@ class Request:
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 _frame_header = struct.Struct(">I").pack
-_ITEM_KEYS = ("id", "debit_account", "credit_account", "amount", "pending")
-_ID, _DEBIT, _CREDIT, _AMOUNT, _PENDING = (_pack(key) for key in _ITEM_KEYS)
-_TRUE = _pack(True)
+
+
+def _transfer_template(pending: bool) -> bytes:
+    """A transfer map with %b holes for its packed id, accounts and amount."""
+    return b"".join((b"\x85" if pending else b"\x84", _pack("id"), b"%b", _pack("debit_account"),
+                     b"%b", _pack("credit_account"), b"%b", _pack("amount"), b"%b",
+                     _pack("pending") + _pack(True) if pending else b""))
+
+
+_REQUEST_HEAD = b"\x83" + _pack("id") + b"%b" + _pack("op")
+_SINGLE_HEAD = _REQUEST_HEAD + _pack("transfer") + _pack("args")
+_BATCH_HEAD = _REQUEST_HEAD + _pack("create_transfers") + _pack("args") + b"\x81" + \
+    _pack("transfers")
+_TRANSFER = (_transfer_template(False), _transfer_template(True))  # by `pending`
+_SINGLE_TRANSFER = tuple(_SINGLE_HEAD + template for template in _TRANSFER)
+_COMPLETION = b"\x82" + _pack("id") + b"%b%b%b"
 
 
 class MsgpackFrames:
-    """The transfer requests' frames joined from pre-encoded pieces and the few values that
-    change, byte for byte what `encode_request` makes of the same maps (a test holds them to
-    it) at a fraction of its CPU: the generator shares the cores with the switch."""
+    """The transfer requests' frames: byte templates with holes for the few values that change
+    (one bytes formatting each), byte for byte what `encode_request` makes of the same maps (a
+    test holds them to it) at a fraction of its CPU: the generator shares the cores with the
+    switch."""
 
     def __init__(self):
         self._accounts: dict[str, bytes] = {}  # an account id, packed
-        self._request_head = b"\x83" + _pack("id")
-        self._transfer_op = _pack("op") + _pack("transfer") + _pack("args")
-        self._batch_op = (_pack("op") + _pack("create_transfers") + _pack("args") + b"\x81"
-                          + _pack("transfers"))
+
+    def _account(self, account: str) -> bytes:
+        packed = self._accounts.get(account)
+        if packed is None:
+            packed = self._accounts[account] = _pack(account)
+        return packed
 
     def transfer(self, tid: str, debit: str, credit: str, amount: int, pending: bool) -> bytes:
         """{"id", "debit_account", "credit_account", "amount"[, "pending": true]}."""
         accounts = self._accounts
-        debit_bytes = accounts.get(debit) or accounts.setdefault(debit, _pack(debit))
-        credit_bytes = accounts.get(credit) or accounts.setdefault(credit, _pack(credit))
-        return b"".join((b"\x85" if pending else b"\x84", _ID, _pack(tid), _DEBIT, debit_bytes,
-                         _CREDIT, credit_bytes, _AMOUNT, _pack(amount),
-                         _PENDING + _TRUE if pending else b""))
+        return _TRANSFER[pending] % (
+            _pack(tid), accounts.get(debit) or self._account(debit),
+            accounts.get(credit) or self._account(credit), _pack(amount))
+
+    def single_transfer(self, request_id: int, item: tuple, pending: bool) -> bytes:
+        """A `transfer` request's frame for the transfer `item` (id, amount, effect, debit,
+        credit), in one formatting."""
+        tid, amount, _, debit, credit = item
+        accounts = self._accounts
+        body = _SINGLE_TRANSFER[pending] % (
+            _pack(request_id), _pack(tid), accounts.get(debit) or self._account(debit),
+            accounts.get(credit) or self._account(credit), _pack(amount))
+        return _frame_header(len(body)) + body
 
     @staticmethod
     def completion(tid: str, key: str, pending_id: str) -> bytes:
         """{"id", "post_pending_id" | "void_pending_id"}."""
-        return b"".join((b"\x82", _ID, _pack(tid), _pack(key), _pack(pending_id)))
+        return _COMPLETION % (_pack(tid), _pack(key), _pack(pending_id))
 
-    def single(self, request_id: int, transfer: bytes) -> bytes:
+    @staticmethod
+    def single(request_id: int, transfer: bytes) -> bytes:
         """A `transfer` request's frame."""
-        body = b"".join((self._request_head, _pack(request_id), self._transfer_op, transfer))
+        body = _SINGLE_HEAD % _pack(request_id) + transfer
         return _frame_header(len(body)) + body
 
-    def batch(self, request_id: int, transfers: list[bytes]) -> bytes:
+    @staticmethod
+    def batch(request_id: int, transfers: list[bytes]) -> bytes:
         """A `create_transfers` request's frame."""
-        body = b"".join((self._request_head, _pack(request_id), self._batch_op,
-                         _array_header(len(transfers)), *transfers))
+        body = b"".join((_BATCH_HEAD % _pack(request_id), _array_header(len(transfers)),
+                         *transfers))
         return _frame_header(len(body)) + body
 
 
@@ -149,6 +184,8 @@ class Workload:
     def __init__(self, picker: AccountPicker, *, seed: int, connection: int, run_id: str,
                  mix: dict, batch_size: int, amount_min: int, amount_max: int, codec: str):
         self.rng = random.Random(seed * 1_000_003 + connection)
+        self._amount_rng = random.Random(f"{seed}.{connection}.amounts")  # apart from the
+        # rest, so that drawing pairs several at a time leaves the sequence as it is
         self.picker = picker
         self.batch_size = batch_size
         self.amount_min = amount_min
@@ -163,6 +200,22 @@ class Workload:
         self._transfers = 0
         self._completions: list[tuple[int, int, tuple]] = []  # heap of (due, request id, items)
         self._frames = MsgpackFrames() if codec == MSGPACK else None
+        self._plain_singles = self._kinds == [SINGLE] and batch_size == 1 and codec == MSGPACK
+
+    def next_requests(self, count: int) -> list[Request]:
+        """The next `count` requests, as `next_request` makes them; in one lean loop when all
+        are one-phase single transfers in MessagePack (the default workload: the hot path of
+        a generator that shares the cores with the switch)."""
+        if not self._plain_singles:
+            next_request = self.next_request
+            return [next_request() for _ in range(count)]
+        first = self.last_request_id + 1
+        self.last_request_id += count
+        single_transfer = self._frames.single_transfer
+        return [Request(request_id, single_transfer(request_id, item, False), SINGLE, (item,),
+                        True)
+                for request_id, item in zip(range(first, first + count),
+                                            self._items(count, ONE_PHASE))]
 
     def next_request(self) -> Request:
         self.last_request_id = request_id = self.last_request_id + 1
@@ -185,34 +238,35 @@ class Workload:
         if pending:
             due = request_id + 1 + int(rng.random() * COMPLETION_DELAY_REQUESTS)
             heappush(completions, (due, request_id, items))
-        if self._frames is None:
+        frames = self._frames
+        if frames is None:
             wires = [{"id": tid, "debit_account": debit, "credit_account": credit,
                       "amount": amount} for tid, amount, _, debit, credit in items]
             if pending:
                 for wire in wires:
                     wire["pending"] = True
             return self._encode(request_id, kind, items, wires)
-        transfer = self._frames.transfer
+        if self.batch_size == 1:
+            return Request(request_id, frames.single_transfer(request_id, items[0], pending),
+                           kind, items, True)
+        transfer = frames.transfer
         encoded = [transfer(tid, debit, credit, amount, pending)
                    for tid, amount, _, debit, credit in items]
-        return self._encode_msgpack(request_id, kind, items, encoded)
+        return Request(request_id, frames.batch(request_id, encoded), kind, items, False)
 
     def _new_items(self, effect: int) -> tuple:
-        if self.batch_size == 1:
-            self._transfers = number = self._transfers + 1
-            debit, credit = self.picker.pair(self.rng)
-            amount = self.amount_min + int(self.rng.random() * self.amount_span)
-            return ((self.id_prefix + str(number), amount, effect, debit, credit),)
-        rng, pair, prefix = self.rng, self.picker.pair, self.id_prefix
+        return tuple(self._items(self.batch_size, effect))
+
+    def _items(self, count: int, effect: int) -> list[tuple]:
+        """The next `count` transfer items (id, amount, effect, debit, credit)."""
+        random, prefix = self._amount_rng.random, self.id_prefix
         amount_min, amount_span = self.amount_min, self.amount_span
         first = self._transfers + 1
-        self._transfers += self.batch_size
-        items = []
-        for number in range(first, self._transfers + 1):
-            debit, credit = pair(rng)
-            amount = amount_min + int(rng.random() * amount_span)
-            items.append((prefix + str(number), amount, effect, debit, credit))
-        return tuple(items)
+        self._transfers += count
+        return [(prefix + str(number), amount_min + int(random() * amount_span), effect, debit,
+                 credit)
+                for number, (debit, credit) in zip(range(first, first + count),
+                                                   self.picker.pairs(self.rng, count))]
 
     def _complete(self, request_id: int, held: tuple) -> Request:
         rng = self.rng

@@ -4,10 +4,11 @@ Nothing here touches sockets, event loops or clocks: bytes in, values out.
 """
 
 from . import codes
-from .codec import JSON, MSGPACK, codec_of, decode_body, encode_body, encode_body_in_steps
+from .codec import (JSON, MSGPACK, codec_of, decode_body, encode_body, encode_body_in_steps,
+                    encode_msgpack_bodies)
 from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
-from .framing import FrameDecoder, encode_frame
+from .framing import FrameDecoder, encode_frame, encode_frames
 from .request import decode_request
 from .transfer_request import PlainTransfer, parse_plain_transfer, parse_transfer_request
 from .ops import OPS, OpSpec, is_known_op, validate_args
@@ -15,7 +16,7 @@ from .transfer import normalize_transfer
 from .values import is_money, is_valid_currency, is_valid_id
 
 __all__ = [
-    "FrameDecoder", "encode_frame",
+    "FrameDecoder", "encode_frame", "encode_frames", "encode_msgpack_bodies",
     "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
     "parse_plain_transfer", "PlainTransfer",

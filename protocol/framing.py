@@ -2,7 +2,7 @@
 
 import struct
 
-__all__ = ["FrameDecoder", "encode_frame", "HEADER_BYTES"]
+__all__ = ["FrameDecoder", "encode_frame", "encode_frames", "HEADER_BYTES"]
 
 _HEADER = struct.Struct(">I")
 _unpack_header = _HEADER.unpack_from
@@ -12,6 +12,14 @@ HEADER_BYTES = _HEADER.size
 def encode_frame(body: bytes) -> bytes:
     """Prefix `body` with its length."""
     return _HEADER.pack(len(body)) + body
+
+
+def encode_frames(bodies: list[bytes]) -> bytes:
+    """The frames of `bodies`, one after another, in one bytes object."""
+    pieces: list[bytes] = []
+    for body in bodies:
+        pieces += (_HEADER.pack(len(body)), body)
+    return b"".join(pieces)
 
 
 class FrameDecoder:
@@ -57,8 +65,11 @@ class FrameDecoder:
             self.stopped_at_limit = False
             return [bytes(data[HEADER_BYTES:])]
         bodies: list[bytes] = []
-        with memoryview(data) as view:
-            offset = self._split(view, bodies, max_frames)
+        if type(data) is bytes:  # slices of bytes are bytes: one copy per body
+            offset = self._split(data, bodies, max_frames)
+        else:
+            with memoryview(data) as view:
+                offset = self._split(view, bodies, max_frames)
         if self.too_large_length is not None:
             self._pending = bytearray()
         elif data is pending:
@@ -73,7 +84,8 @@ class FrameDecoder:
         return end > HEADER_BYTES and \
             _unpack_header(data)[0] + HEADER_BYTES == end <= self.max_frame_bytes + HEADER_BYTES
 
-    def _split(self, view: memoryview, bodies: list[bytes], max_frames: int | None) -> int:
+    def _split(self, view: bytes | memoryview, bodies: list[bytes],
+               max_frames: int | None) -> int:
         """Append complete bodies in `view` to `bodies`; return the bytes consumed."""
         end = len(view)
         offset = 0
@@ -93,6 +105,7 @@ class FrameDecoder:
             if stop > end:
                 break
             if length:
-                bodies.append(bytes(view[offset + HEADER_BYTES:stop]))
+                body = view[offset + HEADER_BYTES:stop]
+                bodies.append(body if type(body) is bytes else bytes(body))
             offset = stop
         return offset

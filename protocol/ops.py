@@ -21,9 +21,11 @@ ADMIN = "admin"
 ANYONE = "anyone"  # no session needed
 SESSION = "session"  # any participant with a session; the executor limits it to its own
 ADMIN_ONLY = "admin"  # the operator only; anyone else is answered `forbidden`
-# The switch's own step (as admin), or requests it executes together (transfer_group, as
-# their caller): in the WAL but never on the wire.
-INTERNAL = "internal"
+INTERNAL = "internal"  # the switch's own step (as admin), in the WAL but never on the wire
+# Requests of one participant the switch executes together (transfer_group), as that
+# participant: in the WAL but never on the wire; the executor limits it to the caller's own.
+GROUPED = "grouped"
+NOT_ON_THE_WIRE = (INTERNAL, GROUPED)
 
 # A request's args in, normalized args out; ProtocolError (`bad_request`) when they are not valid.
 Normalizer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -38,7 +40,7 @@ class OpSpec(NamedTuple):
     name: str
     mutating: bool  # may change state, so the server logs it to the WAL
     normalize: Normalizer | None  # None: internal, the switch makes its args
-    access: str  # ANYONE, SESSION, ADMIN_ONLY or INTERNAL
+    access: str  # ANYONE, SESSION, ADMIN_ONLY, INTERNAL or GROUPED
     executor: str  # SERVICE, LEDGER or BATCHES: whose handler answers it
     # The state component (LEDGER or BATCHES) whose handler applies it, as a request and when
     # the WAL is replayed: the executor, or for an op the service answers the one its logged
@@ -55,14 +57,15 @@ def _op(name: str, *, mutating: bool, normalize: Normalizer | None, access: str,
         sdk: str | None = None, cli: str | None = None) -> OpSpec:
     if executor != SERVICE:
         applied_by = executor
-    if (normalize is None) != (access == INTERNAL):
-        raise ValueError(f"op {name}: a request's args need a normalizer, internal ones none")
+    if (normalize is None) != (access in NOT_ON_THE_WIRE):
+        raise ValueError(f"op {name}: a request's args need a normalizer, internal and "
+                         f"grouped ones none")
     return OpSpec(name, mutating, normalize, access, executor, applied_by, standby, reply,
                   sdk, cli)
 
 
-def _internal(name: str, executor: str, reply: str) -> OpSpec:
-    return _op(name, mutating=True, normalize=None, access=INTERNAL, executor=executor,
+def _internal(name: str, executor: str, reply: str, access: str = INTERNAL) -> OpSpec:
+    return _op(name, mutating=True, normalize=None, access=access, executor=executor,
                reply=reply)
 
 
@@ -137,13 +140,15 @@ _DECLARED = (
     _internal("batch_apply", BATCHES, "{finished?}"),
     # a run of plain `transfer` requests read together: {ids, debit_accounts, credit_accounts,
     # amounts}, one column per field
-    _internal("transfer_group", LEDGER, "{results: [each transfer's result or error]}"),
+    _internal("transfer_group", LEDGER, "{results: [each transfer's result or error]}",
+              access=GROUPED),
 )
 
 # Every op, internal ones included: what the executors bind their handlers to.
 ALL_OPS: dict[str, OpSpec] = {spec.name: spec for spec in _DECLARED}
 # The ops a request may name (the wire contract's).
-OPS: dict[str, OpSpec] = {name: spec for name, spec in ALL_OPS.items() if spec.access != INTERNAL}
+OPS: dict[str, OpSpec] = {name: spec for name, spec in ALL_OPS.items()
+                          if spec.access not in NOT_ON_THE_WIRE}
 NO_SESSION_OPS = frozenset(name for name, spec in OPS.items() if spec.access == ANYONE)
 STANDBY_OPS = frozenset(name for name, spec in OPS.items() if spec.standby)
 # Each of those ops' normalizer (`_op` gives every one of them one).

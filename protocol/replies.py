@@ -51,6 +51,10 @@ class InOrderReplies:
     def sent(self, request_id: Any, request: Any) -> None:
         self.outstanding.append((request_id, request))
 
+    def sent_many(self, pairs: list[tuple[Any, Any]]) -> None:
+        """`sent` for each (request_id, request), in the order written."""
+        self.outstanding.extend(pairs)
+
     def restart_framing(self) -> None:
         """A new connection for the same outstanding requests (the caller resends them in
         order): nothing read from the old one carries over."""

@@ -133,12 +133,14 @@ class Service:
             raise refusal
         return spec
 
-    def _refusal(self, session, op: str, spec) -> ProtocolError | None:
+    def _refusal(self, session, op: str, spec, answering: bool = True) -> ProtocolError | None:
         """Why the switch cannot take a request for `op` (`spec` its declaration, None if
-        unknown) now, if it cannot: the contract's checks, in its order."""
+        unknown) now, if it cannot: the contract's checks, in its order. Only a refusal that
+        is answered (`answering`) is counted by the snapshotter and the event stream, and
+        worded."""
         if self.shutting_down:
             return ProtocolError(codes.SHUTTING_DOWN, "the switch is shutting down")
-        if len(session.waiting) >= self.config.max_inflight_per_connection:
+        if session.waiting_replies >= self.config.max_inflight_per_connection:
             return ProtocolError(codes.OVERLOADED, "too many requests in flight on this "
                                  "connection; wait for replies before sending more")
         if self.held_replies.count >= self.config.max_queued_replies:
@@ -155,9 +157,11 @@ class Service:
                 details = {"primary": node.primary_address()} if code == codes.NOT_PRIMARY else {}
                 return ProtocolError(code, message, details=details)
         if spec.mutating and self.snapshotter.log_full():  # the restart-time bound
-            return ProtocolError(codes.OVERLOADED, self.snapshotter.refuse_write())
+            return ProtocolError(codes.OVERLOADED,
+                                 self.snapshotter.refuse_write() if answering else "")
         if spec.mutating and self.events is not None and self.events.refuses_writes():
-            return ProtocolError(codes.UNAVAILABLE, self.events.refuse_write())
+            return ProtocolError(codes.UNAVAILABLE,
+                                 self.events.refuse_write() if answering else "")
         return None
 
     def transfer_room(self, session) -> int:
@@ -165,10 +169,10 @@ class Service:
         (execute_transfer_group): 0 when the first would be refused or could not be executed,
         which the one-by-one path then answers."""
         if self.wal.failure is not None or \
-                self._refusal(session, "transfer", _TRANSFER_SPEC) is not None:
+                self._refusal(session, "transfer", _TRANSFER_SPEC, answering=False) is not None:
             return 0
         config = self.config
-        return min(config.max_inflight_per_connection - len(session.waiting),
+        return min(config.max_inflight_per_connection - session.waiting_replies,
                    config.max_queued_replies - self.held_replies.count)
 
     def execute_transfer_group(self, session, group: dict) -> list:

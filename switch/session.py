@@ -3,7 +3,8 @@
     receive(data, now_s)        bytes read from the client: split into frames, kept in order
     handle(deadline_s, clock)   answers frames in order until `deadline_s` (a turn, see
                                 switch/turns.py): decode, the contract's checks, execution by
-                                the dispatcher (switch/service.py), the reply
+                                the dispatcher (switch/service.py), the reply; a run of plain
+                                MessagePack transfers as one group (_transfer_group)
     release(durable_seq, now_s) the durability barrier: the log is durable up to durable_seq,
                                 so replies of requests executed up to there may leave
     take_output()               reply bytes ready to send, in request order
@@ -21,8 +22,8 @@ backlog), so neither a slow reader nor a fast pipeliner can make the server buff
 from collections import deque
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_frame, error_reply, ok_reply,
-                      parse_plain_transfer, validate_args, JSON, MSGPACK)
+                      encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
+                      error_reply, ok_reply, parse_plain_transfer, validate_args, JSON, MSGPACK)
 from payswitch.switch.reply_steps import ReplyInSteps
 from payswitch.switch.verdict import Verdict
 
@@ -33,9 +34,10 @@ HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
 # Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
 MAX_FRAMES_PER_SPLIT = 512
-# Plain transfers executed as one group at most (~0.3 ms of the loop; 16 x 16 pipelined reads
-# bring 16 at a time): also what the one WAL record of a group holds at most.
-MAX_TRANSFER_GROUP = 64
+# Plain transfers executed as one group at most, and so in one WAL record: about 0.2 ms of the
+# loop (a turn, switch/turns.py, ends after the group that passes its end); reads of 16 x 16
+# pipelined clients bring 16 at a time.
+MAX_TRANSFER_GROUP = 32
 
 # Why a session's time limits ended it (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
@@ -51,13 +53,15 @@ class HeldReplies:
 
 
 class HeldReply:
-    """A reply waiting for the log to be durable up to `seq` and, when `not_before_s` is not 0,
-    for the loop clock to reach it."""
-    __slots__ = ("seq", "request_id", "codec", "frame", "not_before_s")
+    """Replies waiting for the log to be durable up to `seq` and, when `not_before_s` is not 0,
+    for the loop clock to reach it: `frame` holds one reply frame per id of `request_ids` (more
+    than one for a group of transfers, see Session._transfer_group)."""
+    __slots__ = ("seq", "request_ids", "codec", "frame", "not_before_s")
 
-    def __init__(self, seq: int, request_id, codec: str, frame: bytes, not_before_s: float):
+    def __init__(self, seq: int, request_ids: list, codec: str, frame: bytes,
+                 not_before_s: float):
         self.seq = seq
-        self.request_id = request_id
+        self.request_ids = request_ids
         self.codec = codec
         self.frame = frame
         self.not_before_s = not_before_s
@@ -85,6 +89,7 @@ class Session:
         self.peer_ip = peer_ip
         self.cert_cn = cert_cn  # subject CN of a verified TLS client certificate
         self.waiting: deque[HeldReply] = deque()  # replies held, in request order
+        self.waiting_replies = 0  # replies in `waiting` (the in-flight limit counts these)
         self.delayed = 0  # entries of `waiting` with a not_before_s
         self.ready: list[bytes] = []  # reply frames free to leave, in order
         self.backlog: deque[bytes] = deque()  # bodies read but not yet handled
@@ -235,9 +240,11 @@ class Session:
         durable_seq = dispatcher.durable_seq
         failed = [reply["error"]["code"] for reply in replies if "error" in reply]
         self.request_metrics.record_group("transfer", len(taken), failed, clock() - started_s)
-        for reply in replies:
-            self.queue_reply(seq, reply["id"], MSGPACK, encode_frame(encode_body(reply, MSGPACK)),
-                             durable_seq)
+        frames = encode_frames(encode_msgpack_bodies(replies))
+        if self.waiting or seq > durable_seq:
+            self._hold(HeldReply(seq, [t.request_id for t in taken], MSGPACK, frames, 0.0))
+        else:
+            self.ready.append(frames)
         return True
 
     def take_offloaded(self) -> bytes | None:
@@ -322,16 +329,20 @@ class Session:
                     not_before_s: float = 0.0) -> None:
         """Sends `frame` once the log is durable up to `seq` (and, if given, not before the loop
         time `not_before_s`), after every earlier reply."""
-        waiting = self.waiting
-        if not waiting and seq <= durable_seq and not not_before_s:
+        if not self.waiting and seq <= durable_seq and not not_before_s:
             self.ready.append(frame)
             return
-        waiting.append(HeldReply(seq, request_id, codec, frame, not_before_s))
-        self.held.count += 1
-        if not_before_s:
+        self._hold(HeldReply(seq, [request_id], codec, frame, not_before_s))
+
+    def _hold(self, held: HeldReply) -> None:
+        self.waiting.append(held)
+        count = len(held.request_ids)
+        self.waiting_replies += count
+        self.held.count += count
+        if held.not_before_s:
             self.delayed += 1
             self.paused |= PAUSED_FOR_DELAY
-        if len(waiting) >= self.config.max_inflight_per_connection:
+        if self.waiting_replies >= self.config.max_inflight_per_connection:
             self.paused |= PAUSED_FOR_INFLIGHT
 
     def release(self, durable_seq: int, now_s: float) -> float | None:
@@ -349,14 +360,16 @@ class Session:
                     due_s = head.not_before_s
                     break
                 self.delayed -= 1
-            self.ready.append(waiting.popleft().frame)
-            released += 1
+            self.ready.append(head.frame)
+            waiting.popleft()
+            released += len(head.request_ids)
         if released:
             self.held.count -= released
+            self.waiting_replies -= released
             if self.paused & PAUSED_FOR_DELAY and not self.delayed:
                 self.paused &= ~PAUSED_FOR_DELAY
             if self.paused & PAUSED_FOR_INFLIGHT and \
-                    len(waiting) <= self.config.max_inflight_per_connection // 2:
+                    self.waiting_replies <= self.config.max_inflight_per_connection // 2:
                 self.paused &= ~PAUSED_FOR_INFLIGHT
         return due_s
 
@@ -370,16 +383,18 @@ class Session:
         for held in self.waiting:
             frame = held.frame
             if held.seq > durable_seq:
-                frame = encode_frame(encode_body(error_reply(held.request_id, code, message,
-                                                             **details), held.codec))
+                frame = b"".join([encode_frame(encode_body(error_reply(
+                    request_id, code, message, **details), held.codec))
+                    for request_id in held.request_ids])
             self.ready.append(frame)
         self.forget_waiting()
         self.paused &= ~(PAUSED_FOR_DELAY | PAUSED_FOR_INFLIGHT)
 
     def forget_waiting(self) -> None:
         """Drops every held reply (the connection is gone, or they were answered)."""
-        self.held.count -= len(self.waiting)
+        self.held.count -= self.waiting_replies
         self.waiting.clear()
+        self.waiting_replies = 0
         self.delayed = 0
 
     def take_output(self) -> bytes:
@@ -405,8 +420,7 @@ class Session:
         frame = encode_frame(encode_body(error_reply(None, code, message), JSON))
         self._close_after_replies()
         if self.waiting:
-            self.waiting.append(HeldReply(self.waiting[-1].seq, None, JSON, frame, 0.0))
-            self.held.count += 1
+            self._hold(HeldReply(self.waiting[-1].seq, [None], JSON, frame, 0.0))
         else:
             self.ready.append(frame)
 

@@ -11,7 +11,6 @@ import errno
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgpack
@@ -20,6 +19,7 @@ from payswitch.protocol.atomic_file import fsync_dir
 from payswitch.switch.metrics import FSYNC_SECONDS_BUCKETS, GROUP_RECORDS_BUCKETS, Histogram
 from payswitch.switch.storage.records import MAX_RECORD_BYTES, encode_record
 from payswitch.switch.storage.segments import list_segments, segment_path
+from payswitch.switch.storage.wal_thread import WalThread
 from payswitch.switch.storage.wal_format import (SEGMENT_HEADER, WAL_VERSION, read_segment_header,
                                                  segment_header)
 
@@ -92,10 +92,14 @@ class WalWriter:
         self._skip_after_run_out = 1
         self._wanted = 0
         self._gathered: asyncio.Future | None = None
-        self._hold_over = threading.Event()  # ends the WAL thread's count of group_wait_s
+        # Held by the event loop while a hold lasts: the WAL thread counts group_wait_s by
+        # waiting for it (a lock, not an Event: its Condition is Python code on both threads,
+        # once per fsync).
+        self._hold_over = threading.Lock()
+        self._hold_locked = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
+        self._thread = WalThread("wal")
         self._packer = msgpack.Packer(use_bin_type=True)
         self._fd, self._segment_size = self._open_last_segment(next_seq)
         # Where the log ends as far as anything durable goes: (segment path, size in bytes).
@@ -204,8 +208,10 @@ class WalWriter:
             loop = asyncio.get_running_loop()
             gathered = self._gathered = loop.create_future()
             self._wanted = wanted
-            self._hold_over.clear()
-            self._thread.submit(self._time_hold, loop, gathered)
+            if not self._hold_over.acquire(blocking=False):
+                raise RuntimeError("WAL hold lock taken while no hold lasts")
+            self._hold_locked = True
+            self._thread.call(self._time_hold, loop, gathered)
             try:
                 await gathered
             finally:
@@ -221,11 +227,16 @@ class WalWriter:
     def _time_hold(self, loop, gathered: asyncio.Future) -> None:
         """Runs in the WAL thread, idle during a hold, because the event loop's timers count
         whole milliseconds (uvloop's, as libuv's)."""
-        if not self._hold_over.wait(self.group_wait_s):
+        if self._hold_over.acquire(timeout=self.group_wait_s):
+            self._hold_over.release()  # the loop ended the hold
+        else:
             loop.call_soon_threadsafe(self._end_hold, gathered)
 
     def _end_hold(self, gathered: asyncio.Future) -> None:
-        self._hold_over.set()
+        """Ends the hold (on the event loop; at most once per hold: later calls do nothing)."""
+        if self._hold_locked:
+            self._hold_locked = False
+            self._hold_over.release()
         if not gathered.done():
             gathered.set_result(None)
 
@@ -234,8 +245,8 @@ class WalWriter:
         appended_bytes up to it)."""
         batch, self._pending = self._pending, []
         last_seq = self.appended_seq
-        future = asyncio.get_running_loop().run_in_executor(
-            self._thread, self._write_batch, batch, last_seq - len(batch) + 1)
+        future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch,
+                                  last_seq - len(batch) + 1)
         if self._on_batch is not None:
             self._on_batch(batch, last_seq - len(batch) + 1)
         return future, last_seq, self.appended_bytes
@@ -308,7 +319,6 @@ class WalWriter:
     def close(self) -> None:
         gathered = self._gathered
         if gathered is not None:  # a hold for records that will not come now
-            self._hold_over.set()
-            gathered.get_loop().call_soon_threadsafe(self._end_hold, gathered)
-        self._thread.shutdown(wait=True)
+            self._end_hold(gathered)
+        self._thread.close()
         os.close(self._fd)

@@ -107,3 +107,14 @@ def test_pickles_sparsely_and_round_trips():
     copy = pickle.loads(data)
     assert copy.counts == histogram.counts
     assert copy.percentiles(PERCENTS) == histogram.percentiles(PERCENTS)
+
+
+def test_a_value_recorded_n_times_at_once_counts_as_n_records():
+    at_once, one_by_one = Histogram(), Histogram()
+    for value, count in [(7, 3), (300, 16), (70_000, 1), (0, 2), (300, 5)]:
+        at_once.record(value, count)
+        for _ in range(count):
+            one_by_one.record(value)
+    assert at_once.counts == one_by_one.counts
+    assert (at_once.total, at_once.min_us, at_once.max_us, at_once.sum_us) == \
+        (one_by_one.total, one_by_one.min_us, one_by_one.max_us, one_by_one.sum_us)

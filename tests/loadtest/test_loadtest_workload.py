@@ -149,3 +149,22 @@ def test_msgpack_frames_are_byte_for_byte_those_encode_request_makes(batch_size)
                                                "msgpack")
         kinds.add(request.kind)
     assert kinds == {SINGLE, PENDING, COMPLETE, LOOKUP}
+
+
+@pytest.mark.parametrize("mix", [{"single": 1.0, "two_phase": 0.0, "lookup": 0.0}, MIX])
+@pytest.mark.parametrize("codec", ["msgpack", "json"])
+def test_requests_made_several_at_a_time_are_those_made_one_by_one(mix, codec):
+    one_by_one = workload(mix=mix, codec=codec)
+    at_once = workload(mix=mix, codec=codec)
+    expected = [one_by_one.next_request() for _ in range(100)]
+    made = [request for count in (1, 16, 3, 80) for request in at_once.next_requests(count)]
+    assert [(r.request_id, r.frame, r.kind, r.items, r.single) for r in made[:100]] == \
+        [(r.request_id, r.frame, r.kind, r.items, r.single) for r in expected]
+
+
+def test_pairs_drawn_several_at_a_time_are_those_drawn_one_by_one():
+    picker = AccountPicker(ACCOUNTS, "zipf", 1.0, 0.5, seed=3)
+    one_by_one, at_once = random.Random(9), random.Random(9)
+    expected = [picker.pair(one_by_one) for _ in range(200)]
+    assert picker.pairs(at_once, 1) + picker.pairs(at_once, 120) + picker.pairs(at_once, 79) \
+        == expected

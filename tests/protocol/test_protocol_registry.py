@@ -8,7 +8,7 @@ import pytest
 
 from payswitch.protocol import OPS, ProtocolError, codes, validate_args
 from payswitch.protocol.ops import (
-    ADMIN_ONLY, ALL_OPS, ANYONE, BATCHES, INTERNAL, LEDGER, NO_SESSION_OPS, SERVICE, SESSION,
+    ADMIN_ONLY, ALL_OPS, ANYONE, BATCHES, GROUPED, INTERNAL, LEDGER, NO_SESSION_OPS, SERVICE, SESSION,
     STANDBY_OPS, answered_by, applied_by,
 )
 
@@ -21,7 +21,7 @@ def test_each_op_is_declared_once_with_one_executor():
     executors = [answered_by(executor) for executor in (SERVICE, LEDGER, BATCHES)]
     assert sorted(op for ops in executors for op in ops) == sorted(ALL_OPS)
     for spec in ALL_OPS.values():
-        assert spec.access in (ANYONE, SESSION, ADMIN_ONLY, INTERNAL), spec
+        assert spec.access in (ANYONE, SESSION, ADMIN_ONLY, INTERNAL, GROUPED), spec
         assert spec.reply, spec
         if spec.executor != SERVICE:
             assert spec.applied_by == spec.executor, spec
@@ -38,14 +38,15 @@ def test_the_contracts_sets_derive_from_the_declarations():
         "create_participants", "set_participant", "rotate_token", "close_window", "stats",
         "state_digest"}
     internal = {op for op, spec in ALL_OPS.items() if spec.access == INTERNAL}
-    assert internal == {"expire_pending", "open_window", "batch_validated", "batch_apply",
-                        "transfer_group"}
-    assert set(OPS) == set(ALL_OPS) - internal
+    assert internal == {"expire_pending", "open_window", "batch_validated", "batch_apply"}
+    grouped = {op for op, spec in ALL_OPS.items() if spec.access == GROUPED}
+    assert grouped == {"transfer_group"}
+    assert set(OPS) == set(ALL_OPS) - internal - grouped
     assert all(spec.mutating and spec.normalize is None for op, spec in ALL_OPS.items()
-               if op in internal)
+               if op in internal | grouped)
 
 
-@pytest.mark.parametrize("op", ["drop_tables", "expire_pending", "batch_apply"])
+@pytest.mark.parametrize("op", ["drop_tables", "expire_pending", "batch_apply", "transfer_group"])
 def test_an_unknown_or_internal_op_is_unknown_on_the_wire(op):
     with pytest.raises(ProtocolError) as info:
         validate_args(op, {})

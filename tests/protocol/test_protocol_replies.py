@@ -111,3 +111,13 @@ def test_a_lenient_decoder_can_stand_in_for_the_strict_one():
     replies = InOrderReplies(1 << 20, decode=msgpack.unpackb)
     replies.sent(5, "five")
     assert list(replies.feed(frame(ok_reply(5, {})))) == [("five", ok_reply(5, {}))]
+
+
+def test_requests_sent_together_are_matched_like_requests_sent_one_by_one():
+    replies = InOrderReplies(1 << 20)
+    replies.sent(1, "one")
+    replies.sent_many([(2, "two"), (3, "three")])
+    pairs = list(replies.feed(frame(ok_reply(1, {})) + frame(ok_reply(2, {}))))
+    assert [request for request, _ in pairs] == ["one", "two"]
+    with pytest.raises(ReplyMismatch, match="reply id 4 does not match request id 3"):
+        list(replies.feed(frame(ok_reply(4, {}))))

@@ -2,7 +2,7 @@ import msgpack
 import pytest
 
 from payswitch.protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
-                      parse_transfer_request, validate_args)
+                      parse_plain_transfer, parse_transfer_request, validate_args)
 
 PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
 
@@ -33,7 +33,7 @@ def test_key_order_does_not_matter():
     assert parse_transfer_request(body) == general_path(body)
 
 
-@pytest.mark.parametrize("body", [
+NOT_PLAIN = [
     b"",
     encode_body({"id": 1, "op": "transfer", "args": PLAIN}, JSON),            # JSON
     body_of({"id": 1, "op": "ping"}),                                        # another op
@@ -56,11 +56,47 @@ def test_key_order_does_not_matter():
     body_of({"id": 1, "op": "transfer", "args": PLAIN, "op2": msgpack.ExtType(5, b"")}),
     # a duplicate key: the decoded map has one key fewer than the body
     b"\x84\xa2id\x01\xa2id\x02\xa2op\xa8transfer\xa4args" + body_of(PLAIN),
-    # a non-minimal encoding of the id (uint 64 for 1): not what packb writes
-    b"\x83\xa2id\xcf" + (1).to_bytes(8, "big") + b"\xa2op\xa8transfer\xa4args" + body_of(PLAIN),
-])
+]
+# a non-minimal encoding of the id (uint 64 for 1): not what packb writes
+NON_MINIMAL = b"\x83\xa2id\xcf" + (1).to_bytes(8, "big") + b"\xa2op\xa8transfer\xa4args" + \
+    body_of(PLAIN)
+
+
+@pytest.mark.parametrize("body", NOT_PLAIN + [NON_MINIMAL])
 def test_anything_else_is_left_to_the_general_path(body):
     assert parse_transfer_request(body) is None
+
+
+def plain_fields_of(body: bytes) -> tuple:
+    request_id, _, args = general_path(body)
+    return (request_id, args["id"], args["debit_account"], args["credit_account"],
+            args["amount"])
+
+
+@pytest.mark.parametrize("request_id", [7, -1, 2**64 - 1, "r-1", "x" * 256])
+def test_a_plain_transfer_parses_to_the_general_paths_fields(request_id):
+    body = encode_request(request_id, "transfer", PLAIN, MSGPACK)[4:]
+    assert parse_plain_transfer(body) == plain_fields_of(body)
+    reordered = body_of({"args": dict(reversed(list(PLAIN.items()))), "op": "transfer",
+                         "id": request_id})
+    assert parse_plain_transfer(reordered) == plain_fields_of(reordered)
+
+
+@pytest.mark.parametrize("body", NOT_PLAIN + [
+    body_of({"id": 1, "op": "create_transfers", "args": {"transfers": [PLAIN]}}),
+    # a duplicate key in args: five entries, refused at the map's header
+    body_of({"id": 1, "op": "transfer", "args": PLAIN})[:-len(body_of(PLAIN))]
+    + b"\x85\xa2id\xa1x" + body_of(PLAIN)[1:],
+    # three entries with a duplicate: two keys decode
+    b"\x83\xa2id\x01\xa2id\x02\xa4args" + body_of(PLAIN),
+    b"\x83\xa2id\x01\xa2op\xa8transfer\xa4args" + body_of(PLAIN) + b"\xc0",
+])
+def test_parse_plain_transfer_leaves_anything_else_to_the_general_path(body):
+    assert parse_plain_transfer(body) is None
+
+
+def test_a_non_minimal_encoding_parses_to_the_values_the_general_path_reads():
+    assert parse_plain_transfer(NON_MINIMAL) == plain_fields_of(NON_MINIMAL)
 
 
 def test_a_bin_key_is_left_to_the_general_path():

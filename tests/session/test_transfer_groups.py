@@ -27,6 +27,14 @@ MIXED = [
 ]
 
 
+async def opened(event_loop_service, **config):
+    """A service and an admin session on it, with open_accounts' accounts."""
+    service = event_loop_service(**config)
+    session = new_session(service)
+    await open_accounts(service, session)
+    return service, session
+
+
 def without_timestamps(answered: list[dict]) -> list[dict]:
     for reply in answered:
         if reply.get("ok"):
@@ -36,18 +44,14 @@ def without_timestamps(answered: list[dict]) -> list[dict]:
 
 async def test_a_read_of_plain_transfers_is_one_record_answered_as_one_by_one(
         event_loop_service):
-    grouped = event_loop_service(durability="none")
-    session = new_session(grouped)
-    await open_accounts(grouped, session)
+    grouped, session = await opened(event_loop_service, durability="none")
     before = grouped.wal.appended_seq
     answered = replies(await exchange(grouped, session,
                                       b"".join(plain(*fields) for fields in MIXED)))
     assert grouped.wal.appended_seq == before + 1  # one record for the whole read
 
     # The general path, one request at a time: JSON frames are never grouped.
-    one_by_one = event_loop_service(durability="none")
-    json_session = new_session(one_by_one)
-    await open_accounts(one_by_one, json_session)
+    one_by_one, json_session = await opened(event_loop_service, durability="none")
     expected = []
     for fields in MIXED:
         expected += replies(await exchange(one_by_one, json_session, plain(*fields, codec=JSON)))
@@ -61,9 +65,7 @@ async def test_a_read_of_plain_transfers_is_one_record_answered_as_one_by_one(
 
 
 async def test_groups_split_around_other_frames_and_keep_the_order(event_loop_service):
-    service = event_loop_service(durability="none")
-    session = new_session(service)
-    await open_accounts(service, session)
+    service, session = await opened(event_loop_service, durability="none")
     before = service.wal.appended_seq
     data = b"".join([
         plain("p0", "u0", "a-1", "a-2", 1), plain("p1", "u1", "a-1", "a-2", 2),
@@ -84,9 +86,7 @@ async def test_groups_split_around_other_frames_and_keep_the_order(event_loop_se
 
 
 async def test_replaying_a_log_of_groups_rebuilds_the_same_state(event_loop_service):
-    service = event_loop_service(durability="fsync")
-    session = new_session(service)
-    await open_accounts(service, session)
+    service, session = await opened(event_loop_service, durability="fsync")
     for round_number in range(3):
         data = b"".join(plain(f"r{round_number}-{n}", f"t{round_number}-{n}", "a-1", "a-2", n + 1)
                         for n in range(40)) + b"".join(plain(*fields) for fields in MIXED)
@@ -98,9 +98,8 @@ async def test_replaying_a_log_of_groups_rebuilds_the_same_state(event_loop_serv
 
 async def test_a_group_stops_at_the_in_flight_limit_and_the_rest_are_refused(
         event_loop_service):
-    service = event_loop_service(durability="fsync", max_inflight_per_connection=4)
-    session = new_session(service)
-    await open_accounts(service, session)
+    service, session = await opened(event_loop_service, durability="fsync",
+                                    max_inflight_per_connection=4)
     data = b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(6))
     assert feed(service, session, data) == b""  # four held, then two refused behind
     assert session.paused
@@ -113,9 +112,7 @@ async def test_a_group_stops_at_the_in_flight_limit_and_the_rest_are_refused(
 
 
 async def test_a_group_counts_each_request_by_its_code(event_loop_service):
-    service = event_loop_service(durability="none")
-    session = new_session(service)
-    await open_accounts(service, session)
+    service, session = await opened(event_loop_service, durability="none")
     await exchange(service, session, b"".join(plain(*fields) for fields in MIXED))
     answered = service.request_metrics.answered()
     assert answered[("transfer", "ok")] == 1 + 3  # the set-up's funding, then three
@@ -123,3 +120,58 @@ async def test_a_group_counts_each_request_by_its_code(event_loop_service):
     assert answered[("transfer", "same_account")] == 1
     [histogram] = [h for op, h in service.request_metrics.seconds().items() if op == "transfer"]
     assert histogram.percentiles()["count"] == 1 + len(MIXED)
+
+
+async def test_a_held_group_whose_record_is_never_durable_answers_each_request_the_error(
+        event_loop_service):
+    service, session = await opened(event_loop_service, durability="fsync")
+    durable_seq = service.durable_seq
+    data = b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(5))
+    assert feed(service, session, data) == b"" and session.waiting_replies == 5
+    session.fail_waiting("internal", "not durable, writes are stopped: a test", durable_seq)
+    answered = replies(session.take_output())
+    assert [reply["id"] for reply in answered] == [0, 1, 2, 3, 4]
+    assert {(reply["error"]["code"], reply["error"]["message"]) for reply in answered} == {
+        ("internal", "not durable, writes are stopped: a test")}
+    assert session.waiting_replies == 0 and service.queued_replies == 0
+    await service.wal.drain()
+
+
+async def test_a_participants_group_may_debit_only_its_own_accounts(event_loop_service):
+    service = event_loop_service(durability="none")
+    admin = new_session(service)
+    await open_accounts(service, admin)
+    created = replies(await exchange(service, admin, b"".join([
+        frame(4, "create_participants", {"participants": [{"id": "bank-b", "name": "B"}]}),
+        frame(5, "create_accounts", {"accounts": [
+            {"id": "b-1", "participant": "bank-b", "currency": "USD"}]}),
+        plain(6, "fund-b", "a-1", "b-1", 1000)])))
+    assert all(reply["ok"] for reply in created), created
+    bank_a = new_session(service, "bank-a")
+    answered = replies(await exchange(service, bank_a, b"".join([
+        plain("own", "t-own", "a-1", "a-2", 10), plain("theirs", "t-theirs", "b-1", "a-2", 10),
+        plain("to-them", "t-to-them", "a-1", "b-1", 10)])))
+    assert [reply["ok"] for reply in answered] == [True, False, True], answered
+    assert answered[1]["error"]["code"] == "forbidden"
+
+
+async def test_when_the_first_would_be_refused_each_is_refused_one_by_one(event_loop_service):
+    service, session = await opened(event_loop_service, durability="none")
+    before = service.wal.appended_seq
+    service.shutting_down = True  # as a SIGTERM leaves it: no request is taken any more
+    answered = replies(await exchange(service, session, b"".join(
+        plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(3))))
+    assert [(reply["id"], reply["error"]["code"]) for reply in answered] == [
+        (0, "shutting_down"), (1, "shutting_down"), (2, "shutting_down")]
+    assert service.wal.appended_seq == before
+
+
+async def test_a_refused_group_counts_each_refusal_once(event_loop_service):
+    service = event_loop_service(durability="none", max_log_bytes_since_snapshot=1)
+    session = new_session(service)  # window 1's record already fills the log's bound
+    answered = replies(await exchange(service, session, b"".join(
+        plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(3))))
+    assert [reply["error"]["code"] for reply in answered] == ["overloaded"] * 3
+    assert "writes are paused" in answered[0]["error"]["message"]
+    assert service.snapshotter.writes_refused_total == 3
+    assert service.shed["requests_overloaded"] == 3
