@@ -139,7 +139,7 @@ _DECLARED = (
     _internal("batch_validated", BATCHES, "{finished?}"),
     _internal("batch_apply", BATCHES, "{finished?}"),
     # a run of plain `transfer` requests read together: {ids, debit_accounts, credit_accounts,
-    # amounts}, one column per field
+    # amounts}, one column per field as protocol.plain_columns makes them
     _internal("transfer_group", LEDGER, "{results: [each transfer's result or error]}",
               access=GROUPED),
 )

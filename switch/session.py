@@ -223,9 +223,10 @@ class Session:
             backlog.popleft()
             taken.append(plain)
         self.request_metrics.frames_taken += len(taken)
-        group = {"ids": [t.transfer_id for t in taken],
-                 "debit_accounts": [t.debit_account for t in taken],
-                 "credit_accounts": [t.credit_account for t in taken],
+        # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
+        group = {"ids": "\n".join([t.transfer_id for t in taken]),
+                 "debit_accounts": "\n".join([t.debit_account for t in taken]),
+                 "credit_accounts": "\n".join([t.credit_account for t in taken]),
                  "amounts": [t.amount for t in taken]}
         try:
             outcomes = dispatcher.execute_transfer_group(self, group)

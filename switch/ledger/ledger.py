@@ -5,7 +5,6 @@ from operator import attrgetter
 from typing import Any
 
 from payswitch.protocol.ops import LEDGER, applied_by
-from payswitch.protocol.transfer import plain_normalized
 
 from . import invariants, snapshot
 from .clearing import Clearing, Position, SettlementEntry, Window, settlement_id
@@ -209,13 +208,18 @@ class Ledger:
         book = self.book
         before = book.last_ts
         items = args.get("transfers")
-        if items is None:  # each column of ids is one string, the ids one a line
-            results = book.create_plain_many(
-                caller, args["ids"].split("\n"), args["debit_accounts"].split("\n"),
-                args["credit_accounts"].split("\n"), args["amounts"], now)
+        if items is None:
+            results = self._plain_columns(caller, args, now)
         else:
             results = book.create_many(caller, items, now)
         return {"results": results}, book.last_ts != before
+
+    def _plain_columns(self, caller: str, columns: Args, now: int) -> list[Result]:
+        """create_many's results of plain transfers given as protocol.plain_columns makes them
+        (each column of ids one string, the ids one a line)."""
+        return self.book.create_plain_many(
+            caller, columns["ids"].split("\n"), columns["debit_accounts"].split("\n"),
+            columns["credit_accounts"].split("\n"), columns["amounts"], now)
 
     @handles("transfer")
     def _transfer(self, caller: str, item: Item, now: int) -> tuple[Result, bool]:
@@ -228,24 +232,16 @@ class Ledger:
 
     @handles("transfer_group")
     def _transfer_group(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:
-        """Plain `transfer` requests of one caller (columns of their four fields), executed one
-        after another at one `now`: the switch logs a run of them read together as one record
-        (switch/session.py). Each gets what `transfer` gives it: its result, or the LedgerError
-        it would raise, in `results`."""
-        book = self.book
-        create_plain = book.create_plain
-        before = book.last_ts
-        results: list[Result | LedgerError] = []
-        append = results.append
-        for transfer_id, debit, credit, amount in zip(args["ids"], args["debit_accounts"],
-                                                      args["credit_accounts"], args["amounts"]):
-            status, t = create_plain(caller, transfer_id, debit, credit, amount, now)
-            if t is None:
-                item = plain_normalized(transfer_id, debit, credit, amount)
-                append(LedgerError(status, explain(book, caller, item, status)))
-            else:
-                append({"status": status, "timestamp": t.timestamp})
-        return {"results": results}, book.last_ts != before
+        """Plain `transfer` requests of one caller (their fields in the columns a plain batch
+        has), executed one after another at one `now`: the switch logs a run of them read
+        together as one record (switch/session.py). Each gets what `transfer` gives it: its
+        result, or the LedgerError it would raise, in `results`."""
+        before = self.book.last_ts
+        results: list[Result | LedgerError] = [
+            result if result["timestamp"] is not None
+            else LedgerError(result["status"], result["message"])
+            for result in self._plain_columns(caller, args, now)]
+        return {"results": results}, self.book.last_ts != before
 
     @handles("expire_pending")
     def _expire_pending(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:
