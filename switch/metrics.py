@@ -30,9 +30,10 @@ class Histogram:
         self.sum: float = 0
         self.max: float = 0
 
-    def observe(self, value) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
+    def observe(self, value, count: int = 1) -> None:
+        """`count` observations of `value`."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += count
+        self.sum += value * count
         if value > self.max:
             self.max = value
 
@@ -96,10 +97,7 @@ class RequestMetrics:
             answered["ok"] = answered.get("ok", 0) + ok
         for code in error_codes:
             answered[code] = answered.get(code, 0) + 1
-        histogram.counts[bisect.bisect_left(histogram.bounds, seconds)] += count
-        histogram.sum += seconds * count
-        if seconds > histogram.max:
-            histogram.max = seconds
+        histogram.observe(seconds, count)
 
     def _entry(self, op) -> tuple[dict[str, int], Histogram]:
         if op not in OPS:
