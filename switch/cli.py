@@ -55,8 +55,8 @@ SERVE_LIMITS_HELP = {
                              "failure from one address (0 disables)",
     "hello_failure_max_delay_s": "the most a failed hello's reply is delayed",
     "turn_s": "seconds of work one connection gets per round-robin turn",
-    "wal_group_wait_s": "seconds the next fsync may wait, after replies are released, for the "
-                        "requests of the clients just answered, so they share it (0: none; at "
+    "wal_group_wait_s": "seconds the next fsync may wait, after the last one, for the requests "
+                        "of the clients its replies answered, so they share it (0: none; at "
                         "most 0.01)",
     "first_turn_s": "seconds of work for a connection's first frames, ahead of the round robin",
     "events_max_backlog": "events waiting for the stream's acknowledgement, in memory; at this "

@@ -4,12 +4,12 @@ Group commit: while one batch is being written and fsynced, new records collect 
 next write covers all of them with one fsync. So one fsync serves every request that arrived
 during the previous one, and durability does not cap throughput at the disk's fsync rate. After
 an fsync the next write is held, briefly, for the requests its released replies bring, so that
-connections with a request each share one fsync rather than taking turns in two (see _hold).
+connections with a request each share one fsync rather than taking turns in two (see _hold); the
+WAL thread, lingering after the fsync, times the hold.
 """
 import asyncio
 import errno
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -82,9 +82,11 @@ class WalWriter:
         self._on_batch = on_batch
         self._pending: list[bytes] = []
         self._flushing = False
-        # The hold before the next write (see _hold): at most group_wait_s, until _wanted
-        # records are pending; _gathered is its future while it lasts. Holds taken, and those
-        # that ran out of time, since start.
+        # The hold before the next write (see _hold): until _wanted records are pending, or
+        # until the WAL thread, lingering for group_wait_s after the write just durable, reports
+        # that none came; _gathered is its future while it lasts. Writes handed to the thread,
+        # and the last of them the thread has lingered after. Holds taken, and those that ran
+        # out of time, since start.
         self.group_wait_s = group_wait_s
         self.holds = 0
         self.holds_run_out = 0
@@ -92,14 +94,11 @@ class WalWriter:
         self._skip_after_run_out = 1
         self._wanted = 0
         self._gathered: asyncio.Future | None = None
-        # Held by the event loop while a hold lasts: the WAL thread counts group_wait_s by
-        # waiting for it (a lock, not an Event: its Condition is Python code on both threads,
-        # once per fsync).
-        self._hold_over = threading.Lock()
-        self._hold_locked = False
+        self._writes_handed = 0
+        self._lingered_after = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._thread = WalThread("wal")
+        self._thread = WalThread("wal", group_wait_s, self._on_linger_over)
         self._packer = msgpack.Packer(use_bin_type=True)
         self._fd, self._segment_size = self._open_last_segment(next_seq)
         # Where the log ends as far as anything durable goes: (segment path, size in bytes).
@@ -198,24 +197,19 @@ class WalWriter:
 
     async def _hold(self, wanted: int) -> None:
         """Holds the next write until `wanted` records are pending (as many as were outstanding
-        before the release: the clients just answered send again) or group_wait_s has passed.
-        Without it, requests answered by one fsync arrive during the next and wait behind it:
-        two half-size groups taking turns, each request waiting for two fsyncs."""
+        before the release: the clients just answered send again) or group_wait_s has passed
+        since the fsync. Without it, requests answered by one fsync arrive during the next and
+        wait behind it: two half-size groups taking turns, each request waiting for two
+        fsyncs."""
         self.holds += 1
-        if len(self._pending) < wanted:
+        if len(self._pending) < wanted and self._lingered_after < self._writes_handed:
             if not self._pending:
                 self._idle.set()
-            loop = asyncio.get_running_loop()
-            gathered = self._gathered = loop.create_future()
+            gathered = self._gathered = asyncio.get_running_loop().create_future()
             self._wanted = wanted
-            if not self._hold_over.acquire(blocking=False):
-                raise RuntimeError("WAL hold lock taken while no hold lasts")
-            self._hold_locked = True
-            self._thread.call(self._time_hold, loop, gathered)
             try:
                 await gathered
             finally:
-                self._end_hold(gathered)
                 self._gathered = None
         if len(self._pending) >= wanted:
             self._skip_after_run_out = max(1, self._skip_after_run_out // 2)
@@ -224,19 +218,15 @@ class WalWriter:
             self._holds_to_skip = self._skip_after_run_out
             self._skip_after_run_out = min(2 * self._skip_after_run_out, MAX_HOLDS_SKIPPED)
 
-    def _time_hold(self, loop, gathered: asyncio.Future) -> None:
-        """Runs in the WAL thread, idle during a hold, because the event loop's timers count
-        whole milliseconds (uvloop's, as libuv's)."""
-        if self._hold_over.acquire(timeout=self.group_wait_s):
-            self._hold_over.release()  # the loop ended the hold
-        else:
-            loop.call_soon_threadsafe(self._end_hold, gathered)
+    def _on_linger_over(self, writes_run: int) -> None:
+        """In the loop: the WAL thread waited group_wait_s after its writes_run-th write and no
+        write came. If a hold follows that write, its time is up."""
+        self._lingered_after = writes_run
+        if writes_run == self._writes_handed and self._gathered is not None:
+            self._end_hold(self._gathered)
 
-    def _end_hold(self, gathered: asyncio.Future) -> None:
-        """Ends the hold (on the event loop; at most once per hold: later calls do nothing)."""
-        if self._hold_locked:
-            self._hold_locked = False
-            self._hold_over.release()
+    @staticmethod
+    def _end_hold(gathered: asyncio.Future) -> None:
         if not gathered.done():
             gathered.set_result(None)
 
@@ -245,6 +235,7 @@ class WalWriter:
         appended_bytes up to it)."""
         batch, self._pending = self._pending, []
         last_seq = self.appended_seq
+        self._writes_handed += 1
         future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch,
                                   last_seq - len(batch) + 1)
         if self._on_batch is not None:
