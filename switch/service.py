@@ -179,7 +179,8 @@ class Service:
         """Executes plain transfers of the session's participant as one logged group (the
         ledger's `transfer_group`: `group` holds its columns); each one's result, or the
         LedgerError that is its reply, in order."""
-        return self.execute_mutation(session.participant, "transfer_group", group)["results"]
+        return self.execute_mutation(session.participant, "transfer_group", group,
+                                     len(group["amounts"]))["results"]
 
     def execute(self, session, op: str, mutating: bool, args):
         """Runs a request's op for the session's participant; its result."""
@@ -203,7 +204,7 @@ class Service:
                     item["token"] = token
         return result
 
-    def execute_mutation(self, caller, op: str, args):
+    def execute_mutation(self, caller, op: str, args, requests: int = 1):
         """Executes one state change at the current time and appends it to the WAL if it changed
         anything (a failed request too, when expiry ran before it: replay must see it); the one
         path for requests, the switch's own steps and inbox files. Raises the LedgerError of a
@@ -220,7 +221,7 @@ class Service:
             raise WalFailed("internal ledger fault; writes are stopped") from error
         if executed.changed:
             try:
-                self.wal.append(now_ns, caller, op, args)
+                self.wal.append(now_ns, caller, op, args, requests)
             except RecordTooLarge as error:  # inputs are bounded so this cannot happen; if it
                 self.stop_writes(str(error))  # does, memory is ahead of the log: fail-stop
                 raise WalFailed(str(error)) from error

@@ -8,6 +8,8 @@
     release(durable_seq, now_s) the durability barrier: the log is durable up to durable_seq,
                                 so replies of requests executed up to there may leave
     take_output()               reply bytes ready to send, in request order
+    take_plain_transfers(most)  the plain transfers at the head of the backlog, for a group
+                                with other sessions' (run_transfer_group, switch/turns.py)
 
 Each reply is held with the log position its request executed at, and leaves only once the log
 is durable up to it, after every earlier reply. What the glue (switch/connection.py) must do is
@@ -23,7 +25,8 @@ from collections import deque
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
-                      error_reply, ok_reply, parse_plain_transfer, validate_args, JSON, MSGPACK)
+                      error_reply, ok_reply, parse_plain_transfer, validate_args, JSON, MSGPACK,
+                      PlainTransfer)
 from payswitch.switch.reply_steps import ReplyInSteps
 from payswitch.switch.verdict import Verdict
 
@@ -202,17 +205,28 @@ class Session:
         expiry, admission, WAL record, metrics) are paid once per group. Takes nothing and
         returns False when the first frame is not one, or would be refused: the one-by-one path
         then answers it. The replies are exactly those of the one-by-one path."""
+        started_s = clock()
+        taken = self.take_plain_transfers(MAX_TRANSFER_GROUP)
+        if not taken:
+            return False
+        run_transfer_group([(self, taken)], clock, started_s)
+        return True
+
+    def take_plain_transfers(self, most: int) -> list[PlainTransfer]:
+        """Takes the plain `transfer` frames at the head of the backlog, at most `most` and as
+        many as may be admitted now (none when the first would be refused)."""
         backlog = self.backlog
+        if (not backlog or self.participant is None or self.closing or self.paused & HOLDS_BACKLOG
+                or self.verdict is not None or self.reply_being_encoded is not None):
+            return []
         inline_bytes = self.config.max_inline_decode_bytes
         body = backlog[0]
         plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
         if plain is None:
-            return False
-        dispatcher = self.dispatcher
-        room = min(dispatcher.transfer_room(self), MAX_TRANSFER_GROUP)
+            return []
+        room = min(self.dispatcher.transfer_room(self), most)
         if room <= 0:
-            return False
-        started_s = clock()
+            return []
         backlog.popleft()
         taken = [plain]
         while backlog and len(taken) < room:
@@ -223,30 +237,27 @@ class Session:
             backlog.popleft()
             taken.append(plain)
         self.request_metrics.frames_taken += len(taken)
-        # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
-        group = {"ids": "\n".join([t.transfer_id for t in taken]),
-                 "debit_accounts": "\n".join([t.debit_account for t in taken]),
-                 "credit_accounts": "\n".join([t.credit_account for t in taken]),
-                 "amounts": [t.amount for t in taken]}
-        try:
-            outcomes = dispatcher.execute_transfer_group(self, group)
-        except Exception as error:  # none of them executed: each gets the one error reply
-            refused = dispatcher.error_reply(self, None, error)
+        return taken
+
+    def answer_transfer_group(self, taken: list[PlainTransfer], outcomes: list | None,
+                              refused: dict, seq: int, durable_seq: int,
+                              elapsed_s: float) -> None:
+        """Queues the replies of the transfers taken, held for the log up to `seq`: each one's
+        outcome (its result, or its LedgerError), or, with no outcomes, the error reply
+        `refused` for every one."""
+        if outcomes is None:  # none of them executed
             replies = [{**refused, "id": t.request_id} for t in taken]
-        else:  # each transfer's result, or its LedgerError
+        else:
             replies = [ok_reply(t.request_id, outcome) if type(outcome) is dict
                        else error_reply(t.request_id, outcome.code, outcome.message)
                        for t, outcome in zip(taken, outcomes)]
-        seq = dispatcher.reply_seq("transfer")
-        durable_seq = dispatcher.durable_seq
         failed = [reply["error"]["code"] for reply in replies if "error" in reply]
-        self.request_metrics.record_group("transfer", len(taken), failed, clock() - started_s)
+        self.request_metrics.record_group("transfer", len(taken), failed, elapsed_s)
         frames = encode_frames(encode_msgpack_bodies(replies))
         if self.waiting or seq > durable_seq:
             self._hold(HeldReply(seq, [t.request_id for t in taken], MSGPACK, frames, 0.0))
         else:
             self.ready.append(frames)
-        return True
 
     def take_offloaded(self) -> bytes | None:
         body, self.offloaded = self.offloaded, None
@@ -475,3 +486,35 @@ def decoded_from_verdict(verdict: Verdict) -> tuple:
         return verdict.codec, (verdict.request_id, verdict.op, verdict.args, True)
     return verdict.codec, (verdict.request_id, verdict.op, None,
                            ProtocolError(problem.code, problem.message, verdict.request_id))
+
+
+def run_transfer_group(takers: list[tuple["Session", list[PlainTransfer]]], clock,
+                       started_s: float) -> None:
+    """Executes the plain transfers taken from one or more sessions of one participant as one
+    group (one ledger step, one WAL record) and queues each session's replies; each request's
+    time, for the metrics, is the group's since `started_s` (by `clock`), when the taking
+    began."""
+    session = takers[0][0]
+    dispatcher = session.dispatcher
+    taken = [t for _, session_taken in takers for t in session_taken]
+    # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
+    group = {"ids": "\n".join([t.transfer_id for t in taken]),
+             "debit_accounts": "\n".join([t.debit_account for t in taken]),
+             "credit_accounts": "\n".join([t.credit_account for t in taken]),
+             "amounts": [t.amount for t in taken]}
+    outcomes = None
+    refused: dict = {}
+    try:
+        outcomes = dispatcher.execute_transfer_group(session, group)
+    except Exception as error:  # none of them executed: each gets the one error reply
+        refused = dispatcher.error_reply(session, None, error)
+    seq = dispatcher.reply_seq("transfer")
+    durable_seq = dispatcher.durable_seq
+    elapsed_s = clock() - started_s
+    start = 0
+    for each, session_taken in takers:
+        end = start + len(session_taken)
+        each.answer_transfer_group(session_taken, None if outcomes is None
+                                   else outcomes[start:end], refused, seq, durable_seq,
+                                   elapsed_s)
+        start = end

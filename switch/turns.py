@@ -7,13 +7,18 @@ which is all a client that sends a request now and then needs. Whatever is left 
 the decode worker) waits in `rest`, served round robin in turns of at most `turn_s`. Between
 two of these callbacks the event loop polls its sockets and runs timers.
 
-Arrivals take their first turn at once, in their read callback, while the first turns taken
-since the last callback of ours add up to less than `turn_s`; then they queue, in order. So one
-poll of the sockets does at most about one turn of work, however many connections it finds
-readable, and a request waits for about one or two turns, however busy the others keep us.
+Arrivals take their first turns in one callback after the read callbacks of a poll of the
+sockets, in order, while those turns add up to less than `turn_s`; so one poll does at most about
+one turn of work, however many connections it finds readable, and a request waits for about one
+or two turns, however busy the others keep us. The plain transfers at the head of the arrivals
+of one participant are executed as one group before their turns (see _group): many connections
+with a request each, as payment apps keep them, then share one ledger step and one WAL record,
+as one pipelining connection's do.
 """
 import time
 from collections import deque
+
+from payswitch.switch.session import MAX_TRANSFER_GROUP, run_transfer_group
 
 
 class Turns:
@@ -23,18 +28,11 @@ class Turns:
         self.first_turn_s = first_turn_s
         self.arrivals: deque = deque()  # connections waiting for their first turn
         self.rest: deque = deque()  # connections with work left after a turn
-        self.inline_spent_s = 0.0  # first turns taken in read callbacks since our last callback
         self._scheduled = False
 
     def ready(self, connection) -> None:
-        """New frames on `connection`, which had none waiting: a first turn, now or in order."""
-        if connection.in_line:
-            return
-        if not self.arrivals and self.inline_spent_s < self.turn_s:
-            self.inline_spent_s += self._turn(connection, self.first_turn_s)
-            self._schedule()  # resets the inline budget after this poll of the sockets
-        else:
-            self._wait(connection, self.arrivals)
+        """New frames on `connection`, which had none waiting: a first turn, in order."""
+        self._wait(connection, self.arrivals)
 
     def enqueue(self, connection) -> None:
         """`connection` has work again (a verdict, its client reads again): a turn in order."""
@@ -62,9 +60,13 @@ class Turns:
     def _next(self) -> None:
         """First turns, in arrival order, for up to `turn_s`; then one turn from `rest`."""
         self._scheduled = False
-        self.inline_spent_s = 0.0
         arrivals, spent_s = self.arrivals, 0.0
-        while arrivals and spent_s < self.turn_s:
+        grouped = 0
+        if len(arrivals) > 1:
+            grouped, spent_s = self._group(arrivals)
+        while arrivals and (grouped or spent_s < self.turn_s):
+            grouped = max(0, grouped - 1)  # a grouped arrival's turn now, whatever the time:
+            # its glue (Connection._after) registers the replies the group left it waiting
             connection = arrivals.popleft()
             connection.in_line = False
             spent_s += self._turn(connection, self.first_turn_s)
@@ -74,3 +76,26 @@ class Turns:
             self._turn(connection, self.turn_s)
         if arrivals or self.rest:
             self._schedule()
+
+    @staticmethod
+    def _group(arrivals: deque) -> tuple[int, float]:
+        """Executes the plain transfers at the head of the first arrivals, of one participant,
+        as one group of at most MAX_TRANSFER_GROUP (switch/session.py, run_transfer_group);
+        returns how many arrivals it took transfers from, and the time it took. It stops at
+        the first arrival with none to give, so those are the first in line."""
+        started_s = time.perf_counter()
+        participant = arrivals[0].session.participant
+        takers = []
+        room = MAX_TRANSFER_GROUP
+        for connection in arrivals:
+            session = connection.session
+            if room <= 0 or session.participant != participant:
+                break
+            taken = session.take_plain_transfers(room)
+            if not taken:
+                break
+            takers.append((session, taken))
+            room -= len(taken)
+        if takers:
+            run_transfer_group(takers, time.perf_counter, started_s)
+        return len(takers), time.perf_counter() - started_s

@@ -81,6 +81,11 @@ class WalWriter:
         # the stream's acknowledgement overlap.
         self._on_batch = on_batch
         self._pending: list[bytes] = []
+        # Requests the records stand for (a group of transfers is one record): appended, durable,
+        # and in _pending. The hold (see _hold) counts requests, not records.
+        self.appended_requests = 0
+        self.durable_requests = 0
+        self._pending_requests = 0
         self._flushing = False
         # The hold before the next write (see _hold): until _wanted records are pending, or
         # until the WAL thread, lingering for group_wait_s after the write just durable, reports
@@ -124,9 +129,9 @@ class WalWriter:
         self._segment_path = path
         return fd, os.fstat(fd).st_size
 
-    def append(self, now_ns: int, caller: str, op: str, args) -> int:
-        """Buffers one record and returns its sequence number; it is durable once on_durable
-        reports a sequence number at least as high."""
+    def append(self, now_ns: int, caller: str, op: str, args, requests: int = 1) -> int:
+        """Buffers one record, of `requests` requests, and returns its sequence number; it is
+        durable once on_durable reports a sequence number at least as high."""
         if self.failure is not None:
             raise WalFailed(str(self.failure))
         seq = self.appended_seq + 1
@@ -134,7 +139,7 @@ class WalWriter:
         if len(payload) > MAX_RECORD_BYTES:  # recovery would take it for damage
             raise RecordTooLarge(f"{op} would make a WAL record of {len(payload)} bytes; "
                                  f"the limit is {MAX_RECORD_BYTES}")
-        self._add(encode_record(payload))
+        self._add(encode_record(payload), requests)
         return seq
 
     def append_encoded(self, record: bytes) -> int:
@@ -142,18 +147,20 @@ class WalWriter:
         returns its sequence number, the next one."""
         if self.failure is not None:
             raise WalFailed(str(self.failure))
-        self._add(record)
+        self._add(record, 1)
         return self.appended_seq
 
-    def _add(self, record: bytes) -> None:
+    def _add(self, record: bytes, requests: int) -> None:
         self._pending.append(record)
+        self._pending_requests += requests
+        self.appended_requests += requests
         self.appended_seq += 1
         self.appended_bytes += len(record)
         self._idle.clear()
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush_loop())
-        elif self._gathered is not None and len(self._pending) >= self._wanted:
+        elif self._gathered is not None and self._pending_requests >= self._wanted:
             self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
@@ -163,12 +170,13 @@ class WalWriter:
         try:
             writing = self._write_pending()
             while writing is not None:
-                future, last_seq, last_bytes = writing
+                future, last_seq, last_bytes, last_requests = writing
                 await future
-                outstanding = self.appended_seq - self.durable_seq
+                outstanding = self.appended_requests - self.durable_requests
                 hold = self._should_hold(outstanding)
                 writing = self._write_pending() if self._pending and not hold else None
                 self.durable_seq, self.durable_bytes = last_seq, last_bytes
+                self.durable_requests = last_requests
                 self._on_durable(last_seq)
                 if hold:
                     await self._hold(outstanding)
@@ -177,13 +185,14 @@ class WalWriter:
         except OSError as error:
             self.failure = error
             self._pending.clear()
+            self._pending_requests = 0
             self._on_failure(error)
         finally:
             self._flushing = False
             self._idle.set()
 
     def _should_hold(self, outstanding: int) -> bool:
-        """Not for a lone record (one client, one request: nobody to wait for), nor while backing
+        """Not for a lone request (one client, one request: nobody to wait for), nor while backing
         off after holds that ran out (clients that do not answer our replies at once: an open
         loop, or reads in between): each that runs out doubles the groups to go unheld after the
         next, each that fills halves them, so holds that fill now and then by chance (an open
@@ -196,13 +205,13 @@ class WalWriter:
         return True
 
     async def _hold(self, wanted: int) -> None:
-        """Holds the next write until `wanted` records are pending (as many as were outstanding
+        """Holds the next write until `wanted` requests are pending (as many as were outstanding
         before the release: the clients just answered send again) or group_wait_s has passed
         since the fsync. Without it, requests answered by one fsync arrive during the next and
         wait behind it: two half-size groups taking turns, each request waiting for two
         fsyncs."""
         self.holds += 1
-        if len(self._pending) < wanted and self._lingered_after < self._writes_handed:
+        if self._pending_requests < wanted and self._lingered_after < self._writes_handed:
             if not self._pending:
                 self._idle.set()
             gathered = self._gathered = asyncio.get_running_loop().create_future()
@@ -211,7 +220,7 @@ class WalWriter:
                 await gathered
             finally:
                 self._gathered = None
-        if len(self._pending) >= wanted:
+        if self._pending_requests >= wanted:
             self._skip_after_run_out = max(1, self._skip_after_run_out // 2)
         else:
             self.holds_run_out += 1
@@ -230,17 +239,18 @@ class WalWriter:
         if not gathered.done():
             gathered.set_result(None)
 
-    def _write_pending(self) -> tuple[asyncio.Future, int, int]:
+    def _write_pending(self) -> tuple[asyncio.Future, int, int, int]:
         """Starts writing everything appended so far; (its future, its last sequence number,
-        appended_bytes up to it)."""
+        appended_bytes and appended_requests up to it)."""
         batch, self._pending = self._pending, []
-        last_seq = self.appended_seq
+        self._pending_requests = 0
+        written = (self.appended_seq, self.appended_bytes, self.appended_requests)
+        first_seq = written[0] - len(batch) + 1
         self._writes_handed += 1
-        future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch,
-                                  last_seq - len(batch) + 1)
-        if self._on_batch is not None:
-            self._on_batch(batch, last_seq - len(batch) + 1)
-        return future, last_seq, self.appended_bytes
+        future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch, first_seq)
+        if self._on_batch is not None:  # (which may append: not part of this batch)
+            self._on_batch(batch, first_seq)
+        return future, *written
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
         """Runs in the WAL thread: rotate if due, write everything, fsync once."""
@@ -301,6 +311,7 @@ class WalWriter:
         os.close(self._fd)
         self._fd, self._segment_size, self._segment_path = fd, size, path
         self.appended_seq, self.appended_bytes = self.durable_seq, self.durable_bytes
+        self.appended_requests = self.durable_requests
         self.failure = None
 
     async def drain(self) -> None:

@@ -1,7 +1,11 @@
 """Plain transfers read together are executed as one group and logged as one record
-(Session._transfer_group): their replies are those the one-by-one path gives, and replaying
-the log rebuilds the same state."""
+(Session._transfer_group, and across sessions run_transfer_group as switch/turns.py runs it):
+their replies are those the one-by-one path gives, and replaying the log rebuilds the same
+state."""
+import time
+
 from payswitch.protocol import JSON
+from payswitch.switch.session import MAX_TRANSFER_GROUP, PAUSED_FOR_DECODE, run_transfer_group
 from payswitch.switch.storage.recovery import recover
 from support.in_process import exchange, feed, new_session, released
 
@@ -62,6 +66,63 @@ async def test_a_read_of_plain_transfers_is_one_record_answered_as_one_by_one(
         None, "insufficient_funds", "account_not_found", None, "exists_with_different_fields",
         "same_account", None]
     assert answered[3]["result"]["status"] == "exists"
+
+
+async def test_the_plain_transfers_of_several_sessions_run_as_one_group(event_loop_service):
+    """Each session's read of plain transfers taken, then run as one record: each session
+    gets exactly its own replies, in its order, as the one-by-one path gives them."""
+    grouped, admin = await opened(event_loop_service, durability="fsync")
+    sessions = [new_session(grouped) for _ in range(3)]
+    reads = [MIXED[0:2], MIXED[2:4], MIXED[4:]]
+    for session, fields in zip(sessions, reads):
+        session.receive(b"".join(plain(*each) for each in fields), grouped.loop.time())
+    before, started_s = grouped.wal.appended_seq, time.perf_counter()
+    takers = [(session, session.take_plain_transfers(MAX_TRANSFER_GROUP))
+              for session in sessions]
+    assert [len(taken) for _, taken in takers] == [2, 2, 3]
+    run_transfer_group(takers, time.perf_counter, started_s)
+    assert grouped.wal.appended_seq == before + 1
+    assert [session.waiting_replies for session in sessions] == [2, 2, 3]
+    assert all(released(grouped, session) == b"" for session in sessions)  # held for the log
+    await grouped.wal.drain()
+    answered = [replies(released(grouped, session)) for session in sessions]
+    assert grouped.held_replies.count == 0
+
+    one_by_one, json_session = await opened(event_loop_service, durability="none")
+    expected = []
+    for fields in MIXED:
+        expected += replies(await exchange(one_by_one, json_session, plain(*fields, codec=JSON)))
+    assert [[reply["id"] for reply in each] for each in answered] == [
+        [fields[0] for fields in read] for read in reads]
+    assert without_timestamps([reply for each in answered for reply in each]) == \
+        without_timestamps(expected)
+    config = grouped.config
+    assert recover(config.wal_dir, config.snapshot_dir).state.digest() == grouped.state.digest()
+
+
+async def test_a_session_gives_no_transfer_to_a_group_while_it_may_not_take_them(
+        event_loop_service):
+    """Not before hello, nor while its turn would wait (a frame in the decode worker), nor
+    when the frame at the head is not a plain transfer, nor past the in-flight limit."""
+    service, admin = await opened(event_loop_service, durability="none",
+                                  max_inflight_per_connection=3)
+    anonymous = new_session(service, participant=None)
+    anonymous.receive(plain("x", "tx", "a-1", "a-2", 1), service.loop.time())
+    assert anonymous.take_plain_transfers(MAX_TRANSFER_GROUP) == []
+    other_first = new_session(service)
+    other_first.receive(frame("p", "ping", {}) + plain("y", "ty", "a-1", "a-2", 1),
+                        service.loop.time())
+    assert other_first.take_plain_transfers(MAX_TRANSFER_GROUP) == []
+    limited = new_session(service)
+    limited.receive(b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(5)),
+                    service.loop.time())
+    assert [t.request_id for t in limited.take_plain_transfers(MAX_TRANSFER_GROUP)] == [0, 1, 2]
+    assert [t.request_id for t in limited.take_plain_transfers(1)] == [3]
+    assert len(limited.backlog) == 1
+    waiting = new_session(service)
+    waiting.receive(plain("z", "tz", "a-1", "a-2", 1), service.loop.time())
+    waiting.paused |= PAUSED_FOR_DECODE
+    assert waiting.take_plain_transfers(MAX_TRANSFER_GROUP) == []
 
 
 async def test_groups_split_around_other_frames_and_keep_the_order(event_loop_service):

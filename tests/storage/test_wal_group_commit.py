@@ -152,3 +152,34 @@ async def test_holds_that_run_out_back_off(tmp_path):
         assert writer.fsync_count == records
     finally:
         writer.close()
+
+
+async def test_a_hold_counts_requests_not_records(tmp_path):
+    """The first write carries one record standing for the 16 clients' requests (a group of
+    transfers, as switch/turns.py makes of requests read together); once durable, the clients
+    send again, one record each on a later turn: the next write holds until all 16 are there,
+    not until one record is, as many as there were outstanding."""
+    wal_dir = tmp_path / "wal"
+    wal_dir.mkdir()
+    written: list[int] = []  # records per write
+    writer = None
+
+    def clients_answer(seq: int) -> None:
+        if seq == 1:
+            loop = asyncio.get_running_loop()
+            for client in range(CLIENTS):
+                loop.call_soon(writer.append, client, "bank", "transfer", {})
+
+    writer = WalWriter(wal_dir, 1, 1 << 20, True, clients_answer, lambda error: None,
+                       on_batch=lambda batch, first_seq: written.append(len(batch)),
+                       group_wait_s=PATIENT_WAIT_S)
+    try:
+        writer.append(0, "bank", "transfer_group", {}, requests=CLIENTS)
+        await asyncio.sleep(0)  # the first write starts
+        while writer.durable_seq < 1 + CLIENTS:
+            await asyncio.wait_for(writer.drain(), TEST_TIMEOUT_S)
+            await asyncio.sleep(0)
+        assert written == [1, CLIENTS]  # counting records, it would have gone with the first
+        assert (writer.appended_requests, writer.durable_requests) == (2 * CLIENTS, 2 * CLIENTS)
+    finally:
+        writer.close()
