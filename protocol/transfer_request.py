@@ -15,11 +15,14 @@ from typing import Any, Callable, NamedTuple
 
 import msgpack
 
-from .envelope import Envelope, is_valid_request_id
+from operator import itemgetter
+
+from .envelope import MAX_INT_ID, MIN_INT_ID, Envelope, is_valid_request_id
 from .transfer import plain_columns, plain_fields, plain_transfer
 from .values import MAX_ITEMS
 
-__all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer"]
+__all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer",
+           "parse_plain_transfers", "PlainTransfers"]
 
 _ENVELOPE = frozenset(("id", "op", "args"))
 # The key "op" and its value as packb writes them: a body without either cannot be the
@@ -35,6 +38,14 @@ _SEARCH_OVER_BYTES = 256
 # Makes a NamedTuple without the Python-level __new__ every NamedTuple has (per request, that
 # call is a tenth of this decode: scripts/bench-session.py counted with callgrind).
 _tuple_new = tuple.__new__
+# For parse_plain_transfers' column checks.
+_first_byte = itemgetter(slice(0, 1))
+_FIXMAP_OF_3_ONLY = frozenset((_FIXMAP_OF_3,))
+_DICT_ONLY = frozenset((dict,))
+_INT_ONLY = frozenset((int,))
+_THREE_ONLY = frozenset((len(_ENVELOPE),))
+_TRANSFER_ONLY = frozenset(("transfer",))
+_ENVELOPE_FIELDS = tuple(map(itemgetter, ("op", "id", "args")))
 _unpackb = msgpack.unpackb
 # One packer, not packb's new one per call (a third of the re-encoding's cost). Sharing it
 # between threads is safe: it packs only what unpackb made (exact dicts, lists, str, int), so
@@ -49,6 +60,13 @@ class PlainTransfer(NamedTuple):
     debit_account: str
     credit_account: str
     amount: int
+
+
+class PlainTransfers(NamedTuple):
+    """`transfer` requests of the plain shape read together, as columns of their fields (see
+    parse_plain_transfers)."""
+    request_ids: list[int | str]
+    columns: dict[str, Any]  # plain_columns': {ids, debit_accounts, credit_accounts, amounts}
 
 
 def parse_transfer_request(body: bytes, batch_columns: bool = False) -> Envelope | None:
@@ -107,6 +125,36 @@ def parse_plain_transfer(body: bytes) -> PlainTransfer | None:
     if fields is None:
         return None
     return _tuple_new(PlainTransfer, (request_id, *fields))
+
+
+def parse_plain_transfers(bodies: list[bytes]) -> PlainTransfers | None:
+    """What parse_plain_transfer gives each of `bodies` (at least one), as columns, when every
+    one is a plain `transfer`; None when any is not, or is longer than _SEARCH_OVER_BYTES (the
+    caller then takes them one by one). Checked a column at a time, as plain_columns checks a
+    batch's transfers: past decoding, no Python call per body (a plain transfer's checks cost
+    more than its decoding)."""
+    if (set(map(_first_byte, bodies)) != _FIXMAP_OF_3_ONLY
+            or max(map(len, bodies)) > _SEARCH_OVER_BYTES):  # see parse_plain_transfer
+        return None
+    try:
+        requests = [_unpackb(body, max_ext_len=0, max_map_len=_PLAIN_KEYS) for body in bodies]
+        # maps of three entries, and these three among them: the envelope's keys exactly
+        if set(map(type, requests)) != _DICT_ONLY or set(map(len, requests)) != _THREE_ONLY:
+            return None
+        ops, request_ids, args = (list(map(field, requests)) for field in _ENVELOPE_FIELDS)
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException):
+        return None
+    if set(ops) != _TRANSFER_ONLY or not _are_valid_request_ids(request_ids):
+        return None
+    columns = plain_columns(args)
+    return None if columns is None else _tuple_new(PlainTransfers, (request_ids, columns))
+
+
+def _are_valid_request_ids(request_ids: list[Any]) -> bool:
+    """is_valid_request_id of each; ints (as clients mostly number their requests) by range."""
+    if set(map(type, request_ids)) == _INT_ONLY:
+        return bool(MIN_INT_ID <= min(request_ids) and max(request_ids) <= MAX_INT_ID)
+    return all(map(is_valid_request_id, request_ids))
 
 
 def _request(body: bytes) -> tuple[Any, Any, Any] | None:

@@ -22,11 +22,12 @@ while it has too many requests unanswered, and while frames read are still to be
 backlog), so neither a slow reader nor a fast pipeliner can make the server buffer without bound.
 """
 from collections import deque
+from itertools import islice
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
-                      error_reply, ok_reply, parse_plain_transfer, validate_args, JSON, MSGPACK,
-                      PlainTransfer)
+                      error_reply, ok_reply, parse_plain_transfer, parse_plain_transfers,
+                      validate_args, JSON, MSGPACK, PlainTransfers)
 from payswitch.switch.reply_steps import ReplyInSteps
 from payswitch.switch.verdict import Verdict
 
@@ -41,6 +42,14 @@ MAX_FRAMES_PER_SPLIT = 512
 # loop (a turn, switch/turns.py, ends after the group that passes its end); reads of 16 x 16
 # pipelined clients bring 16 at a time.
 MAX_TRANSFER_GROUP = 32
+# The first byte of a plain transfer's MessagePack body, a map of three (id, op, args): a frame
+# that starts otherwise (JSON, most other requests) is left to the one-by-one path at once.
+MSGPACK_MAP_OF_3 = b"\x83"
+_tuple_new = tuple.__new__  # a NamedTuple without its Python-level __new__
+# Plain transfers read together are checked a column at a time from this many on: a run costs
+# about 80,000 instructions, then 17,000 a transfer with its decoding, against 26,500 a transfer
+# one by one (callgrind); 16 at a time, a fifth less.
+COLUMNS_FROM_TRANSFERS = 8
 
 # Why a session's time limits ended it (the keys of the `connections_closed` counters).
 IDLE, FRAME_TIMEOUT, WRITE_STALL, CLOSE_STALL = "idle", "frame_timeout", "write_stall", \
@@ -207,55 +216,70 @@ class Session:
         then answers it. The replies are exactly those of the one-by-one path."""
         started_s = clock()
         taken = self.take_plain_transfers(MAX_TRANSFER_GROUP)
-        if not taken:
+        if taken is None:
             return False
         run_transfer_group([(self, taken)], clock, started_s)
         return True
 
-    def take_plain_transfers(self, most: int) -> list[PlainTransfer]:
+    def take_plain_transfers(self, most: int) -> PlainTransfers | None:
         """Takes the plain `transfer` frames at the head of the backlog, at most `most` and as
-        many as may be admitted now (none when the first would be refused)."""
+        many as may be admitted now; None when the first is not one, or would be refused."""
         backlog = self.backlog
-        if (not backlog or self.participant is None or self.closing or self.paused & HOLDS_BACKLOG
-                or self.verdict is not None or self.reply_being_encoded is not None):
-            return []
-        inline_bytes = self.config.max_inline_decode_bytes
-        body = backlog[0]
-        plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
-        if plain is None:
-            return []
+        if (not backlog or backlog[0][:1] != MSGPACK_MAP_OF_3 or self.participant is None
+                or self.closing or self.paused & HOLDS_BACKLOG or self.verdict is not None
+                or self.reply_being_encoded is not None):
+            return None
         room = min(self.dispatcher.transfer_room(self), most)
         if room <= 0:
-            return []
-        backlog.popleft()
-        taken = [plain]
-        while backlog and len(taken) < room:
-            body = backlog[0]
+            return None
+        bodies = list(islice(backlog, room))
+        taken = (parse_plain_transfers(bodies) if len(bodies) >= COLUMNS_FROM_TRANSFERS
+                 else None) or self._plain_head(bodies)
+        if taken is not None:
+            for _ in taken.request_ids:
+                backlog.popleft()
+            self.request_metrics.frames_taken += len(taken.request_ids)
+        return taken
+
+    def _plain_head(self, bodies: list[bytes]) -> PlainTransfers | None:
+        """The plain transfers among the first of `bodies`, up to the first that is not one."""
+        inline_bytes = self.config.max_inline_decode_bytes
+        head = []
+        for body in bodies:
             plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
             if plain is None:
                 break
-            backlog.popleft()
-            taken.append(plain)
-        self.request_metrics.frames_taken += len(taken)
-        return taken
+            head.append(plain)
+        if not head:
+            return None
+        if len(head) == 1:  # as many connections with a request each send them
+            request_id, transfer_id, debit, credit, amount = head[0]
+            return _tuple_new(PlainTransfers, ([request_id], {
+                "ids": transfer_id, "debit_accounts": debit, "credit_accounts": credit,
+                "amounts": [amount]}))
+        # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
+        return PlainTransfers([t.request_id for t in head], {
+            "ids": "\n".join([t.transfer_id for t in head]),
+            "debit_accounts": "\n".join([t.debit_account for t in head]),
+            "credit_accounts": "\n".join([t.credit_account for t in head]),
+            "amounts": [t.amount for t in head]})
 
-    def answer_transfer_group(self, taken: list[PlainTransfer], outcomes: list | None,
-                              refused: dict, seq: int, durable_seq: int,
-                              elapsed_s: float) -> None:
+    def answer_transfer_group(self, request_ids: list, outcomes: list | None, refused: dict,
+                              seq: int, durable_seq: int, elapsed_s: float) -> None:
         """Queues the replies of the transfers taken, held for the log up to `seq`: each one's
         outcome (its result, or its LedgerError), or, with no outcomes, the error reply
         `refused` for every one."""
         if outcomes is None:  # none of them executed
-            replies = [{**refused, "id": t.request_id} for t in taken]
+            replies = [{**refused, "id": request_id} for request_id in request_ids]
         else:
-            replies = [ok_reply(t.request_id, outcome) if type(outcome) is dict
-                       else error_reply(t.request_id, outcome.code, outcome.message)
-                       for t, outcome in zip(taken, outcomes)]
+            replies = [ok_reply(request_id, outcome) if type(outcome) is dict
+                       else error_reply(request_id, outcome.code, outcome.message)
+                       for request_id, outcome in zip(request_ids, outcomes)]
         failed = [reply["error"]["code"] for reply in replies if "error" in reply]
-        self.request_metrics.record_group("transfer", len(taken), failed, elapsed_s)
+        self.request_metrics.record_group("transfer", len(request_ids), failed, elapsed_s)
         frames = encode_frames(encode_msgpack_bodies(replies))
         if self.waiting or seq > durable_seq:
-            self._hold(HeldReply(seq, [t.request_id for t in taken], MSGPACK, frames, 0.0))
+            self._hold(HeldReply(seq, request_ids, MSGPACK, frames, 0.0))
         else:
             self.ready.append(frames)
 
@@ -488,7 +512,7 @@ def decoded_from_verdict(verdict: Verdict) -> tuple:
                            ProtocolError(problem.code, problem.message, verdict.request_id))
 
 
-def run_transfer_group(takers: list[tuple["Session", list[PlainTransfer]]], clock,
+def run_transfer_group(takers: list[tuple["Session", PlainTransfers]], clock,
                        started_s: float) -> None:
     """Executes the plain transfers taken from one or more sessions of one participant as one
     group (one ledger step, one WAL record) and queues each session's replies; each request's
@@ -496,12 +520,12 @@ def run_transfer_group(takers: list[tuple["Session", list[PlainTransfer]]], cloc
     began."""
     session = takers[0][0]
     dispatcher = session.dispatcher
-    taken = [t for _, session_taken in takers for t in session_taken]
-    # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
-    group = {"ids": "\n".join([t.transfer_id for t in taken]),
-             "debit_accounts": "\n".join([t.debit_account for t in taken]),
-             "credit_accounts": "\n".join([t.credit_account for t in taken]),
-             "amounts": [t.amount for t in taken]}
+    if len(takers) == 1:
+        group = takers[0][1].columns
+    else:  # the sessions' columns one after another (ids one a line)
+        group = {key: "\n".join([taken.columns[key] for _, taken in takers])
+                 for key in _ID_COLUMNS}
+        group["amounts"] = [amount for _, taken in takers for amount in taken.columns["amounts"]]
     outcomes = None
     refused: dict = {}
     try:
@@ -512,9 +536,12 @@ def run_transfer_group(takers: list[tuple["Session", list[PlainTransfer]]], cloc
     durable_seq = dispatcher.durable_seq
     elapsed_s = clock() - started_s
     start = 0
-    for each, session_taken in takers:
-        end = start + len(session_taken)
-        each.answer_transfer_group(session_taken, None if outcomes is None
+    for each, taken in takers:
+        end = start + len(taken.request_ids)
+        each.answer_transfer_group(taken.request_ids, None if outcomes is None
                                    else outcomes[start:end], refused, seq, durable_seq,
                                    elapsed_s)
         start = end
+
+
+_ID_COLUMNS = ("ids", "debit_accounts", "credit_accounts")

@@ -92,10 +92,10 @@ class Turns:
             if room <= 0 or session.participant != participant:
                 break
             taken = session.take_plain_transfers(room)
-            if not taken:
+            if taken is None:
                 break
             takers.append((session, taken))
-            room -= len(taken)
+            room -= len(taken.request_ids)
         if takers:
             run_transfer_group(takers, time.perf_counter, started_s)
         return len(takers), time.perf_counter() - started_s

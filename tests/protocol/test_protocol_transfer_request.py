@@ -2,7 +2,8 @@ import msgpack
 import pytest
 
 from payswitch.protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
-                      parse_plain_transfer, parse_transfer_request, validate_args)
+                      parse_plain_transfer, parse_plain_transfers, parse_transfer_request,
+                      validate_args)
 
 PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
 
@@ -82,7 +83,7 @@ def test_a_plain_transfer_parses_to_the_general_paths_fields(request_id):
     assert parse_plain_transfer(reordered) == plain_fields_of(reordered)
 
 
-@pytest.mark.parametrize("body", NOT_PLAIN + [
+NOT_PLAIN_TRANSFER = NOT_PLAIN + [
     body_of({"id": 1, "op": "create_transfers", "args": {"transfers": [PLAIN]}}),
     # a duplicate key in args: five entries, refused at the map's header
     body_of({"id": 1, "op": "transfer", "args": PLAIN})[:-len(body_of(PLAIN))]
@@ -90,7 +91,10 @@ def test_a_plain_transfer_parses_to_the_general_paths_fields(request_id):
     # three entries with a duplicate: two keys decode
     b"\x83\xa2id\x01\xa2id\x02\xa4args" + body_of(PLAIN),
     b"\x83\xa2id\x01\xa2op\xa8transfer\xa4args" + body_of(PLAIN) + b"\xc0",
-])
+]
+
+
+@pytest.mark.parametrize("body", NOT_PLAIN_TRANSFER)
 def test_parse_plain_transfer_leaves_anything_else_to_the_general_path(body):
     assert parse_plain_transfer(body) is None
 
@@ -103,3 +107,34 @@ def test_a_bin_key_is_left_to_the_general_path():
     body = msgpack.packb({"id": 1, "op": "transfer", "args": {**PLAIN, b"id": "x"}},
                          use_bin_type=True)
     assert parse_transfer_request(body) is None
+
+
+def plain_body(request_id, n: int) -> bytes:
+    return encode_request(request_id, "transfer", {**PLAIN, "id": f"t-{n}", "amount": n + 1},
+                          MSGPACK)[4:]
+
+
+@pytest.mark.parametrize("request_ids", [list(range(16)), [2**64 - 1, -(2**63), 0],
+                                         ["r-1", 2, "x" * 100]])
+def test_plain_transfers_in_columns_are_what_parse_plain_transfer_gives_each(request_ids):
+    bodies = [plain_body(request_id, n) for n, request_id in enumerate(request_ids)]
+    bodies.append(body_of({"args": dict(reversed(list(PLAIN.items()))), "op": "transfer",
+                           "id": 99}))
+    parsed = parse_plain_transfers(bodies)
+    each = [parse_plain_transfer(body) for body in bodies]
+    assert parsed.request_ids == [t.request_id for t in each]
+    assert parsed.columns == {
+        "ids": "\n".join(t.transfer_id for t in each),
+        "debit_accounts": "\n".join(t.debit_account for t in each),
+        "credit_accounts": "\n".join(t.credit_account for t in each),
+        "amounts": [t.amount for t in each]}
+
+
+@pytest.mark.parametrize("body", NOT_PLAIN_TRANSFER + [
+    plain_body("x" * 257, 0), plain_body(True, 0), plain_body(1.0, 0), body_of({"id": 1, "op": "transfer", "args": {**PLAIN, "id": "a\nb"}}),
+    # a plain transfer, but too long to decode before looking for its op
+    encode_request("r" * 200, "transfer", {**PLAIN, "id": "t" * 64}, MSGPACK)[4:]])
+def test_one_body_that_is_not_a_plain_transfer_leaves_all_to_one_by_one(body):
+    bodies = [plain_body(n, n) for n in range(8)]
+    bodies.insert(3, body)
+    assert parse_plain_transfers(bodies) is None

@@ -79,7 +79,7 @@ async def test_the_plain_transfers_of_several_sessions_run_as_one_group(event_lo
     before, started_s = grouped.wal.appended_seq, time.perf_counter()
     takers = [(session, session.take_plain_transfers(MAX_TRANSFER_GROUP))
               for session in sessions]
-    assert [len(taken) for _, taken in takers] == [2, 2, 3]
+    assert [len(taken.request_ids) for _, taken in takers] == [2, 2, 3]
     run_transfer_group(takers, time.perf_counter, started_s)
     assert grouped.wal.appended_seq == before + 1
     assert [session.waiting_replies for session in sessions] == [2, 2, 3]
@@ -108,21 +108,21 @@ async def test_a_session_gives_no_transfer_to_a_group_while_it_may_not_take_them
                                   max_inflight_per_connection=3)
     anonymous = new_session(service, participant=None)
     anonymous.receive(plain("x", "tx", "a-1", "a-2", 1), service.loop.time())
-    assert anonymous.take_plain_transfers(MAX_TRANSFER_GROUP) == []
+    assert anonymous.take_plain_transfers(MAX_TRANSFER_GROUP) is None
     other_first = new_session(service)
     other_first.receive(frame("p", "ping", {}) + plain("y", "ty", "a-1", "a-2", 1),
                         service.loop.time())
-    assert other_first.take_plain_transfers(MAX_TRANSFER_GROUP) == []
+    assert other_first.take_plain_transfers(MAX_TRANSFER_GROUP) is None
     limited = new_session(service)
     limited.receive(b"".join(plain(n, f"t{n}", "a-1", "a-2", 1) for n in range(5)),
                     service.loop.time())
-    assert [t.request_id for t in limited.take_plain_transfers(MAX_TRANSFER_GROUP)] == [0, 1, 2]
-    assert [t.request_id for t in limited.take_plain_transfers(1)] == [3]
+    assert limited.take_plain_transfers(MAX_TRANSFER_GROUP).request_ids == [0, 1, 2]
+    assert limited.take_plain_transfers(1).request_ids == [3]
     assert len(limited.backlog) == 1
     waiting = new_session(service)
     waiting.receive(plain("z", "tz", "a-1", "a-2", 1), service.loop.time())
     waiting.paused |= PAUSED_FOR_DECODE
-    assert waiting.take_plain_transfers(MAX_TRANSFER_GROUP) == []
+    assert waiting.take_plain_transfers(MAX_TRANSFER_GROUP) is None
 
 
 async def test_groups_split_around_other_frames_and_keep_the_order(event_loop_service):
