@@ -55,7 +55,7 @@ class Connection(asyncio.Protocol):
         if not service.admit(self):
             self.session.send_error_and_close(codes.OVERLOADED,
                                               "too many connections; try again later")
-            self._after()
+            self.act_on_session()
 
     def connection_lost(self, exc) -> None:
         session = self.session
@@ -77,7 +77,7 @@ class Connection(asyncio.Protocol):
         """One turn of the session's work (see switch/turns.py), until `deadline_s`
         (perf_counter); returns whether work is left for another turn."""
         more = self.session.handle(deadline_s, time.perf_counter)
-        self._after()
+        self.act_on_session()
         return more
 
     def take_verdict(self, verdict) -> None:
@@ -98,7 +98,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """A half-close: answer everything already received, then close."""
         self.session.half_closed()
-        self._after()
+        self.act_on_session()
         return True  # keep the transport open for the replies still waiting for the WAL
 
     def pause_writing(self) -> None:
@@ -112,8 +112,9 @@ class Connection(asyncio.Protocol):
 
     # what the session wants
 
-    def _after(self) -> None:
-        """Acts on what the session wants after a step of its work."""
+    def act_on_session(self) -> None:
+        """Acts on what the session wants after a step of its work (also after a group took
+        its transfers, see switch/turns.py)."""
         session = self.session
         if session.offloaded is not None:
             self.service.decode_worker.submit(self, session.take_offloaded())

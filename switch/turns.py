@@ -64,9 +64,15 @@ class Turns:
         grouped = 0
         if len(arrivals) > 1:
             grouped, spent_s = self._group(arrivals)
-        while arrivals and (grouped or spent_s < self.turn_s):
-            grouped = max(0, grouped - 1)  # a grouped arrival's turn now, whatever the time:
-            # its glue (Connection._after) registers the replies the group left it waiting
+        for _ in range(grouped):  # now, whatever the time: the group left replies waiting
+            connection = arrivals.popleft()
+            connection.in_line = False
+            session = connection.session
+            if session.handling or session.eof:  # frames after its transfers, or a half-close
+                spent_s += self._turn(connection, self.first_turn_s)
+            else:  # nothing left to handle: only the glue, which sees to the replies
+                connection.act_on_session()
+        while arrivals and spent_s < self.turn_s:
             connection = arrivals.popleft()
             connection.in_line = False
             spent_s += self._turn(connection, self.first_turn_s)

@@ -29,14 +29,17 @@ def test_one_request_each_on_connections_read_together_share_one_record(switch, 
                 client.send({"id": n, "op": "transfer", "args": {
                     "id": f"shared-{n}", "debit_account": "a-1", "credit_account": "a-2",
                     "amount": n + 1}}, "msgpack")
+            clients[0].send({"id": "after", "op": "ping"}, "msgpack")  # left for its turn
         finally:
             switch.process.send_signal(signal.SIGCONT)
         answered = [client.recv() for client in clients]
+        ping = clients[0].recv()
     finally:
         for client in clients:
             client.close()
     assert [(reply["id"], reply["ok"], reply["result"]["status"]) for reply in answered] == [
         (n, True, "created") for n in range(CONNECTIONS)]
+    assert (ping["id"], ping["ok"]) == ("after", True)
     assert admin.call("stats")["wal"]["appended_seq"] == appended_before + 1
     moved = sum(range(1, CONNECTIONS + 1))
     assert balances(admin, ["a-1", "a-2"]) == {"a-1": FUNDS - moved, "a-2": moved}
