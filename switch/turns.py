@@ -10,10 +10,10 @@ two of these callbacks the event loop polls its sockets and runs timers.
 Arrivals take their first turns in one callback after the read callbacks of a poll of the
 sockets, in order, while those turns add up to less than `turn_s`; so one poll does at most about
 one turn of work, however many connections it finds readable, and a request waits for about one
-or two turns, however busy the others keep us. The plain transfers at the head of the arrivals
-of one participant are executed as one group before their turns (see _group): many connections
-with a request each, as payment apps keep them, then share one ledger step and one WAL record,
-as one pipelining connection's do.
+or two turns, however busy the others keep us. The plain transfers at the head of the first
+arrivals, of one participant, are executed as one group before their turns (see run_group): many
+connections with a request each, as payment apps keep them, then share one ledger step and one
+WAL record, as one pipelining connection's requests do.
 """
 import time
 from collections import deque
@@ -63,7 +63,7 @@ class Turns:
         arrivals, spent_s = self.arrivals, 0.0
         grouped = 0
         if len(arrivals) > 1:
-            grouped, spent_s = self._group(arrivals)
+            grouped, spent_s = self.run_group(arrivals)
         for _ in range(grouped):  # now, whatever the time: the group left replies waiting
             connection = arrivals.popleft()
             connection.in_line = False
@@ -84,15 +84,17 @@ class Turns:
             self._schedule()
 
     @staticmethod
-    def _group(arrivals: deque) -> tuple[int, float]:
+    def run_group(arrivals: deque) -> tuple[int, float]:
         """Executes the plain transfers at the head of the first arrivals, of one participant,
         as one group of at most MAX_TRANSFER_GROUP (switch/session.py, run_transfer_group);
         returns how many arrivals it took transfers from, and the time it took. It stops at
         the first arrival with none to give, so those are the first in line."""
         started_s = time.perf_counter()
-        participant = arrivals[0].session.participant
+        first = arrivals[0].session
+        participant = first.participant
         takers = []
-        room = MAX_TRANSFER_GROUP
+        # the switch's room for held replies bounds the group, not each session's share alone
+        room = min(MAX_TRANSFER_GROUP, first.dispatcher.transfer_room(first))
         for connection in arrivals:
             session = connection.session
             if room <= 0 or session.participant != participant:

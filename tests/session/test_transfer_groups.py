@@ -3,8 +3,11 @@
 their replies are those the one-by-one path gives, and replaying the log rebuilds the same
 state."""
 import time
+from collections import deque
 
 from payswitch.protocol import JSON
+from payswitch.switch.connection import Connection
+from payswitch.switch.turns import Turns
 from payswitch.switch.session import MAX_TRANSFER_GROUP, PAUSED_FOR_DECODE, run_transfer_group
 from payswitch.switch.storage.recovery import recover
 from support.in_process import exchange, feed, new_session, released
@@ -236,3 +239,25 @@ async def test_a_refused_group_counts_each_refusal_once(event_loop_service):
     assert "writes are paused" in answered[0]["error"]["message"]
     assert service.snapshotter.writes_refused_total == 3
     assert service.shed["requests_overloaded"] == 3
+
+
+async def test_a_group_across_connections_stays_within_the_switchs_room_for_held_replies(
+        event_loop_service):
+    """Turns.run_group over two connections with two plain transfers each, when the switch may
+    hold three more replies: the first gives two, the second one, whatever its own room."""
+    service, _ = await opened(event_loop_service, durability="fsync", max_queued_replies=3)
+    arrivals = deque()
+    for n in range(2):
+        connection = Connection(service)
+        connection.session = new_session(service)
+        connection.session.receive(plain(f"{n}-0", f"t{n}-0", "a-1", "a-2", 1)
+                                   + plain(f"{n}-1", f"t{n}-1", "a-1", "a-2", 1),
+                                   service.loop.time())
+        arrivals.append(connection)
+    grouped, _ = Turns.run_group(arrivals)
+    assert grouped == 2
+    assert [c.session.waiting_replies for c in arrivals] == [2, 1]
+    assert service.held_replies.count == 3
+    await service.wal.drain()
+    assert [[reply["id"] for reply in replies(released(service, c.session))]
+            for c in arrivals] == [["0-0", "0-1"], ["1-0"]]
