@@ -69,7 +69,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         if session.receive(data, self.service.loop.time()):
-            self.service.turns.ready(self)
+            if self.in_line:
+                session.read_again_in_line()
+            else:
+                self.service.turns.ready(self)
         if session.paused and self.reading:
             self._sync_reading()
 

@@ -462,6 +462,12 @@ class Session:
 
     # the client's reading
 
+    def read_again_in_line(self) -> None:
+        """More frames came before the session's turn (switch/turns.py): reading pauses until a
+        turn has handled the backlog, as after a turn that left work, so a flood waiting for its
+        turn is not read on."""
+        self.paused |= PAUSED_FOR_BACKLOG
+
     def writes_blocked(self, now_s: float) -> None:
         """The client does not read its replies fast enough: handle nothing more meanwhile."""
         self.write_stalled_since_s = now_s

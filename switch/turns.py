@@ -68,7 +68,8 @@ class Turns:
             connection = arrivals.popleft()
             connection.in_line = False
             session = connection.session
-            if session.handling or session.eof:  # frames after its transfers, or a half-close
+            if session.handling or session.eof or session.paused:  # frames after its
+                # transfers, a half-close, reading paused: what a turn sees to
                 spent_s += self._turn(connection, self.first_turn_s)
             else:  # nothing left to handle: only the glue, which sees to the replies
                 connection.act_on_session()
