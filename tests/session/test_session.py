@@ -119,6 +119,20 @@ async def test_past_the_in_flight_limit_requests_are_refused_and_reading_pauses(
     assert not session.paused
 
 
+async def test_frames_read_again_before_the_turn_pause_reading_until_it(event_loop_service):
+    """As the glue does when a connection waiting in line for its first turn reads again
+    (switch/connection.py): reading pauses, and the turn that handles both reads resumes it."""
+    service = event_loop_service(durability="none")
+    session = new_session(service)
+    assert session.receive(frame(1, "ping", {}), service.loop.time())
+    assert session.receive(frame(2, "ping", {}), service.loop.time())
+    session.read_again_in_line()
+    assert session.paused  # the glue stops reading this client
+    assert not session.handle(float("inf"), lambda: 0.0)
+    assert [reply["id"] for reply in replies(session.take_output())] == [1, 2]
+    assert not session.paused
+
+
 async def test_a_turn_stops_at_its_deadline_and_the_next_goes_on(event_loop_service):
     service = event_loop_service(durability="none")
     session = new_session(service)
