@@ -344,8 +344,9 @@ class WalWriter:
 
     def resume(self) -> None:
         """Cuts the log back to its durable end (dropping segments begun after it, and any zeros
-        written ahead) and takes appends again from durable_seq + 1. Raises OSError, changing nothing, if the disk still
-        refuses; the caller must have replaced any state built on records past durable_seq."""
+        written ahead) and takes appends again from durable_seq + 1. Raises OSError, changing
+        nothing, if the disk still refuses; the caller must have replaced any state built on
+        records past durable_seq."""
         path, size = self._durable_end
         fd = os.open(path, os.O_WRONLY)
         try:
