@@ -371,8 +371,18 @@ class WalWriter:
         await self._idle.wait()
 
     def close(self) -> None:
+        """Ends the WAL thread and closes the segment. Once everything written is durable, the
+        segment is cut back to its records: a log stopped cleanly ends as if appended (a build
+        of the same format version without zeroing reads it without a warning)."""
         gathered = self._gathered
         if gathered is not None:  # a hold for records that will not come now
             self._end_hold(gathered)
         self._thread.close()
+        if self._zeroed_end > self._segment_size and self.failure is None and \
+                self._durable_end == (self._segment_path, self._segment_size):
+            try:
+                os.ftruncate(self._fd, self._segment_size)
+                os.fdatasync(self._fd)
+            except OSError:
+                pass  # recovery cuts the zeros off as well
         os.close(self._fd)

@@ -34,8 +34,10 @@ def open_writer(wal_dir, next_seq: int, zero_ahead: int = ZERO_AHEAD,
     return writer, failures
 
 
-def write_log(wal_dir, first: int, count: int, **options) -> WalWriter:
-    """Appends records first..first+count-1, a few per fsync, and closes the writer."""
+def write_log(wal_dir, first: int, count: int, crash: bool = True, **options) -> WalWriter:
+    """Appends records first..first+count-1, a few per fsync, and closes the writer; with
+    `crash`, the segments are left as a crash right after the last fsync leaves them (a clean
+    close cuts the zeros off)."""
     async def run() -> WalWriter:
         writer, failures = open_writer(wal_dir, first, **options)
         try:
@@ -44,8 +46,12 @@ def write_log(wal_dir, first: int, count: int, **options) -> WalWriter:
                 if n % 3 == 0:
                     await writer.drain()
             await writer.drain()
+            crash_image = {path: path.read_bytes() for _, path in list_segments(wal_dir)}
         finally:
             writer.close()
+        if crash:
+            for path, data in crash_image.items():
+                path.write_bytes(data)
         assert not failures
         assert writer.durable_seq == first + count - 1
         return writer
@@ -100,6 +106,14 @@ def test_a_log_ending_in_zeros_recovers_every_record_quietly_and_goes_on(dirs):
     write_log(wal_dir, 21, 10)
     assert participants(wal_dir, snapshot_dir) == [f"p-{n}" for n in range(1, 31)]
     assert not verify(wal_dir.parent).damaged
+
+
+def test_a_clean_close_cuts_the_zeros_off(dirs):
+    wal_dir, snapshot_dir = dirs
+    write_log(wal_dir, 1, 20, crash=False)
+    [(_, segment)] = list_segments(wal_dir)
+    assert segment.stat().st_size == records_end(segment)
+    assert recover(wal_dir, snapshot_dir).next_seq == 21
 
 
 def test_a_record_torn_before_the_zeros_is_cut_off_as_a_torn_tail(dirs):
