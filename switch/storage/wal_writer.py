@@ -306,16 +306,12 @@ class WalWriter:
         batch's fsync makes them durable before any record is written over them. A disk too
         full for them refuses nothing: the zeros written so far serve, and records go on past
         them as appends (each such batch trying again) until the disk refuses those."""
-        zeros = memoryview(bytes(self.zero_ahead_bytes))
-        self._zeroed_end = offset = self._segment_size
         try:
-            while zeros:
-                written = os.pwrite(self._fd, zeros, offset)
-                zeros, offset = zeros[written:], offset + written
-                self._zeroed_end = offset
+            _write_at(self._fd, bytes(self.zero_ahead_bytes), self._segment_size)
         except OSError as error:
             if error.errno not in RESUMABLE_WRITE_ERRNOS:
                 raise
+        self._zeroed_end = os.fstat(self._fd).st_size  # as far as they went
 
     def _rotate(self, first_seq: int) -> None:
         """Begins the segment of `first_seq`. The current one is cut back to its records first,
