@@ -34,6 +34,8 @@ SERVE_LIMITS_HELP = {
     "max_write_buffer_bytes": "reply bytes queued for one connection before reading from it "
                               "pauses",
     "wal_segment_bytes": "size at which the write-ahead log starts a new segment file",
+    "wal_zero_ahead_bytes": "with --durability fsync, zeros written ahead of the log's records "
+                            "at a time, so that its fsyncs need not grow the file (0: append)",
     "snapshot_every_bytes": "WAL bytes written since the last snapshot that start a new one",
     "max_queued_replies": "replies waiting for the WAL, over all connections; past it new "
                           "requests are answered `overloaded`",
@@ -86,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fsync: acknowledge only what is on disk; none: weaker, "
                             "acknowledge what the OS has")
     for name in ("max_frame_bytes", "max_connections", "max_inflight_per_connection",
-                 "max_write_buffer_bytes", "wal_segment_bytes", "snapshot_every_bytes",
-                 "max_queued_replies", "resume_min_free_bytes",
+                 "max_write_buffer_bytes", "wal_segment_bytes", "wal_zero_ahead_bytes",
+                 "snapshot_every_bytes", "max_queued_replies", "resume_min_free_bytes",
                  "max_unauthenticated_frame_bytes", "max_inline_decode_bytes",
                  "decode_worker_nice", "snapshot_builder_nice"):
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),

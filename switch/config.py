@@ -75,6 +75,12 @@ class Config:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     wal_segment_bytes: int = 64 << 20
+    # With fsync durability, records are written over zeros written (and fsynced) this many
+    # bytes at a time ahead of them: an fdatasync that does not grow the file does not write its
+    # inode too (about a third off each fsync on ext4). One fsync in this many bytes of log
+    # carries the zeros (about 1.5 ms per MiB here). 0 appends instead (copy-on-write file
+    # systems such as btrfs or ZFS gain nothing from it).
+    wal_zero_ahead_bytes: int = 1 << 20
     # Group commit: once an fsync's replies are released, the next fsync waits at most this long
     # for as many records as were outstanding before the release (the clients just answered
     # send again), so they share it instead of queueing behind it; 0 writes at once.
@@ -242,6 +248,8 @@ class Config:
                              f" must be larger than snapshot_every_bytes "
                              f"({self.snapshot_every_bytes}): snapshots start at the one, "
                              f"writes pause at the other")
+        if not self.wal_zero_ahead_bytes >= 0:
+            raise ValueError("wal_zero_ahead_bytes must not be negative (0: append)")
         if not self.batch_pause_s >= 0:
             raise ValueError("batch_pause_s must not be negative")
         if not 0 <= self.wal_group_wait_s <= MAX_WAL_GROUP_WAIT_S:

@@ -137,7 +137,8 @@ class SwitchServer:
                              # wait for the stream too: nothing comes back right after a local
                              # fsync to hold it for
                              group_wait_s=config.wal_group_wait_s
-                             if config.durability == "fsync" and not cluster else 0.0)
+                             if config.durability == "fsync" and not cluster else 0.0,
+                             zero_ahead_bytes=config.wal_zero_ahead_bytes)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,
                           admin_token_from_env=bool(admin_token_from_env))

@@ -3,8 +3,11 @@
 A segment's records follow its header (switch/storage/wal_format.py), if it has one.
 
 The checksum covers the length too, so a damaged length is detected as damage rather than read
-as a (wrong) record boundary.
+as a (wrong) record boundary. No record begins with eight zero bytes (a length of 0 has a checksum
+that is not 0), so zeros after the last record of a segment, all the way to its end, are space
+the writer zeroed ahead of its records (switch/storage/wal_writer.py), not a record cut short.
 """
+import re
 import struct
 import zlib
 
@@ -18,6 +21,7 @@ MAX_RECORD_BYTES = 64 << 20
 # Looking for intact records after damage checksums candidate records at every offset; past this
 # many checksummed bytes we stop and assume one may follow (refusing to start is the safe side).
 SEARCH_BUDGET_BYTES = 1 << 30
+_NOT_ZERO = re.compile(rb"[^\x00]")
 
 
 def encode_record(payload: bytes) -> bytes:
@@ -70,6 +74,11 @@ class RecordScanner:
             offset += HEADER_BYTES + len(found)
             self.good_end = offset
 
+    def zeroed_to_end(self) -> bool:
+        """Whether what stopped the scan is zeros to the end of the data: a segment's unused
+        end, not damage (never so for a stream message, which the writer does not zero)."""
+        return self.damage is not None and _NOT_ZERO.search(self.data, self.good_end) is None
+
     def intact_record_follows(self) -> bool:
         """Whether any intact record starts after the damage: then it is not a torn tail.
 
@@ -81,14 +90,22 @@ class RecordScanner:
     def next_intact_offset(self, start: int) -> int | None:
         """The first offset at or after `start` where an intact record begins, or None."""
         data, budget = self.data, SEARCH_BUDGET_BYTES
-        for offset in range(start, len(data) - HEADER_BYTES + 1):
+        offset = start
+        while offset <= len(data) - HEADER_BYTES:
             found = _record_at(data, offset)
             if not isinstance(found, str):
                 return offset
             if found == "checksum mismatch":
-                budget -= HEADER.unpack_from(data, offset)[0]
+                length, crc = HEADER.unpack_from(data, offset)
+                if length == crc == 0:  # no header begins among zeros: on to the next byte not 0
+                    not_zero = _NOT_ZERO.search(data, offset)
+                    if not_zero is None:
+                        return None
+                    offset = max(offset, not_zero.start() - HEADER_BYTES)
+                budget -= length
                 if budget < 0:
                     return offset  # cannot rule it out cheaply: treat as an intact record
+            offset += 1
         return None
 
     def intact_records_after_damage(self) -> tuple[int, int | None]:

@@ -2,7 +2,9 @@
 
 A torn record at the very tail of the last segment (a write cut short by a crash, never
 acknowledged) is cut off with a warning. Damage anywhere else refuses to start, naming the file
-and offset, because records after it may have been acknowledged.
+and offset, because records after it may have been acknowledged. Zeros after a segment's records,
+to its end, are the space the writer zeroed ahead of them (switch/storage/wal_writer.py): the log
+ends there, and they are cut off quietly, so the writer goes on where the records end.
 """
 import os
 import time
@@ -134,7 +136,7 @@ class _Replayer:
     def replay_segment(self, path: Path, first_seq: int, is_last: bool,
                        read_only: bool = False) -> int:
         """Applies the segment's records; returns how many torn tail bytes were cut off (read
-        only: were left as they are)."""
+        only: were left as they are). Zeros after the records are no torn tail: not counted."""
         data = path.read_bytes()
         try:
             scanner = RecordScanner(data, source=path)
@@ -147,9 +149,15 @@ class _Replayer:
             if self.up_to_seq is not None and self.last_seq >= self.up_to_seq:
                 return 0
             self._apply(path, offset, payload)
-        self.done_bytes += len(data)
+        if self.up_to_seq is not None and self.last_seq >= self.up_to_seq:
+            return 0  # what follows may be a record being written at this very moment
+        self.done_bytes += scanner.good_end  # records, not zeros nor a torn tail
         self._report(self.done_bytes)
         if scanner.damage is None:
+            return 0
+        if scanner.zeroed_to_end():
+            if not read_only:
+                _cut(path, scanner.good_end)
             return 0
         where = f"{path} at offset {scanner.good_end}"
         if not is_last or scanner.intact_record_follows():
@@ -164,9 +172,7 @@ class _Replayer:
             return torn_bytes
         log.warning("wal_torn_tail_truncated", file=str(path), offset=scanner.good_end,
                     bytes=torn_bytes, reason=scanner.damage)
-        with open(path, "r+b") as file:
-            file.truncate(scanner.good_end)
-            os.fsync(file.fileno())
+        _cut(path, scanner.good_end)
         return torn_bytes
 
     def _report(self, bytes_replayed: int) -> None:
@@ -189,6 +195,12 @@ class _Replayer:
             self._next_progress = time.monotonic() + PROGRESS_INTERVAL_S
             log.info("recovery_progress", seq=seq, records=self.replayed,
                      percent=round(100 * self.done_bytes / max(self.total_bytes, 1), 1))
+
+
+def _cut(path: Path, size: int) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(size)
+        os.fsync(file.fileno())
 
 
 def recover(wal_dir: Path, snapshot_dir: Path, read_only: bool = False,

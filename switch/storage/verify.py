@@ -1,11 +1,12 @@
 """`python -m switch wal verify|repair`: inspect a data directory's log and snapshots, and cut a
 damaged log back to its last good record once the operator confirms.
 
-verify only reads (it may run beside a running switch; a record being appended at that moment can
-show as a torn tail). repair takes the data directory lock, so it never runs beside a switch, and
-destroys nothing: the bytes cut off, the later segments and the snapshots newer than the cut are
-moved to `wal/quarantine/<time>/`, from where an operator (or a support engineer) can still read
-them.
+verify only reads (it may run beside a running switch; a record being written at that moment can
+show as a torn tail, or, written over the zeros ahead of the records, rarely as damage with a
+record after it: run it again). repair takes the data directory lock, so it never runs beside a
+switch, and destroys nothing: the bytes cut off, the later segments and the snapshots newer than
+the cut are moved to `wal/quarantine/<time>/`, from where an operator (or a support engineer) can
+still read them.
 """
 import fcntl
 import os
@@ -40,6 +41,7 @@ class SegmentReport:
     damage_offset: int | None = None
     records_after_damage: int = 0  # intact records found after the damage (resynchronizing)
     torn_tail: bool = False  # damage at the very end of the last segment: a cut-short append
+    zero_tail: int = 0  # bytes of zeros after the records: space zeroed ahead of them, unused
     covered_by: int | None = None  # the newest intact snapshot holds all its records: unread
 
     @property
@@ -97,7 +99,9 @@ def _scan_segment(path: Path, first_seq: int, expected_seq: int | None,
             report.first_record_seq
         report.last_record_seq, report.records, expected = seq, report.records + 1, seq + 1
     else:
-        if scanner.damage is not None:
+        if scanner.zeroed_to_end():
+            report.zero_tail = len(data) - scanner.good_end
+        elif scanner.damage is not None:
             report.damage, report.damage_offset = scanner.damage, scanner.good_end
             report.records_after_damage = scanner.intact_records_after_damage()[0]
             report.torn_tail = is_last and not report.records_after_damage
@@ -165,7 +169,9 @@ def format_report(report: Report) -> list[str]:
         line = (f"segment {s.path}: format version {s.version}: {span} ({s.records} records, "
                 f"{s.size} bytes)")
         if s.damage is None:
-            lines.append(line + ": intact")
+            zeros = (f", then {s.zero_tail} bytes of zeros written ahead of the records (unused "
+                     f"space, cut off at start)" if s.zero_tail else "")
+            lines.append(line + ": intact" + zeros)
         elif s.torn_tail:
             lines.append(line + f": torn tail at offset {s.damage_offset} "
                                 f"({s.size - s.damage_offset} bytes: {s.damage}); never "

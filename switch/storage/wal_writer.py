@@ -6,6 +6,13 @@ during the previous one, and durability does not cap throughput at the disk's fs
 an fsync the next write is held, briefly, for the requests its released replies bring, so that
 connections with a request each share one fsync rather than taking turns in two (see _hold); the
 WAL thread, lingering after the fsync, times the hold.
+
+Records are written into space already written with zeros (`zero_ahead_bytes` at a time, made
+durable by the fsync of the batch that reached the end of the previous zeros): an fdatasync
+after writing into a file whose size changed writes the inode too, a second I/O; one after
+writing over zeros already on disk writes the data alone. So the last segment ends in zeros
+after its records, which readers take for the log's unused end (RecordScanner.zeroed_to_end),
+and recovery cuts off; a segment is cut back to its records before the next one is begun.
 """
 import asyncio
 import errno
@@ -29,6 +36,20 @@ def _format_version(segment: Path) -> int:
     recovery leaves the last one)."""
     with open(segment, "rb") as file:
         return read_segment_header(file.read(SEGMENT_HEADER.size), segment).version or 1
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _fdatasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as error:
+        raise FsyncFailed(error.errno, error.strerror) from error
 
 
 class RecordTooLarge(ValueError):
@@ -57,10 +78,13 @@ class WalWriter:
     """Appends records with sequence numbers; reports each durable prefix via `on_durable(seq)`."""
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
-                 on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0):
+                 on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0,
+                 zero_ahead_bytes: int = 0):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
+        # Zeros spare only fsyncs: without them they would just double the bytes written
+        self.zero_ahead_bytes = zero_ahead_bytes if fsync else 0
         self.appended_seq = next_seq - 1
         self.durable_seq = next_seq - 1
         self.bytes_since_start = 0  # written to the segments (by the WAL thread)
@@ -105,25 +129,29 @@ class WalWriter:
         self._idle.set()
         self._thread = WalThread("wal", group_wait_s, self._on_linger_over)
         self._packer = msgpack.Packer(use_bin_type=True)
+        # The current segment's records end at _segment_size (where the next write goes) and
+        # its zeros written ahead of them at _zeroed_end (its size).
         self._fd, self._segment_size = self._open_last_segment(next_seq)
-        # Where the log ends as far as anything durable goes: (segment path, size in bytes).
+        self._zeroed_end = self._segment_size
+        # Where the log ends as far as anything durable goes: (segment path, its records' end).
         self._durable_end = (self._segment_path, self._segment_size)
 
     def _open_last_segment(self, next_seq: int) -> tuple[int, int]:
         """The log goes on in the last segment if it is of this build's format. After a segment
         of an older format it goes on in a new one: an older build reading that segment would
         take a record only this format has for damage. A segment with no records (new, its
-        header cut off as a torn tail, or an older header alone) is begun with this header."""
+        header cut off as a torn tail, or an older header alone) is begun with this header.
+        Recovery has cut off any zeros after the records: the segment's size is their end."""
         segments = list_segments(self.wal_dir)
         first_seq, path = segments[-1] if segments else (next_seq, segment_path(self.wal_dir,
                                                                                 next_seq))
         if first_seq < next_seq and _format_version(path) < WAL_VERSION:
             first_seq, path = next_seq, segment_path(self.wal_dir, next_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         if first_seq == next_seq and os.fstat(fd).st_size and _format_version(path) < WAL_VERSION:
             os.ftruncate(fd, 0)  # an older header and no record
         if os.fstat(fd).st_size == 0:
-            os.write(fd, segment_header(first_seq))
+            _write_at(fd, segment_header(first_seq), 0)
         if not segments or segments[-1][1] != path:
             fsync_dir(self.wal_dir)
         self._segment_path = path
@@ -253,36 +281,54 @@ class WalWriter:
         return future, *written
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
-        """Runs in the WAL thread: rotate if due, write everything, fsync once."""
+        """Runs in the WAL thread: rotate if due, write everything, zero ahead if the records
+        reached the end of the zeros, fsync once."""
         # A segment holding only its header (first_seq's own) is never full, whatever its size
         if self._segment_size >= self.segment_bytes and \
                 segment_path(self.wal_dir, first_seq) != self._segment_path:
             self._rotate(first_seq)
-        data = memoryview(b"".join(batch))
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
-            self._segment_size += written
-            self.bytes_since_start += written
+        data = b"".join(batch)
+        _write_at(self._fd, data, self._segment_size)
+        self._segment_size += len(data)
+        self.bytes_since_start += len(data)
+        if self.zero_ahead_bytes and self._segment_size >= self._zeroed_end:
+            self._zero_ahead()
         self.group_records.observe(len(batch))
         if self.fsync:
             started_s = time.perf_counter()
-            try:
-                os.fdatasync(self._fd)
-            except OSError as error:
-                raise FsyncFailed(error.errno, error.strerror) from error
+            _fdatasync(self._fd)
             self.fsync_seconds.observe(time.perf_counter() - started_s)
             self.fsync_count += 1
         self._durable_end = (self._segment_path, self._segment_size)
 
+    def _zero_ahead(self) -> None:
+        """Writes zero_ahead_bytes of zeros after the records, for the batches to come; the
+        batch's fsync makes them durable before any record is written over them. A disk too
+        full for them refuses nothing: the zeros written so far serve, and records go on past
+        them as appends (each such batch trying again) until the disk refuses those."""
+        try:
+            _write_at(self._fd, bytes(self.zero_ahead_bytes), self._segment_size)
+        except OSError as error:
+            if error.errno not in RESUMABLE_WRITE_ERRNOS:
+                raise
+        self._zeroed_end = os.fstat(self._fd).st_size  # as far as they went
+
     def _rotate(self, first_seq: int) -> None:
+        """Begins the segment of `first_seq`. The current one is cut back to its records first,
+        durably, so that zeros are only ever at the end of the last segment (where a build of
+        the same format version without zeroing ahead takes them for a torn tail and cuts them
+        off, rather than for damage before the tail)."""
+        if self._zeroed_end > self._segment_size:
+            os.ftruncate(self._fd, self._segment_size)
+            _fdatasync(self._fd)
         path = segment_path(self.wal_dir, first_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         header = segment_header(first_seq)  # made durable by the batch's fsync
-        os.write(fd, header)
+        _write_at(fd, header, 0)
         fsync_dir(self.wal_dir)
         os.close(self._fd)
-        self._fd, self._segment_size, self._segment_path = fd, len(header), path
+        self._fd, self._segment_path = fd, path
+        self._segment_size = self._zeroed_end = len(header)
         self.bytes_since_start += len(header)
 
     def can_resume(self) -> bool:
@@ -293,11 +339,12 @@ class WalWriter:
                 and failure.errno in RESUMABLE_WRITE_ERRNOS and not self._flushing)
 
     def resume(self) -> None:
-        """Cuts the log back to its durable end (dropping segments begun after it) and takes
-        appends again from durable_seq + 1. Raises OSError, changing nothing, if the disk still
-        refuses; the caller must have replaced any state built on records past durable_seq."""
+        """Cuts the log back to its durable end (dropping segments begun after it, and any zeros
+        written ahead) and takes appends again from durable_seq + 1. Raises OSError, changing
+        nothing, if the disk still refuses; the caller must have replaced any state built on
+        records past durable_seq."""
         path, size = self._durable_end
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(path, os.O_WRONLY)
         try:
             os.ftruncate(fd, size)
             os.fdatasync(fd)
@@ -310,6 +357,7 @@ class WalWriter:
             raise
         os.close(self._fd)
         self._fd, self._segment_size, self._segment_path = fd, size, path
+        self._zeroed_end = size
         self.appended_seq, self.appended_bytes = self.durable_seq, self.durable_bytes
         self.appended_requests = self.durable_requests
         self.failure = None
@@ -319,8 +367,18 @@ class WalWriter:
         await self._idle.wait()
 
     def close(self) -> None:
+        """Ends the WAL thread and closes the segment. Once everything written is durable, the
+        segment is cut back to its records: a log stopped cleanly ends as if appended (a build
+        of the same format version without zeroing reads it without a warning)."""
         gathered = self._gathered
         if gathered is not None:  # a hold for records that will not come now
             self._end_hold(gathered)
         self._thread.close()
+        if self._zeroed_end > self._segment_size and self.failure is None and \
+                self._durable_end == (self._segment_path, self._segment_size):
+            try:
+                os.ftruncate(self._fd, self._segment_size)
+                os.fdatasync(self._fd)
+            except OSError:
+                pass  # recovery cuts the zeros off as well
         os.close(self._fd)

@@ -32,7 +32,8 @@ def start_service(loop, data_dir: Path, **config) -> Service:
 
     def wal_factory(on_durable, on_failure):
         return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
-                         config.durability == "fsync", on_durable, on_failure)
+                         config.durability == "fsync", on_durable, on_failure,
+                         zero_ahead_bytes=config.wal_zero_ahead_bytes)
 
     service = Service(config, loop, recovered.state, wal_factory, ADMIN_TOKEN)
     service.snapshotter = Snapshotter(config, loop, service, recovered.snapshot_seq,
