@@ -126,7 +126,7 @@ class Book:
         append = results.append
         by_id = self.by_id
         account = self.accounts.get
-        move = self._move
+        post = self._post
         store = self._store
         # tick(now) for every event at this now: the first is max(last_ts + 1, now), each
         # next one the one before + 1
@@ -171,7 +171,7 @@ class Book:
                     else:
                         t = Transfer(transfer_id, dr, cr, amount, reference, 0, REGULAR, None,
                                      POSTED, clock)
-                        move(t, amount)
+                        post(t, amount)
                     store(t)
                     append({"status": CREATED, "timestamp": clock})
                     continue
@@ -205,22 +205,16 @@ class Book:
         if p.timeout:
             self.stale += 1
         if kind == POST:
-            self._move(t, amount)
+            self._post(t, amount)
         self._store(t)
         return {"status": CREATED, "timestamp": t.timestamp}
 
     # -- effects on balances; a negative amount undoes ---------------------------------
 
-    def _move(self, t: Transfer, amount: int) -> None:
-        """Post `amount` from t's debit to its credit account, and between the two owners'
-        positions when they differ."""
-        self._post(t, amount)
-        dr, cr = t.debit, t.credit
-        if dr.owner is not cr.owner:
-            self.clearing.move(dr.position, cr.position, amount)
-
     def _post(self, t: Transfer, amount: int) -> None:
-        """Post `amount` on balances only, never a position (settlement postings use it alone)."""
+        """Post `amount` from t's debit to its credit account, and between the two owners'
+        positions when they differ, unless t is a settlement posting (it settles positions, it
+        is not traffic)."""
         dr = t.debit
         cr = t.credit
         dr.debits_posted += amount
@@ -229,7 +223,9 @@ class Book:
         totals.debits_posted += amount
         totals.credits_posted += amount
         if totals.debits_posted != totals.credits_posted:  # explicit: survives python -O
-            raise AssertionError(f"{t.debit.currency}: posted debits != posted credits")
+            raise AssertionError(f"{dr.currency}: posted debits != posted credits")
+        if dr.owner is not cr.owner and t.kind != SETTLEMENT:
+            self.clearing.move(dr.position, cr.position, amount)
 
     def _reserve(self, t: Transfer, amount: int) -> None:
         dr = t.debit
@@ -257,9 +253,7 @@ class Book:
     def _undo(self, t: Transfer) -> None:
         """Reverse a transfer committed by a chain that then failed (newest first)."""
         kind = t.kind
-        if kind == REGULAR:
-            self._move(t, -t.amount)
-        elif kind == SETTLEMENT:
+        if kind == REGULAR or kind == SETTLEMENT:
             self._post(t, -t.amount)
         elif kind == PENDING_KIND:
             self._release(t)
@@ -276,7 +270,7 @@ class Book:
             if p.timeout:
                 self.stale -= 1  # live again (the heap is compacted only between requests)
             if kind == POST:
-                self._move(t, -t.amount)
+                self._post(t, -t.amount)
         del self.by_id[t.id]
         if (t.debit.transfers[-1] is not t or t.credit.transfers[-1] is not t
                 or self.stored.pop() is not t):
