@@ -2,7 +2,7 @@
 
 from heapq import heapify, heappop, heappush
 from itertools import count
-from typing import NamedTuple, Sequence
+from typing import Iterable, NamedTuple
 
 from payswitch.protocol.transfer import plain_normalized
 
@@ -102,9 +102,9 @@ class Book:
             return self._settle(caller, item, item["post_pending_id"], POST, now)
         if item["void_pending_id"] is not None:
             return self._settle(caller, item, item["void_pending_id"], VOID, now)
-        return self._new_many(caller, (item["id"],), (item["debit_account"],),
-                              (item["credit_account"],), (item["amount"],), item["currency"],
-                              item["reference"], item["pending"], item["timeout"], now, item)[0]
+        row = (item["id"], item["debit_account"], item["credit_account"], item["amount"])
+        return self._new_many(caller, (row,), item["currency"], item["reference"],
+                              item["pending"], item["timeout"], now, item)[0]
 
     def _refused(self, caller: str, item: Item, status: str) -> Result:
         return _failed(status, explain(self, caller, item, status))
@@ -113,32 +113,29 @@ class Book:
         account = self.accounts.get(item["debit_account"])
         return account is not None and account.owner.id == caller
 
-    def _new_many(self, caller: str, ids: Sequence[str], debit_ids: Sequence[str],
-                  credit_ids: Sequence[str], amounts: Sequence[int], currency: str | None,
-                  reference: str | None, pending: bool, timeout: int, now: int,
-                  item: Item | None) -> list[Result]:
-        """The results of new transfers, given as columns of the fields that differ and the
-        fields they share (a plain batch's, or the one normalized `item`'s): every check of a
-        new transfer, its timestamp and its effects, in one loop body with what is the same for
-        every row bound once. An id already taken is `create`d. `item` is None for plain
-        transfers: the normalized map of one is made only when it fails."""
+    def _new_many(self, caller: str, rows: Iterable[tuple[str, str, str, int]],
+                  currency: str | None, reference: str | None, pending: bool, timeout: int,
+                  now: int, item: Item | None) -> list[Result]:
+        """The results of new transfers, given as rows of the fields that differ (id, debit and
+        credit accounts, amount) and the fields they share (a plain batch's, or the one
+        normalized `item`'s): every check of a new transfer, its timestamp and its effects, in
+        one loop body with what is the same for every row found once. An id already taken is
+        `create`d. `item` is None for plain transfers: the normalized map of one is made only
+        when it is needed."""
         results: list[Result] = []
-        append = results.append
         by_id = self.by_id
-        account = self.accounts.get
-        post = self._post
-        store = self._store
+        accounts = self.accounts
         # tick(now) for every event at this now: the first is max(last_ts + 1, now), each
         # next one the one before + 1
         clock = self.last_ts if self.last_ts >= now else now - 1
-        for transfer_id, debit_id, credit_id, amount in zip(ids, debit_ids, credit_ids, amounts,
-                                                            strict=True):
+        for transfer_id, debit_id, credit_id, amount in rows:
             if transfer_id in by_id:  # idempotency compares every field
-                append(self.create(caller, item if item is not None else plain_normalized(
-                    transfer_id, debit_id, credit_id, amount), now))
+                taken = item if item is not None else plain_normalized(
+                    transfer_id, debit_id, credit_id, amount)
+                results.append(self.create(caller, taken, now))
                 continue
-            dr = account(debit_id)
-            cr = account(credit_id)
+            dr = accounts.get(debit_id)
+            cr = accounts.get(credit_id)
             if dr is None or cr is None:
                 refusal = ACCOUNT_NOT_FOUND
             elif dr is cr:
@@ -171,12 +168,13 @@ class Book:
                     else:
                         t = new_transfer(transfer_id, dr, cr, amount, reference, 0, REGULAR,
                                          None, POSTED, clock)
-                        post(t, amount)
-                    store(t)
-                    append({"status": CREATED, "timestamp": clock})
+                        self._post(t, amount)
+                    self._store(t)
+                    results.append({"status": CREATED, "timestamp": clock})
                     continue
-            append(self._refused(caller, item if item is not None else plain_normalized(
-                transfer_id, debit_id, credit_id, amount), refusal))
+            refused = item if item is not None else plain_normalized(
+                transfer_id, debit_id, credit_id, amount)
+            results.append(self._refused(caller, refused, refusal))
         return results
 
     def _settle(self, caller: str, item: Item, pending_id: str, kind: str,
@@ -306,8 +304,8 @@ class Book:
                           credit_ids: list[str], amounts: list[int], now: int) -> list[Result]:
         """create_many of plain items (none linked), given as columns of their four fields:
         the same results, without a normalized map per item unless it fails."""
-        return self._new_many(caller, ids, debit_ids, credit_ids, amounts, None, None, False, 0,
-                              now, None)
+        return self._new_many(caller, zip(ids, debit_ids, credit_ids, amounts, strict=True), None,
+                              None, False, 0, now, None)
 
     def _chain(self, caller: str, items: list[Item], start: int, now: int,
                results: list[Result]) -> int:
