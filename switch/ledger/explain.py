@@ -34,7 +34,7 @@ SINGLE_LINKED = "linked: true needs a next item in the same create_transfers; a 
 
 
 def explain(book: Book, caller: str, item: Item, status: str) -> str:
-    """The message for `item`, which `book.create` just refused with `status`."""
+    """The message for `item`, which `book.create` refuses with `status`."""
     tid = item["id"]
     old = book.by_id.get(tid)
     if status == EXISTS_WITH_DIFFERENT_FIELDS:

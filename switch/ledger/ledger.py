@@ -14,7 +14,7 @@ from .codes import (
     PARTICIPANT_EXISTS, PARTICIPANT_NOT_FOUND, UNKNOWN_OP, WINDOW_NOT_FOUND, Executed,
     LedgerError,
 )
-from .explain import SINGLE_LINKED, explain, explain_account, explain_participant
+from .explain import SINGLE_LINKED, explain_account, explain_participant
 from .handlers import dispatch_table, handler_table, handles
 from .records import Account, Args, Item, Participant, Result, Totals, visible
 from .transfers import Book, Commits, Posting
@@ -225,10 +225,10 @@ class Ledger:
     def _transfer(self, caller: str, item: Item, now: int) -> tuple[Result, bool]:
         if item["linked"]:
             raise LedgerError(LINKED_EVENT_CHAIN_OPEN, SINGLE_LINKED)
-        status, t = self.book.create(caller, item, now)
-        if t is None:
-            raise LedgerError(status, explain(self.book, caller, item, status))
-        return {"status": status, "timestamp": t.timestamp}, status == CREATED
+        result = self.book.create(caller, item, now)
+        if result["timestamp"] is None:
+            raise LedgerError(result["status"], result["message"])
+        return result, result["status"] == CREATED
 
     @handles("transfer_group")
     def _transfer_group(self, caller: str, args: Args, now: int) -> tuple[Result, bool]:

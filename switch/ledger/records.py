@@ -99,26 +99,21 @@ class Account:
 
 
 class Transfer:
-    # Accounts and the target pending transfer are stored as objects; the currency is
-    # the debit account's. Ten slots keep a stored transfer small. The arguments are
-    # positional: a keyword call costs more than the rest of building a transfer, and
-    # their types (checked by mypy) tell the accounts, strings and integers apart.
+    """A stored transfer; made by new_transfer. Accounts and the target pending transfer are
+    stored as objects; the currency is the debit account's. Ten slots keep it small."""
+
     __slots__ = ("id", "debit", "credit", "amount", "reference", "timeout", "kind",
                  "target", "state", "timestamp")
-
-    def __init__(self, tid: str, debit: Account, credit: Account, amount: int,
-                 reference: str | None, timeout: int, kind: str, target: Transfer | None,
-                 state: str | None, timestamp: int) -> None:
-        self.id = tid
-        self.debit = debit
-        self.credit = credit
-        self.amount = amount
-        self.reference = reference
-        self.timeout = timeout
-        self.kind = kind
-        self.target = target  # the pending transfer a post or void settles, else None
-        self.state = state  # None once a linked chain rolled it back
-        self.timestamp = timestamp
+    id: str
+    debit: Account
+    credit: Account
+    amount: int
+    reference: str | None
+    timeout: int
+    kind: str
+    target: Transfer | None  # the pending transfer a post or void settles, else None
+    state: str | None  # None once a linked chain rolled it back
+    timestamp: int
 
     def deadline(self) -> int | None:
         """Expiry time of a pending transfer, None when it never expires."""
@@ -134,6 +129,32 @@ class Transfer:
                 "post_pending_id": target_id if kind == POST else None,
                 "void_pending_id": target_id if kind == VOID else None,
                 "state": self.state, "timestamp": self.timestamp}
+
+
+# object.__new__ and the slots set in a Python function: building a transfer through the class
+# and an __init__ costs one more call into the interpreter from C (about 3% of a plain transfer's
+# ledger work in batches, by callgrind).
+_allocate = object.__new__
+
+
+def new_transfer(tid: str, debit: Account, credit: Account, amount: int,
+                 reference: str | None, timeout: int, kind: str, target: Transfer | None,
+                 state: str | None, timestamp: int) -> Transfer:
+    """A Transfer with these fields. The arguments are positional: a keyword call costs more
+    than the rest of building a transfer, and their types (checked by mypy) tell the accounts,
+    strings and integers apart."""
+    t: Transfer = _allocate(Transfer)
+    t.id = tid
+    t.debit = debit
+    t.credit = credit
+    t.amount = amount
+    t.reference = reference
+    t.timeout = timeout
+    t.kind = kind
+    t.target = target
+    t.state = state
+    t.timestamp = timestamp
+    return t
 
 
 def visible(caller: str, t: Transfer) -> bool:

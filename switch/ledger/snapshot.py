@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .clearing import MatrixRow, PositionRow, SettlementEntry, Window
 from .records import (
     EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Account,
-    Participant, Transfer,
+    Participant, Transfer, new_transfer,
 )
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ def _load_columns(book: Book, accounts: list[Account], columns: dict[str, list[A
     """Version 3: every transfer built by one `map` over the columns (see the module doc)."""
     account_at = accounts.__getitem__
     transfers = list(map(
-        Transfer, columns["ids"], map(account_at, columns["debits"]),
+        new_transfer, columns["ids"], map(account_at, columns["debits"]),
         map(account_at, columns["credits"]), columns["amounts"], columns["references"],
         columns["timeouts"], map(KINDS.__getitem__, columns["kinds"]), repeat(None),
         map(STATES.__getitem__, columns["states"]), columns["timestamps"]))
@@ -224,9 +224,9 @@ def _load_rows(book: Book, rows: list[list[Any]]) -> None:
     accounts = book.accounts
     by_id = book.by_id
     for tid, debit, credit, amount, reference, timeout, kind, target, state, ts in rows:
-        by_id[tid] = Transfer(tid, accounts[debit], accounts[credit], amount, reference, timeout,
-                              _CANONICAL[kind], None if target is None else by_id[target],
-                              _CANONICAL[state], ts)
+        by_id[tid] = new_transfer(tid, accounts[debit], accounts[credit], amount, reference,
+                                  timeout, _CANONICAL[kind],
+                                  None if target is None else by_id[target], _CANONICAL[state], ts)
     transfers = by_id.values()
     _link(book, transfers, (t for t in transfers if t.state == PENDING))
 

@@ -2,7 +2,7 @@
 
 from heapq import heapify, heappop, heappush
 from itertools import count
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from payswitch.protocol.transfer import plain_normalized
 
@@ -17,7 +17,7 @@ from .codes import (
 )
 from .records import (
     EXPIRED, PENDING, PENDING_KIND, POST, POSTED, REGULAR, SETTLEMENT, VOID, VOIDED, Account,
-    Item, Result, Transfer, visible,
+    Item, Result, Transfer, new_transfer, visible,
 )
 
 _SETTLED = {POSTED: PENDING_ALREADY_POSTED, VOIDED: PENDING_ALREADY_VOIDED,
@@ -50,15 +50,11 @@ class Posting(NamedTuple):
     reference: str
 
 
-# What `Book.create` did with one item: its status, and the transfer created or found (None
-# exactly when the item failed). A plain tuple, unpacked at once: it is made for every item.
-Outcome = tuple[str, Transfer | None]
-
-
 class Book:
     """All transfers and the clock of committed events.
 
-    `create` returns an Outcome, so the success path raises nothing.
+    `create` returns the item's Result, a failure among them, so the success path raises
+    nothing.
     """
 
     __slots__ = ("accounts", "clearing", "by_id", "heap", "heap_seq", "stale", "last_ts",
@@ -89,78 +85,100 @@ class Book:
 
     # -- one item -------------------------------------------------------------------
 
-    def create(self, caller: str, item: Item, now: int) -> Outcome:
+    def create(self, caller: str, item: Item, now: int) -> Result:
+        """The result of one item: {status, timestamp}, or a failure with its message (made
+        before anything else changes, as a linked chain needs it before it rolls back)."""
         old = self.by_id.get(item["id"])
         if old is not None:
             if not visible(caller, old):  # never confirm, or leak, another's transfer
-                return (EXISTS_WITH_DIFFERENT_FIELDS if self._debits_own(caller, item)
-                        else FORBIDDEN), None
+                return self._refused(caller, item, EXISTS_WITH_DIFFERENT_FIELDS
+                                     if self._debits_own(caller, item) else FORBIDDEN)
             if same_fields(old, item):
-                return EXISTS, old
-            return EXISTS_WITH_DIFFERENT_FIELDS, None
+                return {"status": EXISTS, "timestamp": old.timestamp}
+            return self._refused(caller, item, EXISTS_WITH_DIFFERENT_FIELDS)
         if item["amount"] == 0:
-            return INVALID_AMOUNT, None
+            return self._refused(caller, item, INVALID_AMOUNT)
         if item["post_pending_id"] is not None:
             return self._settle(caller, item, item["post_pending_id"], POST, now)
         if item["void_pending_id"] is not None:
             return self._settle(caller, item, item["void_pending_id"], VOID, now)
-        return self._new(caller, item["id"], item["debit_account"], item["credit_account"],
-                         item["amount"], item["currency"], item["reference"], item["pending"],
-                         item["timeout"], now)
+        row = (item["id"], item["debit_account"], item["credit_account"], item["amount"])
+        return self._new_many(caller, (row,), item["currency"], item["reference"],
+                              item["pending"], item["timeout"], now, item)[0]
 
-    def create_plain(self, caller: str, transfer_id: str, debit_id: str, credit_id: str,
-                     amount: int, now: int) -> Outcome:
-        """`create` of a plain transfer (no currency, reference, phase or link; amount >= 1)
-        from its four fields, without its normalized map unless the id is taken."""
-        if transfer_id in self.by_id:  # idempotency compares every field
-            return self.create(caller, plain_normalized(transfer_id, debit_id, credit_id, amount),
-                               now)
-        return self._new(caller, transfer_id, debit_id, credit_id, amount, None, None, False, 0,
-                         now)
+    def _refused(self, caller: str, item: Item, status: str) -> Result:
+        return _failed(status, explain(self, caller, item, status))
 
     def _debits_own(self, caller: str, item: Item) -> bool:
         account = self.accounts.get(item["debit_account"])
         return account is not None and account.owner.id == caller
 
-    def _new(self, caller: str, transfer_id: str, debit_id: str, credit_id: str, amount: int,
-             currency: str | None, reference: str | None, pending: bool, timeout: int,
-             now: int) -> Outcome:
-        dr = self.accounts.get(debit_id)
-        cr = self.accounts.get(credit_id)
-        if dr is None or cr is None:
-            return ACCOUNT_NOT_FOUND, None
-        if dr is cr:
-            return SAME_ACCOUNT, None
-        if cr.currency != dr.currency or (currency is not None and currency != dr.currency):
-            return CURRENCY_MISMATCH, None
-        payer = dr.owner
-        if caller != payer.id and caller != ADMIN:
-            return FORBIDDEN, None
-        if payer.suspended or cr.owner.suspended:
-            return PARTICIPANT_SUSPENDED, None
-        limit = dr.overdraft_limit
-        if (limit is not None
-                and dr.credits_posted - dr.debits_posted - dr.debits_pending - amount < -limit):
-            return INSUFFICIENT_FUNDS, None
-        # (no call when the payer has no cap at all)
-        if payer is not cr.owner and payer.caps and not within_cap(dr, amount):
-            return NET_DEBIT_CAP_EXCEEDED, None
-        if pending:
-            t = Transfer(transfer_id, dr, cr, amount, reference, timeout, PENDING_KIND, None,
-                         PENDING, self.tick(now))
-            self._reserve(t, amount)
-            self.pending_count += 1
-            if t.timeout:
-                heappush(self.heap, self.deadline_entry(t))
-        else:
-            t = Transfer(transfer_id, dr, cr, amount, reference, 0, REGULAR, None, POSTED,
-                         self.tick(now))
-            self._move(t, amount)
-        self._store(t)
-        return CREATED, t
+    def _new_many(self, caller: str, rows: Iterable[tuple[str, str, str, int]],
+                  currency: str | None, reference: str | None, pending: bool, timeout: int,
+                  now: int, item: Item | None) -> list[Result]:
+        """The results of new transfers, given as rows of the fields that differ (id, debit and
+        credit accounts, amount) and the fields they share (a plain batch's, or the one
+        normalized `item`'s): every check of a new transfer, its timestamp and its effects, in
+        one loop body with what is the same for every row found once. An id already taken is
+        `create`d. `item` is None for plain transfers: the normalized map of one is made only
+        when it is needed."""
+        results: list[Result] = []
+        by_id = self.by_id
+        accounts = self.accounts
+        # tick(now) for every event at this now: the first is max(last_ts + 1, now), each
+        # next one the one before + 1
+        clock = self.last_ts if self.last_ts >= now else now - 1
+        for transfer_id, debit_id, credit_id, amount in rows:
+            if transfer_id in by_id:  # idempotency compares every field
+                taken = item if item is not None else plain_normalized(
+                    transfer_id, debit_id, credit_id, amount)
+                results.append(self.create(caller, taken, now))
+                continue
+            dr = accounts.get(debit_id)
+            cr = accounts.get(credit_id)
+            if dr is None or cr is None:
+                refusal = ACCOUNT_NOT_FOUND
+            elif dr is cr:
+                refusal = SAME_ACCOUNT
+            elif cr.currency != dr.currency or (currency is not None and currency != dr.currency):
+                refusal = CURRENCY_MISMATCH
+            else:
+                payer = dr.owner
+                limit = dr.overdraft_limit
+                if caller != payer.id and caller != ADMIN:
+                    refusal = FORBIDDEN
+                elif payer.suspended or cr.owner.suspended:
+                    refusal = PARTICIPANT_SUSPENDED
+                elif (limit is not None and dr.credits_posted - dr.debits_posted
+                      - dr.debits_pending - amount < -limit):
+                    refusal = INSUFFICIENT_FUNDS
+                # (no call when the payer has no cap at all)
+                elif payer is not cr.owner and payer.caps and not within_cap(dr, amount):
+                    refusal = NET_DEBIT_CAP_EXCEEDED
+                else:
+                    clock += 1
+                    self.last_ts = clock
+                    if pending:
+                        t = new_transfer(transfer_id, dr, cr, amount, reference, timeout,
+                                         PENDING_KIND, None, PENDING, clock)
+                        self._reserve(t, amount)
+                        self.pending_count += 1
+                        if timeout:
+                            heappush(self.heap, self.deadline_entry(t))
+                    else:
+                        t = new_transfer(transfer_id, dr, cr, amount, reference, 0, REGULAR,
+                                         None, POSTED, clock)
+                        self._post(t, amount)
+                    self._store(t)
+                    results.append({"status": CREATED, "timestamp": clock})
+                    continue
+            refused = item if item is not None else plain_normalized(
+                transfer_id, debit_id, credit_id, amount)
+            results.append(self._refused(caller, refused, refusal))
+        return results
 
     def _settle(self, caller: str, item: Item, pending_id: str, kind: str,
-                now: int) -> Outcome:
+                now: int) -> Result:
         """Post or void the pending transfer `pending_id`.
 
         A pending transfer past its deadline is already expired here: every mutating op
@@ -168,39 +186,33 @@ class Book:
         """
         p = self.by_id.get(pending_id)
         if p is None or p.kind != PENDING_KIND or not visible(caller, p):
-            return PENDING_NOT_FOUND, None
+            return self._refused(caller, item, PENDING_NOT_FOUND)
         amount = item["amount"]
         if not copies_pending(item, p) or (kind == VOID and amount not in (None, p.amount)):
-            return BAD_REQUEST, None
+            return self._refused(caller, item, BAD_REQUEST)
         if p.state != PENDING:
-            return _SETTLED[p.state or ""], None
+            return self._refused(caller, item, _SETTLED[p.state or ""])
         if amount is None:
             amount = p.amount
         elif amount > p.amount:
-            return EXCEEDS_PENDING_AMOUNT, None
-        t = Transfer(item["id"], p.debit, p.credit, amount, item["reference"], 0, kind, p,
-                     POSTED if kind == POST else VOIDED, self.tick(now))
+            return self._refused(caller, item, EXCEEDS_PENDING_AMOUNT)
+        t = new_transfer(item["id"], p.debit, p.credit, amount, item["reference"], 0, kind, p,
+                         POSTED if kind == POST else VOIDED, self.tick(now))
         self._release(p)
         p.state = t.state
         if p.timeout:
             self.stale += 1
         if kind == POST:
-            self._move(t, amount)
+            self._post(t, amount)
         self._store(t)
-        return CREATED, t
+        return {"status": CREATED, "timestamp": t.timestamp}
 
     # -- effects on balances; a negative amount undoes ---------------------------------
 
-    def _move(self, t: Transfer, amount: int) -> None:
-        """Post `amount` from t's debit to its credit account, and between the two owners'
-        positions when they differ."""
-        self._post(t, amount)
-        dr, cr = t.debit, t.credit
-        if dr.owner is not cr.owner:
-            self.clearing.move(dr.position, cr.position, amount)
-
     def _post(self, t: Transfer, amount: int) -> None:
-        """Post `amount` on balances only, never a position (settlement postings use it alone)."""
+        """Post `amount` from t's debit to its credit account, and between the two owners'
+        positions when they differ, unless t is a settlement posting (it settles positions, it
+        is not traffic)."""
         dr = t.debit
         cr = t.credit
         dr.debits_posted += amount
@@ -209,7 +221,9 @@ class Book:
         totals.debits_posted += amount
         totals.credits_posted += amount
         if totals.debits_posted != totals.credits_posted:  # explicit: survives python -O
-            raise AssertionError(f"{t.debit.currency}: posted debits != posted credits")
+            raise AssertionError(f"{dr.currency}: posted debits != posted credits")
+        if dr.owner is not cr.owner and t.kind != SETTLEMENT:
+            self.clearing.move(dr.position, cr.position, amount)
 
     def _reserve(self, t: Transfer, amount: int) -> None:
         dr = t.debit
@@ -237,9 +251,7 @@ class Book:
     def _undo(self, t: Transfer) -> None:
         """Reverse a transfer committed by a chain that then failed (newest first)."""
         kind = t.kind
-        if kind == REGULAR:
-            self._move(t, -t.amount)
-        elif kind == SETTLEMENT:
+        if kind == REGULAR or kind == SETTLEMENT:
             self._post(t, -t.amount)
         elif kind == PENDING_KIND:
             self._release(t)
@@ -256,7 +268,7 @@ class Book:
             if p.timeout:
                 self.stale -= 1  # live again (the heap is compacted only between requests)
             if kind == POST:
-                self._move(t, -t.amount)
+                self._post(t, -t.amount)
         del self.by_id[t.id]
         if (t.debit.transfers[-1] is not t or t.credit.transfers[-1] is not t
                 or self.stored.pop() is not t):
@@ -280,11 +292,7 @@ class Book:
             if item["linked"]:
                 i = self._chain(caller, items, i, now, results)
                 continue
-            status, t = create(caller, item, now)
-            if t is None:
-                append(_failed(status, explain(self, caller, item, status)))
-            else:
-                append({"status": status, "timestamp": t.timestamp})
+            append(create(caller, item, now))
             i += 1
         if open_start < end:
             results.extend(_failed(LINKED_EVENT_FAILED, CHAIN_OPEN)
@@ -296,18 +304,8 @@ class Book:
                           credit_ids: list[str], amounts: list[int], now: int) -> list[Result]:
         """create_many of plain items (none linked), given as columns of their four fields:
         the same results, without a normalized map per item unless it fails."""
-        results: list[Result] = []
-        append = results.append
-        create_plain = self.create_plain
-        for transfer_id, debit_id, credit_id, amount in zip(ids, debit_ids, credit_ids, amounts,
-                                                            strict=True):
-            status, t = create_plain(caller, transfer_id, debit_id, credit_id, amount, now)
-            if t is None:
-                item = plain_normalized(transfer_id, debit_id, credit_id, amount)
-                append(_failed(status, explain(self, caller, item, status)))
-            else:
-                append({"status": status, "timestamp": t.timestamp})
-        return results
+        return self._new_many(caller, zip(ids, debit_ids, credit_ids, amounts, strict=True), None,
+                              None, False, 0, now, None)
 
     def _chain(self, caller: str, items: list[Item], start: int, now: int,
                results: list[Result]) -> int:
@@ -316,22 +314,21 @@ class Book:
         while items[stop]["linked"]:
             stop += 1
         saved_ts = self.last_ts
-        done: list[tuple[str, Transfer]] = []
+        first_stored = len(self.stored)  # the chain's new transfers, in order, from here
+        done: list[Result] = []
         for k in range(start, stop + 1):
-            status, created = self.create(caller, items[k], now)
-            if created is None:
-                message = explain(self, caller, items[k], status)  # before the roll back
-                others = chain_failed(k, items[k], status)
-                for old_status, old in reversed(done):
-                    if old_status == CREATED:
-                        self._undo(old)
+            result = self.create(caller, items[k], now)
+            if result["timestamp"] is None:  # its message is made before the roll back
+                others = chain_failed(k, items[k], result["status"])
+                for created in reversed(self.stored[first_stored:]):
+                    self._undo(created)
                 self.last_ts = saved_ts  # rolled back events consume no timestamps
                 results.extend(_failed(LINKED_EVENT_FAILED, others) for _ in range(start, k))
-                results.append(_failed(status, message))
+                results.append(result)
                 results.extend(_failed(LINKED_EVENT_FAILED, others) for _ in range(k, stop))
                 return stop + 1
-            done.append((status, created))
-        results.extend({"status": s, "timestamp": t.timestamp} for s, t in done)
+            done.append(result)
+        results.extend(done)
         return stop + 1
 
     # -- settlement postings ---------------------------------------------------------
@@ -354,8 +351,8 @@ class Book:
                     self._undo(t)
                 self.last_ts = saved_ts
                 return code, posting
-            t = Transfer(tid, dr, cr, amount, posting.reference, 0, SETTLEMENT, None, POSTED,
-                         self.tick(now))
+            t = new_transfer(tid, dr, cr, amount, posting.reference, 0, SETTLEMENT, None,
+                             POSTED, self.tick(now))
             self._post(t, amount)
             self._store(t)
             done.append(t)
