@@ -6,7 +6,6 @@ sequence number current when its request executed and leaves only when that pref
 so no client, reader or writer, ever sees state that a crash could take away.
 """
 import errno
-import gc
 import importlib.metadata
 import shutil
 import time
@@ -37,15 +36,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("switch.service")
 VERSION = importlib.metadata.version("payswitch")
 SERVER_NAME = f"payswitch/{VERSION}"
-
-
-# A state change that leaves more new objects than this (a batch: its transfers, their records
-# and results) has them frozen out of the cyclic garbage collector at once (gc.freeze), as the
-# server's housekeeping does once a second with everything alive: the collector is off while
-# it executes, so its young generations never walk them. Walking them cost a batch of 8,190
-# about a fifth of its CPU (scripts/bench-session.py with the collector off: 3.0 against 3.8-4.2
-# µs a transfer). A small change leaves its few objects to the usual collections.
-BULK_OBJECTS = 10_000
 
 
 class Service:
@@ -223,20 +213,12 @@ class Service:
             raise WalFailed(str(self.wal.failure))
         now_ns = time.time_ns()
         self.expire_due(now_ns)
-        collecting = gc.isenabled()
-        if collecting:  # see BULK_OBJECTS
-            gc.disable()
         try:
             executed = self.state.execute(caller, op, args, now_ns)
         except Exception as error:  # a ledger bug mid-mutation: memory may now differ from the log
             log.exception("ledger_fault", op=op)
             self.stop_writes(f"ledger fault in {op}: {error!r}")
             raise WalFailed("internal ledger fault; writes are stopped") from error
-        finally:
-            if collecting:
-                if gc.get_count()[0] > BULK_OBJECTS:
-                    gc.freeze()
-                gc.enable()
         if executed.changed:
             try:
                 self.wal.append(now_ns, caller, op, args, requests)
