@@ -20,6 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository first: tests/ 
 
 from payswitch.protocol import FrameDecoder, encode_request  # noqa: E402
 from support.in_process import feed, new_session, released, start_service  # noqa: E402
+from payswitch.switch.server import MIDDLE_COLLECTIONS_PER_FULL  # noqa: E402
 
 ACCOUNTS = 400
 FREEZE_EVERY_READS = 1000
@@ -35,6 +36,8 @@ async def run(args) -> None:
         await setup(service, session)
         reads = workload(args)
         replies = FrameDecoder(1 << 30)
+        young_threshold, middle_threshold, _ = gc.get_threshold()  # as the server sets them
+        gc.set_threshold(young_threshold, middle_threshold, MIDDLE_COLLECTIONS_PER_FULL)
         profiler = start_profiler() if args.profile else None
         started_cpu_s, started_s = time.process_time(), time.perf_counter()
         answered = 0
