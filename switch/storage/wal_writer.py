@@ -111,7 +111,7 @@ class WalWriter:
         self.durable_requests = 0
         self._pending_requests = 0
         self._flushing = False
-        # The hold before the next write (see _hold): until _wanted records are pending, or
+        # The hold before the next write (see _hold): until _wanted requests are pending, or
         # until the WAL thread, lingering for group_wait_s after the write just durable, reports
         # that none came; _gathered is its future while it lasts. Writes handed to the thread,
         # and the last of them the thread has lingered after. Holds taken, and those that ran
