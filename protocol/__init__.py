@@ -10,8 +10,9 @@ from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame, encode_frames
 from .request import decode_request
-from .transfer_request import (PlainTransfer, PlainTransfers, parse_plain_transfer,
-                               parse_plain_transfers, parse_transfer_request)
+from .transfer_request import (PLAIN_TRANSFER_FIRST_BYTE, PlainTransfer, PlainTransfers,
+                               parse_plain_transfer, parse_plain_transfers,
+                               parse_transfer_request)
 from .ops import OPS, OpSpec, is_known_op, validate_args
 from .transfer import normalize_transfer
 from .values import is_money, is_valid_currency, is_valid_id
@@ -21,6 +22,7 @@ __all__ = [
     "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
     "parse_plain_transfer", "PlainTransfer", "parse_plain_transfers", "PlainTransfers",
+    "PLAIN_TRANSFER_FIRST_BYTE",
     "decode_request",
     "validate_args", "is_known_op", "OPS", "OpSpec", "normalize_transfer",
     "is_valid_id", "is_valid_currency", "is_money",

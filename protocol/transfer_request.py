@@ -22,7 +22,7 @@ from .transfer import plain_columns, plain_fields, plain_transfer
 from .values import MAX_ITEMS
 
 __all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer",
-           "parse_plain_transfers", "PlainTransfers"]
+           "parse_plain_transfers", "PlainTransfers", "PLAIN_TRANSFER_FIRST_BYTE"]
 
 _ENVELOPE = frozenset(("id", "op", "args"))
 # The key "op" and its value as packb writes them: a body without either cannot be the
@@ -30,7 +30,9 @@ _ENVELOPE = frozenset(("id", "op", "args"))
 _OP_BYTES: tuple[bytes, bytes] = (msgpack.packb("op") + msgpack.packb("transfer"),
              msgpack.packb("op") + msgpack.packb("create_transfers"))
 _CREATE_TRANSFERS_ARGS = frozenset(("transfers",))
-_FIXMAP_OF_3 = b"\x83"  # the header of a map of three entries: the envelope's id, op and args
+# The header of a map of three entries, the envelope's id, op and args: the first byte of every
+# plain transfer's body (a frame that starts otherwise cannot be one).
+PLAIN_TRANSFER_FIRST_BYTE = b"\x83"
 _PLAIN_KEYS = 4  # id, debit_account, credit_account, amount
 # Bodies longer than this are searched for the op before decoding (a frame of a plain transfer
 # is about 100 bytes; decoding a small body costs less than the search).
@@ -40,7 +42,7 @@ _SEARCH_OVER_BYTES = 256
 _tuple_new = tuple.__new__
 # For parse_plain_transfers' column checks.
 _first_byte = itemgetter(slice(0, 1))
-_FIXMAP_OF_3_ONLY = frozenset((_FIXMAP_OF_3,))
+_FIRST_BYTE_ONLY = frozenset((PLAIN_TRANSFER_FIRST_BYTE,))
 _DICT_ONLY = frozenset((dict,))
 _INT_ONLY = frozenset((int,))
 _THREE_ONLY = frozenset((len(_ENVELOPE),))
@@ -110,7 +112,8 @@ def parse_plain_transfer(body: bytes) -> PlainTransfer | None:
     No re-encoding here: no map can hide a duplicate key when the envelope's header says three
     entries and three distinct keys decode, and args may have at most four entries (more are
     refused at their header) and must decode to the four distinct keys of the plain shape."""
-    if body[:1] != _FIXMAP_OF_3 or (len(body) > _SEARCH_OVER_BYTES and _OP_BYTES[0] not in body):
+    if body[:1] != PLAIN_TRANSFER_FIRST_BYTE or (len(body) > _SEARCH_OVER_BYTES
+                                                 and _OP_BYTES[0] not in body):
         return None
     try:
         request = _unpackb(body, max_ext_len=0, max_map_len=_PLAIN_KEYS)
@@ -133,7 +136,7 @@ def parse_plain_transfers(bodies: list[bytes]) -> PlainTransfers | None:
     caller then takes them one by one). Checked a column at a time, as plain_columns checks a
     batch's transfers: past decoding, no Python call per body (a plain transfer's checks cost
     more than its decoding)."""
-    if (set(map(_first_byte, bodies)) != _FIXMAP_OF_3_ONLY
+    if (set(map(_first_byte, bodies)) != _FIRST_BYTE_ONLY
             or max(map(len, bodies)) > _SEARCH_OVER_BYTES):  # see parse_plain_transfer
         return None
     try:

@@ -27,7 +27,8 @@ from itertools import islice
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
                       error_reply, ok_reply, parse_plain_transfer, parse_plain_transfers,
-                      validate_args, JSON, MSGPACK, PlainTransfers)
+                      validate_args, JSON, MSGPACK, PLAIN_TRANSFER_FIRST_BYTE,
+                      PlainTransfers)
 from payswitch.switch.reply_steps import ReplyInSteps
 from payswitch.switch.verdict import Verdict
 
@@ -42,9 +43,6 @@ MAX_FRAMES_PER_SPLIT = 512
 # loop (a turn, switch/turns.py, ends after the group that passes its end); reads of 16 x 16
 # pipelined clients bring 16 at a time.
 MAX_TRANSFER_GROUP = 32
-# The first byte of a plain transfer's MessagePack body, a map of three (id, op, args): a frame
-# that starts otherwise (JSON, most other requests) is left to the one-by-one path at once.
-MSGPACK_MAP_OF_3 = b"\x83"
 # Plain transfers read together are checked a column at a time from this many on: a run costs
 # about 80,000 instructions, then 17,000 a transfer with its decoding, against 26,500 a transfer
 # one by one (callgrind); 16 at a time, a fifth less.
@@ -224,9 +222,9 @@ class Session:
         """Takes the plain `transfer` frames at the head of the backlog, at most `most` and as
         many as may be admitted now; None when the first is not one, or would be refused."""
         backlog = self.backlog
-        if (not backlog or backlog[0][:1] != MSGPACK_MAP_OF_3 or self.participant is None
-                or self.closing or self.paused & HOLDS_BACKLOG or self.verdict is not None
-                or self.reply_being_encoded is not None):
+        if (not backlog or backlog[0][:1] != PLAIN_TRANSFER_FIRST_BYTE
+                or self.participant is None or self.closing or self.paused & HOLDS_BACKLOG
+                or self.verdict is not None or self.reply_being_encoded is not None):
             return None
         room = min(self.dispatcher.transfer_room(self), most)
         if room <= 0:
