@@ -1,17 +1,12 @@
 """Many connections with one plain transfer each, read in one poll of the sockets, share one
 ledger step and one WAL record (switch/turns.py): over real TCP, against a real switch."""
 import signal
-from pathlib import Path
 
-from support.waiting import wait_until
+from support.processes import suspend
 from support.wire import WireClient
 from support.world import FUNDS, balances, create_world
 
 CONNECTIONS = 8
-
-
-def is_stopped(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def test_one_request_each_on_connections_read_together_share_one_record(switch, admin):
@@ -21,10 +16,8 @@ def test_one_request_each_on_connections_read_together_share_one_record(switch, 
         for client in clients:
             client.hello("bank-a", tokens["bank-a"], "msgpack")
         appended_before = admin.call("stats")["wal"]["appended_seq"]
-        pid = switch.process.pid
-        switch.process.send_signal(signal.SIGSTOP)  # so that one poll finds every request
+        suspend(switch.process)  # so that one poll finds every request
         try:
-            wait_until(lambda: is_stopped(pid), "the switch stopped")
             for n, client in enumerate(clients):
                 client.send({"id": n, "op": "transfer", "args": {
                     "id": f"shared-{n}", "debit_account": "a-1", "credit_account": "a-2",

@@ -9,6 +9,7 @@ import threading
 from support.events_stream import (FAST_RETRY, assert_gap_free, read_events,
                                    wait_for_events_published)
 from support.load import TransferSender
+from support.processes import suspend
 from support.switch_process import SwitchProcess
 from support.waiting import wait_until
 from support.wire import WireClient
@@ -218,7 +219,7 @@ def test_a_nats_server_that_stops_answering_is_waited_out_by_the_ack_timeout(tmp
             create_world(admin)
             wait_for_events_published(admin)
             published = admin.call("stats")["events"]["published"]
-            server.process.send_signal(signal.SIGSTOP)
+            suspend(server.process)
             try:
                 for n in range(50):
                     accepted.append(f"t-{n}")
