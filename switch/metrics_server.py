@@ -98,6 +98,13 @@ def _wal_metrics(wal, snapshotter):
     holds.add_metric(["filled"], wal.holds - wal.holds_run_out)
     holds.add_metric(["ran_out"], wal.holds_run_out)
     yield holds
+    writes = CounterMetricFamily("payswitch_wal_writes",
+                                 "WAL write-and-fsyncs, by the thread that made them: the event "
+                                 "loop (after a hold that filled) or the WAL thread.",
+                                 labels=["thread"])
+    writes.add_metric(["event_loop"], wal.writes_in_loop)
+    writes.add_metric(["wal"], wal.writes_handed)
+    yield writes
     yield CounterMetricFamily("payswitch_wal_written_bytes", "WAL bytes written since start.",
                               value=wal.bytes_since_start)
     yield GaugeMetricFamily("payswitch_wal_durable_seq", "Last WAL record known durable.",

@@ -7,6 +7,13 @@ an fsync the next write is held, briefly, for the requests its released replies 
 connections with a request each share one fsync rather than taking turns in two (see _hold); the
 WAL thread, lingering after the fsync, times the hold.
 
+A small write that follows a hold that filled is made in the event loop itself, as Redis's
+`appendfsync always` does: every request outstanding is in it, so the loop has nothing to do
+meanwhile, and handing it to the WAL thread and back cost two thread wake-ups and GIL hand-overs
+on the critical path (about 100 µs of a 700 µs cycle at 16 connections x 1). After an fsync slower
+than INLINE_FSYNC_MAX_S, writes go to the thread until one is fast again: a disk gone slow stalls
+the loop once, not for every write.
+
 Records are written into space already written with zeros (`zero_ahead_bytes` at a time, made
 durable by the fsync of the batch that reached the end of the previous zeros): an fdatasync
 after writing into a file whose size changed writes the inode too, a second I/O; one after
@@ -69,6 +76,13 @@ class FsyncFailed(OSError):
 # clients that do not answer at once, about one group in this many waits group_wait_s.
 MAX_HOLDS_SKIPPED = 64
 
+# A write is made in the event loop (see the module's docstring) only if it carries at most this
+# many requests (the hand-over it saves costs each of them 100 µs / requests, and a larger group
+# has clients that pipeline, whose next requests the loop would read during the fsync), and
+# only after an fsync at most this slow.
+INLINE_WRITE_MAX_REQUESTS = 64
+INLINE_FSYNC_MAX_S = 0.002
+
 # A write refused for want of space wrote nothing durable past the last fsync: once space
 # returns, the log can be cut back to that point and continue.
 RESUMABLE_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -93,8 +107,14 @@ class WalWriter:
         self.appended_bytes = 0
         self.durable_bytes = 0
         self.fsync_count = 0
-        # Written by the WAL thread only (see switch/metrics.py): how long each fsync took, and
-        # how many records each write-and-fsync carried (group commit).
+        # Writes since start made by the event loop itself, and handed to the WAL thread.
+        self.writes_in_loop = 0
+        self.writes_handed = 0
+        # The last write's fsync: how long it took, and when the write ended (time.perf_counter).
+        self.last_fsync_s = 0.0
+        self._written_at_s = 0.0
+        # Written by the thread making the write (see switch/metrics.py): how long each fsync
+        # took, and how many records each write-and-fsync carried (group commit).
         self.fsync_seconds = Histogram(FSYNC_SECONDS_BUCKETS)
         self.group_records = Histogram(GROUP_RECORDS_BUCKETS)
         self.failure: OSError | None = None
@@ -113,9 +133,9 @@ class WalWriter:
         self._flushing = False
         # The hold before the next write (see _hold): until _wanted requests are pending, or
         # until the WAL thread, lingering for group_wait_s after the write just durable, reports
-        # that none came; _gathered is its future while it lasts. Writes handed to the thread,
-        # and the last of them the thread has lingered after. Holds taken, and those that ran
-        # out of time, since start.
+        # that none came (or, after a write in the loop, a timer of the loop's, _hold_timer);
+        # _gathered is its future while it lasts. The last write handed to the thread that the
+        # thread has lingered after. Holds taken, and those that ran out of time, since start.
         self.group_wait_s = group_wait_s
         self.holds = 0
         self.holds_run_out = 0
@@ -123,8 +143,9 @@ class WalWriter:
         self._skip_after_run_out = 1
         self._wanted = 0
         self._gathered: asyncio.Future | None = None
-        self._writes_handed = 0
         self._lingered_after = 0
+        self._last_write_in_loop = False
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._thread = WalThread("wal", group_wait_s, self._on_linger_over)
@@ -192,24 +213,27 @@ class WalWriter:
             self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
-        """One batch at a time in the WAL thread. When a batch is durable, either the next one is
-        handed over before its replies are released, so its fsync overlaps their writes; or the
-        replies go first and the next batch waits for the requests they bring (see _hold)."""
+        """One batch at a time. When a batch is durable, either the next one is handed to the
+        WAL thread before its replies are released, so its fsync overlaps their writes; or the
+        replies go first and the next batch waits for the requests they bring (see _hold), then
+        is written in the loop if they all came."""
         try:
-            writing = self._write_pending()
+            writing = self._write_pending(in_loop=False)
             while writing is not None:
                 future, last_seq, last_bytes, last_requests = writing
                 await future
                 outstanding = self.appended_requests - self.durable_requests
                 hold = self._should_hold(outstanding)
-                writing = self._write_pending() if self._pending and not hold else None
+                writing = self._write_pending(in_loop=False) \
+                    if self._pending and not hold else None
                 self.durable_seq, self.durable_bytes = last_seq, last_bytes
                 self.durable_requests = last_requests
                 self._on_durable(last_seq)
-                if hold:
-                    await self._hold(outstanding)
+                filled = hold and await self._hold(outstanding)
                 if writing is None and self._pending:  # appended by what on_durable woke
-                    writing = self._write_pending()
+                    writing = self._write_pending(in_loop=filled and self._pending_requests <=
+                                                  INLINE_WRITE_MAX_REQUESTS and
+                                                  self.last_fsync_s <= INLINE_FSYNC_MAX_S)
         except OSError as error:
             self.failure = error
             self._pending.clear()
@@ -232,34 +256,53 @@ class WalWriter:
             return False
         return True
 
-    async def _hold(self, wanted: int) -> None:
+    async def _hold(self, wanted: int) -> bool:
         """Holds the next write until `wanted` requests are pending (as many as were outstanding
         before the release: the clients just answered send again) or group_wait_s has passed
-        since the fsync. Without it, requests answered by one fsync arrive during the next and
-        wait behind it: two half-size groups taking turns, each request waiting for two
-        fsyncs."""
+        since the fsync; returns whether they came. Without it, requests answered by one fsync
+        arrive during the next and wait behind it: two half-size groups taking turns, each
+        request waiting for two fsyncs."""
         self.holds += 1
-        if self._pending_requests < wanted and self._lingered_after < self._writes_handed:
+        in_loop = self._last_write_in_loop
+        if self._pending_requests < wanted and (in_loop or
+                                                self._lingered_after < self.writes_handed):
             if not self._pending:
                 self._idle.set()
             gathered = self._gathered = asyncio.get_running_loop().create_future()
             self._wanted = wanted
+            if in_loop:  # no thread lingers after it
+                self._time_hold(gathered, self._written_at_s + self.group_wait_s)
             try:
                 await gathered
             finally:
                 self._gathered = None
+                if self._hold_timer is not None:
+                    self._hold_timer.cancel()
+                    self._hold_timer = None
         if self._pending_requests >= wanted:
             self._skip_after_run_out = max(1, self._skip_after_run_out // 2)
+            return True
+        self.holds_run_out += 1
+        self._holds_to_skip = self._skip_after_run_out
+        self._skip_after_run_out = min(2 * self._skip_after_run_out, MAX_HOLDS_SKIPPED)
+        return False
+
+    def _time_hold(self, gathered: asyncio.Future, deadline_s: float) -> None:
+        """Ends the hold at deadline_s (time.perf_counter). The loop's timers count whole
+        milliseconds from a clock read once per turn, so one may fire early: it is set again."""
+        left_s = deadline_s - time.perf_counter()
+        if left_s > 0:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                left_s, self._time_hold, gathered, deadline_s)
         else:
-            self.holds_run_out += 1
-            self._holds_to_skip = self._skip_after_run_out
-            self._skip_after_run_out = min(2 * self._skip_after_run_out, MAX_HOLDS_SKIPPED)
+            self._hold_timer = None
+            self._end_hold(gathered)
 
     def _on_linger_over(self, writes_run: int) -> None:
         """In the loop: the WAL thread waited group_wait_s after its writes_run-th write and no
         write came. If a hold follows that write, its time is up."""
         self._lingered_after = writes_run
-        if writes_run == self._writes_handed and self._gathered is not None:
+        if writes_run == self.writes_handed and self._gathered is not None:
             self._end_hold(self._gathered)
 
     @staticmethod
@@ -267,22 +310,31 @@ class WalWriter:
         if not gathered.done():
             gathered.set_result(None)
 
-    def _write_pending(self) -> tuple[asyncio.Future, int, int, int]:
-        """Starts writing everything appended so far; (its future, its last sequence number,
-        appended_bytes and appended_requests up to it)."""
+    def _write_pending(self, in_loop: bool) -> tuple[asyncio.Future, int, int, int]:
+        """Starts writing everything appended so far, in the WAL thread, or here and now
+        (in_loop); (its future, its last sequence number, appended_bytes and appended_requests up
+        to it)."""
         batch, self._pending = self._pending, []
         self._pending_requests = 0
         written = (self.appended_seq, self.appended_bytes, self.appended_requests)
         first_seq = written[0] - len(batch) + 1
-        self._writes_handed += 1
-        future = self._thread.run(asyncio.get_running_loop(), self._write_batch, batch, first_seq)
+        loop = asyncio.get_running_loop()
+        self._last_write_in_loop = in_loop
+        if in_loop:
+            self._write_batch(batch, first_seq)
+            self.writes_in_loop += 1
+            future = loop.create_future()
+            future.set_result(None)
+        else:
+            self.writes_handed += 1
+            future = self._thread.run(loop, self._write_batch, batch, first_seq)
         if self._on_batch is not None:  # (which may append: not part of this batch)
             self._on_batch(batch, first_seq)
         return future, *written
 
     def _write_batch(self, batch: list[bytes], first_seq: int) -> None:
-        """Runs in the WAL thread: rotate if due, write everything, zero ahead if the records
-        reached the end of the zeros, fsync once."""
+        """Runs in the WAL thread or the loop: rotate if due, write everything, zero ahead if the
+        records reached the end of the zeros, fsync once."""
         # A segment holding only its header (first_seq's own) is never full, whatever its size
         if self._segment_size >= self.segment_bytes and \
                 segment_path(self.wal_dir, first_seq) != self._segment_path:
@@ -297,8 +349,13 @@ class WalWriter:
         if self.fsync:
             started_s = time.perf_counter()
             _fdatasync(self._fd)
-            self.fsync_seconds.observe(time.perf_counter() - started_s)
+            ended_s = time.perf_counter()
+            self.last_fsync_s = ended_s - started_s
+            self.fsync_seconds.observe(self.last_fsync_s)
             self.fsync_count += 1
+        else:
+            ended_s = time.perf_counter()
+        self._written_at_s = ended_s
         self._durable_end = (self._segment_path, self._segment_size)
 
     def _zero_ahead(self) -> None:

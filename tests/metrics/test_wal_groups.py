@@ -24,13 +24,15 @@ def switch(tmp_path):
 
 def groups(switch) -> tuple[float, ...]:
     """(fsyncs, records they carried, fsyncs that carried one record, writes held after a
-    release) since start."""
+    release, writes made by the event loop or the WAL thread) since start."""
     scraped = samples(http_get(metrics_port(switch), "/metrics")[1])
     return (value(scraped, "payswitch_wal_group_requests_count"),
             value(scraped, "payswitch_wal_group_requests_sum"),
             value(scraped, "payswitch_wal_group_requests_bucket", le="1.0"),
             sum(value(scraped, "payswitch_wal_group_holds_total", outcome=outcome)
-                for outcome in ("filled", "ran_out")))
+                for outcome in ("filled", "ran_out")),
+            sum(value(scraped, "payswitch_wal_writes_total", thread=thread)
+                for thread in ("event_loop", "wal")))
 
 
 def transfers_one_at_a_time(switch, connection: int, start: threading.Barrier,
@@ -66,11 +68,12 @@ def test_connections_each_with_one_request_in_flight_share_fsyncs(switch):
         assert not failures, failures
         after = groups(switch)
         stats = admin.call("stats")
-    fsyncs, records, alone, holds = (a - b for a, b in zip(after, before))
+    fsyncs, records, alone, holds, writes = (a - b for a, b in zip(after, before))
     assert records == CONNECTIONS * ROUNDS
     assert records / fsyncs > 1  # one request per fsync would cap throughput at the fsync rate
     assert alone < fsyncs
     assert holds > 0  # the writes waited for the requests their replies brought
+    assert writes == fsyncs
     assert stats["wal"]["fsyncs"] >= fsyncs
     assert stats["fsync_ms"]["count"] == stats["wal"]["fsyncs"]
 

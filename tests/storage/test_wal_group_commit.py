@@ -1,7 +1,9 @@
 """Group commit in the WAL writer: real files, real fsyncs, a real event loop; the clients are
 callbacks that append a connection's next record once its last one is durable."""
 import asyncio
+import time
 
+from payswitch.switch.storage import wal_writer
 from payswitch.switch.storage.wal_writer import WalWriter
 from payswitch.switch.storage.records import encode_record
 
@@ -74,6 +76,19 @@ async def test_the_next_write_carries_the_records_the_released_replies_brought(t
     # one hold that ran out (the first client had stopped)
     assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
     assert (loop.writer.holds, loop.writer.holds_run_out) == (ROUNDS, 1)
+    # each write after a hold that filled was made in the loop; the first and the last (after
+    # the hold that ran out, timed by a timer of the loop's) by the WAL thread
+    assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (ROUNDS - 1, 2)
+
+
+async def test_after_a_slow_fsync_writes_go_to_the_wal_thread(tmp_path, monkeypatch):
+    """With every fsync slower than the limit for writing in the loop, the same run makes every
+    write in the WAL thread, and the groups are the same."""
+    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", 0.0)
+    loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False)
+    groups = await loop.run()
+    assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
+    assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (0, ROUNDS + 1)
 
 
 async def test_the_next_write_waits_for_clients_answering_on_a_later_turn(tmp_path):
@@ -109,6 +124,40 @@ async def test_a_hold_for_records_that_never_come_ends_and_writes_what_came(tmp_
         writer.append_encoded(encode_record(b"third"))  # a later record starts a write itself
         await asyncio.wait_for(writer.drain(), TEST_TIMEOUT_S)
         assert durable == [1, 2, 3] and writer.fsync_count == 3
+    finally:
+        writer.close()
+
+
+async def test_a_hold_after_a_write_in_the_loop_waits_its_time_then_writes_what_came(tmp_path):
+    """Two clients; the hold after the first write fills, so the second is made in the loop.
+    After it, one client sends again and the other never does: the hold, timed by the loop, ends
+    no sooner than group_wait_s after that write, and the record that came is written."""
+    wal_dir = tmp_path / "wal"
+    wal_dir.mkdir()
+    group_wait_s = 0.2
+    written_at_s: dict[int, float] = {}  # first seq of each write -> when on_batch saw it
+    durable_at_s: dict[int, float] = {}
+    writer = None
+
+    def on_durable(seq: int) -> None:
+        durable_at_s[seq] = time.perf_counter()
+        if seq in (1, 3):  # the first client answers; after record 3, the second never does
+            writer.append_encoded(encode_record(b"first client"))
+
+    writer = WalWriter(wal_dir, 1, 1 << 20, True, on_durable, lambda error: None,
+                       on_batch=lambda batch, seq: written_at_s.setdefault(seq,
+                                                                           time.perf_counter()),
+                       group_wait_s=group_wait_s)
+    try:
+        writer.append_encoded(encode_record(b"first client"))
+        await asyncio.sleep(0)  # written alone, by the thread
+        writer.append_encoded(encode_record(b"second client"))
+        while writer.durable_seq < 4:
+            await asyncio.wait_for(writer.drain(), TEST_TIMEOUT_S)
+        assert sorted(written_at_s) == [1, 2, 4]  # records 2 and 3 together, then 4
+        assert (writer.writes_in_loop, writer.holds, writer.holds_run_out) == (1, 2, 1)
+        # Half the wait: what passes between the write's end and on_durable is not measured
+        assert written_at_s[4] - durable_at_s[3] >= group_wait_s / 2
     finally:
         writer.close()
 
