@@ -100,7 +100,8 @@ def _wal_metrics(wal, snapshotter):
     yield holds
     writes = CounterMetricFamily("payswitch_wal_writes",
                                  "WAL write-and-fsyncs, by the thread that made them: the event "
-                                 "loop (after a hold that filled) or the WAL thread.",
+                                 "loop (small ones after a hold that filled or to an idle "
+                                 "writer) or the WAL thread.",
                                  labels=["thread"])
     writes.add_metric(["event_loop"], wal.writes_in_loop)
     writes.add_metric(["wal"], wal.writes_handed)

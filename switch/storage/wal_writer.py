@@ -7,12 +7,13 @@ an fsync the next write is held, briefly, for the requests its released replies 
 connections with a request each share one fsync rather than taking turns in two (see _hold); the
 WAL thread, lingering after the fsync, times the hold.
 
-A small write that follows a hold that filled is made in the event loop itself, as Redis's
-`appendfsync always` does: every request outstanding is in it, so the loop has nothing to do
-meanwhile, and handing it to the WAL thread and back cost two thread wake-ups and GIL hand-overs
-on the critical path (about 100 µs of a 700 µs cycle at 16 connections x 1). After an fsync slower
-than INLINE_FSYNC_MAX_S, writes go to the thread until one is fast again: a disk gone slow stalls
-the loop once, not for every write.
+A small write is made in the event loop itself, as Redis's `appendfsync always` does, when it
+follows a hold that filled or finds the writer idle: every request outstanding is in it, so the
+loop has nothing to overlap with its fsync but what arrives meanwhile (whose replies would wait
+for the next fsync anyway), and handing it to the WAL thread and back cost two thread wake-ups and
+GIL hand-overs on the critical path (about 100 µs of a 700 µs cycle at 16 connections x 1, of a
+330 µs one at 1 x 1). After an fsync slower than INLINE_FSYNC_MAX_S, writes go to the thread until
+one is fast again: a disk gone slow stalls the loop once, not for every write.
 
 Records are written into space already written with zeros (`zero_ahead_bytes` at a time, made
 durable by the fsync of the batch that reached the end of the previous zeros): an fdatasync
@@ -78,8 +79,8 @@ MAX_HOLDS_SKIPPED = 64
 
 # A write is made in the event loop (see the module's docstring) only if it carries at most this
 # many requests (the hand-over it saves costs each of them 100 µs / requests, and a larger group
-# has clients that pipeline, whose next requests the loop would read during the fsync), and
-# only after an fsync at most this slow.
+# has clients that pipeline, whose next requests the loop would read during the fsync; a batch
+# counts as one), and only after an fsync at most this slow.
 INLINE_WRITE_MAX_REQUESTS = 64
 INLINE_FSYNC_MAX_S = 0.002
 
@@ -213,12 +214,12 @@ class WalWriter:
             self._end_hold(self._gathered)
 
     async def _flush_loop(self) -> None:
-        """One batch at a time. When a batch is durable, either the next one is handed to the
-        WAL thread before its replies are released, so its fsync overlaps their writes; or the
-        replies go first and the next batch waits for the requests they bring (see _hold), then
-        is written in the loop if they all came."""
+        """One batch at a time, the first written in the loop if small. When a batch is durable,
+        either the next one is handed to the WAL thread before its replies are released, so its
+        fsync overlaps their writes; or the replies go first and the next batch waits for the
+        requests they bring (see _hold), then is written in the loop if they all came."""
         try:
-            writing = self._write_pending(in_loop=False)
+            writing = self._write_pending(in_loop=self._may_write_in_loop())
             while writing is not None:
                 future, last_seq, last_bytes, last_requests = writing
                 await future
@@ -231,9 +232,7 @@ class WalWriter:
                 self._on_durable(last_seq)
                 filled = hold and await self._hold(outstanding)
                 if writing is None and self._pending:  # appended by what on_durable woke
-                    writing = self._write_pending(in_loop=filled and self._pending_requests <=
-                                                  INLINE_WRITE_MAX_REQUESTS and
-                                                  self.last_fsync_s <= INLINE_FSYNC_MAX_S)
+                    writing = self._write_pending(in_loop=filled and self._may_write_in_loop())
         except OSError as error:
             self.failure = error
             self._pending.clear()
@@ -242,6 +241,10 @@ class WalWriter:
         finally:
             self._flushing = False
             self._idle.set()
+
+    def _may_write_in_loop(self) -> bool:
+        return (self._pending_requests <= INLINE_WRITE_MAX_REQUESTS
+                and self.last_fsync_s <= INLINE_FSYNC_MAX_S)
 
     def _should_hold(self, outstanding: int) -> bool:
         """Not for a lone request (one client, one request: nobody to wait for), nor while backing

@@ -65,43 +65,43 @@ class ClosedLoop:
             await asyncio.sleep(0)  # clients answering on a later turn send
 
 
-async def test_the_next_write_carries_the_records_the_released_replies_brought(tmp_path):
-    """The first write takes the one record there was; the other 15 collect meanwhile. Once it is
-    durable its client answers at once, and the next write takes that record too rather than
-    going ahead with the 15 and leaving it to wait behind them (two groups of 1 and 15 taking
-    turns): every later write carries all 16 clients."""
+async def test_the_next_write_carries_the_records_the_released_replies_brought(tmp_path,
+                                                                             monkeypatch):
+    """With no fsync fast enough to write in the loop (as after a slow one), every write is
+    handed to the WAL thread. The first takes the one record there was; the other 15 collect
+    meanwhile. Once it is durable its client answers at once, and the next write takes that
+    record too rather than going ahead with the 15 and leaving it to wait behind them (two
+    groups of 1 and 15 taking turns): every later write carries all 16 clients."""
+    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", -1.0)
     loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False)
     groups = await loop.run()
     # the first client's last round was one ahead: the others' last records go alone, after the
     # one hold that ran out (the first client had stopped)
     assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
     assert (loop.writer.holds, loop.writer.holds_run_out) == (ROUNDS, 1)
-    # each write after a hold that filled was made in the loop; the first and the last (after
-    # the hold that ran out, timed by a timer of the loop's) by the WAL thread
-    assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (ROUNDS - 1, 2)
-
-
-async def test_after_a_slow_fsync_writes_go_to_the_wal_thread(tmp_path, monkeypatch):
-    """With every fsync slower than the limit for writing in the loop, the same run makes every
-    write in the WAL thread, and the groups are the same."""
-    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", 0.0)
-    loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False)
-    groups = await loop.run()
-    assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
     assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (0, ROUNDS + 1)
 
 
 async def test_the_next_write_waits_for_clients_answering_on_a_later_turn(tmp_path):
-    """The same with clients that send their next record a turn of the event loop after their
-    reply (as over a socket): the write holds until all 16 are there."""
-    groups = await ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=True).run()
+    """Clients that send their next record a turn of the event loop after their reply (as over
+    a socket), and fsyncs fast enough to write in the loop: the first write, the writer idle,
+    is made in the loop with the one record there was; the others collect while the writer is
+    idle again, and go with the first client's next. From then on each write holds until all 16
+    are there, and is made in the loop; the last, after the hold that ran out (timed by a timer
+    of the loop's), by the WAL thread."""
+    loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=True)
+    groups = await loop.run()
     assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
+    assert (loop.writer.holds, loop.writer.holds_run_out) == (ROUNDS - 1, 1)
+    assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (ROUNDS, 1)
 
 
-async def test_without_a_wait_records_sent_on_a_later_turn_miss_the_next_write(tmp_path):
-    """group_wait_s 0: nothing is held, so the write after the first goes ahead with the 15 that
-    collected, and the first client's next record waits for the one after: the groups take
-    turns."""
+async def test_without_a_wait_records_sent_on_a_later_turn_miss_the_next_write(tmp_path,
+                                                                              monkeypatch):
+    """group_wait_s 0 and writes in the WAL thread: nothing is held, so the write after the
+    first goes ahead with the 15 that collected, and the first client's next record waits for
+    the one after: the groups take turns."""
+    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", -1.0)
     groups = await ClosedLoop(tmp_path, 0.0, answer_later=True).run()
     assert groups[:4] == [1, CLIENTS - 1, 1, CLIENTS - 1]
     assert sum(groups) == CLIENTS * ROUNDS
@@ -129,9 +129,9 @@ async def test_a_hold_for_records_that_never_come_ends_and_writes_what_came(tmp_
 
 
 async def test_a_hold_after_a_write_in_the_loop_waits_its_time_then_writes_what_came(tmp_path):
-    """Two clients; the hold after the first write fills, so the second is made in the loop.
-    After it, one client sends again and the other never does: the hold, timed by the loop, ends
-    no sooner than group_wait_s after that write, and the record that came is written."""
+    """Two clients send a record each to an idle writer, which writes them in the loop. Then one
+    client sends again and the other never does: the hold, timed by the loop, ends no sooner than
+    group_wait_s after that write, and the record that came is written, by the WAL thread."""
     wal_dir = tmp_path / "wal"
     wal_dir.mkdir()
     group_wait_s = 0.2
@@ -141,7 +141,7 @@ async def test_a_hold_after_a_write_in_the_loop_waits_its_time_then_writes_what_
 
     def on_durable(seq: int) -> None:
         durable_at_s[seq] = time.perf_counter()
-        if seq in (1, 3):  # the first client answers; after record 3, the second never does
+        if seq == 2:  # the first client answers; the second never does
             writer.append_encoded(encode_record(b"first client"))
 
     writer = WalWriter(wal_dir, 1, 1 << 20, True, on_durable, lambda error: None,
@@ -150,14 +150,14 @@ async def test_a_hold_after_a_write_in_the_loop_waits_its_time_then_writes_what_
                        group_wait_s=group_wait_s)
     try:
         writer.append_encoded(encode_record(b"first client"))
-        await asyncio.sleep(0)  # written alone, by the thread
         writer.append_encoded(encode_record(b"second client"))
-        while writer.durable_seq < 4:
+        while writer.durable_seq < 3:
             await asyncio.wait_for(writer.drain(), TEST_TIMEOUT_S)
-        assert sorted(written_at_s) == [1, 2, 4]  # records 2 and 3 together, then 4
-        assert (writer.writes_in_loop, writer.holds, writer.holds_run_out) == (1, 2, 1)
+        assert sorted(written_at_s) == [1, 3]  # records 1 and 2 together, then 3
+        assert (writer.writes_in_loop, writer.writes_handed) == (1, 1)
+        assert (writer.holds, writer.holds_run_out) == (1, 1)
         # Half the wait: what passes between the write's end and on_durable is not measured
-        assert written_at_s[4] - durable_at_s[3] >= group_wait_s / 2
+        assert written_at_s[3] - durable_at_s[2] >= group_wait_s / 2
     finally:
         writer.close()
 
