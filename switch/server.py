@@ -129,15 +129,17 @@ class SwitchServer:
         gc.set_threshold(young_threshold, middle_threshold, MIDDLE_COLLECTIONS_PER_FULL)
         self.readiness.recovered = True
 
+        # No hold without fsyncs to share, nor replicated, where replies wait for the stream too:
+        # nothing comes back right after a local fsync to hold it for. Nor a write in the loop
+        # when replicated: the stream's publishing, in the loop, overlaps the local fsync.
+        local_fsyncs = config.durability == "fsync" and not cluster
+
         def wal_factory(on_durable, on_failure):
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
                              config.durability == "fsync", on_durable, on_failure,
                              on_batch=self._replicate_batch if cluster else None,
-                             # no hold without fsyncs to share, nor replicated, where replies
-                             # wait for the stream too: nothing comes back right after a local
-                             # fsync to hold it for
-                             group_wait_s=config.wal_group_wait_s
-                             if config.durability == "fsync" and not cluster else 0.0,
+                             group_wait_s=config.wal_group_wait_s if local_fsyncs else 0.0,
+                             write_in_loop=local_fsyncs,
                              zero_ahead_bytes=config.wal_zero_ahead_bytes)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,

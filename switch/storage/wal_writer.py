@@ -94,7 +94,7 @@ class WalWriter:
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
                  on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0,
-                 zero_ahead_bytes: int = 0):
+                 write_in_loop: bool = False, zero_ahead_bytes: int = 0):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -108,7 +108,9 @@ class WalWriter:
         self.appended_bytes = 0
         self.durable_bytes = 0
         self.fsync_count = 0
-        # Writes since start made by the event loop itself, and handed to the WAL thread.
+        # Whether small writes may be made by the event loop itself (see the module's docstring);
+        # writes since start made by it, and handed to the WAL thread.
+        self.write_in_loop = write_in_loop
         self.writes_in_loop = 0
         self.writes_handed = 0
         # The last write's fsync: how long it took, and when the write ended (time.perf_counter).
@@ -243,7 +245,7 @@ class WalWriter:
             self._idle.set()
 
     def _may_write_in_loop(self) -> bool:
-        return (self._pending_requests <= INLINE_WRITE_MAX_REQUESTS
+        return (self.write_in_loop and self._pending_requests <= INLINE_WRITE_MAX_REQUESTS
                 and self.last_fsync_s <= INLINE_FSYNC_MAX_S)
 
     def _should_hold(self, outstanding: int) -> bool:
