@@ -12,8 +12,8 @@ follows a hold that filled or finds the writer idle: every request outstanding i
 loop has nothing to overlap with its fsync but what arrives meanwhile (whose replies would wait
 for the next fsync anyway), and handing it to the WAL thread and back cost two thread wake-ups and
 GIL hand-overs on the critical path (about 100 µs of a 700 µs cycle at 16 connections x 1, of a
-330 µs one at 1 x 1). After an fsync slower than INLINE_FSYNC_MAX_S, writes go to the thread until
-one is fast again: a disk gone slow stalls the loop once, not for every write.
+330 µs one at 1 x 1). After an fsync slower than IN_LOOP_WRITE_MAX_FSYNC_S, writes go to the
+thread until one is fast again: a disk gone slow stalls the loop once, not for every write.
 
 Records are written into space already written with zeros (`zero_ahead_bytes` at a time, made
 durable by the fsync of the batch that reached the end of the previous zeros): an fdatasync
@@ -81,8 +81,8 @@ MAX_HOLDS_SKIPPED = 64
 # many requests (the hand-over it saves costs each of them 100 µs / requests, and a larger group
 # has clients that pipeline, whose next requests the loop would read during the fsync; a batch
 # counts as one), and only after an fsync at most this slow.
-INLINE_WRITE_MAX_REQUESTS = 64
-INLINE_FSYNC_MAX_S = 0.002
+IN_LOOP_WRITE_MAX_REQUESTS = 64
+IN_LOOP_WRITE_MAX_FSYNC_S = 0.002
 
 # A write refused for want of space wrote nothing durable past the last fsync: once space
 # returns, the log can be cut back to that point and continue.
@@ -245,8 +245,10 @@ class WalWriter:
             self._idle.set()
 
     def _may_write_in_loop(self) -> bool:
-        return (self.write_in_loop and self._pending_requests <= INLINE_WRITE_MAX_REQUESTS
-                and self.last_fsync_s <= INLINE_FSYNC_MAX_S)
+        """Whether what is pending is small enough, and the disk fast enough, to write it in the
+        loop (when the loop has nothing else to do: see _flush_loop)."""
+        return (self.write_in_loop and self._pending_requests <= IN_LOOP_WRITE_MAX_REQUESTS
+                and self.last_fsync_s <= IN_LOOP_WRITE_MAX_FSYNC_S)
 
     def _should_hold(self, outstanding: int) -> bool:
         """Not for a lone request (one client, one request: nobody to wait for), nor while backing

@@ -73,7 +73,7 @@ async def test_the_next_write_carries_the_records_the_released_replies_brought(t
     meanwhile. Once it is durable its client answers at once, and the next write takes that
     record too rather than going ahead with the 15 and leaving it to wait behind them (two
     groups of 1 and 15 taking turns): every later write carries all 16 clients."""
-    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", -1.0)
+    monkeypatch.setattr(wal_writer, "IN_LOOP_WRITE_MAX_FSYNC_S", -1.0)
     loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=False)
     groups = await loop.run()
     # the first client's last round was one ahead: the others' last records go alone, after the
@@ -92,7 +92,7 @@ async def test_the_next_write_waits_for_clients_answering_on_a_later_turn(tmp_pa
     idle again, and go with the first client's next. From then on each write holds until all 16
     are there, and is made in the loop; the last, after the hold that ran out (timed by a timer
     of the loop's), by the WAL thread."""
-    monkeypatch.setattr(wal_writer, "INLINE_FSYNC_MAX_S", TEST_TIMEOUT_S)
+    monkeypatch.setattr(wal_writer, "IN_LOOP_WRITE_MAX_FSYNC_S", TEST_TIMEOUT_S)
     loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=True)
     groups = await loop.run()
     assert groups == [1] + [CLIENTS] * (ROUNDS - 1) + [CLIENTS - 1]
