@@ -2,9 +2,10 @@
  *
  * While the file named by FAULT_TRIGGER exists, every fsync/fdatasync of a file descriptor
  * whose path contains FAULT_PATH_CONTAINS (every descriptor when unset) fails with
- * FAULT_ERRNO (EIO when unset) instead of reaching the kernel, as a failing disk would answer.
- * Each injected failure appends one line to FAULT_LOG when set, so tests can count them.
- * Without the trigger file every call goes to the real libc function.
+ * FAULT_ERRNO (EIO when unset) instead of reaching the kernel, as a failing disk would answer;
+ * or, with FAULT_DELAY_US set, reaches it after that many microseconds, as a slow disk would.
+ * Each injected failure or delay appends one line to FAULT_LOG when set, so tests can count them.
+ * Without the trigger file every call goes to the real libc function at once.
  *
  * Built by the tests with: cc -shared -fPIC -o fault_shim.so fault_shim.c -ldl
  */
@@ -28,18 +29,23 @@ static int fault_for(int fd, const char *call) {
     const char *match = getenv("FAULT_PATH_CONTAINS");
     if (match != NULL && *match != '\0' && strstr(target, match) == NULL)
         return 0;
+    const char *delay = getenv("FAULT_DELAY_US");
     const char *number = getenv("FAULT_ERRNO");
-    int error = number != NULL ? atoi(number) : EIO;
+    int error = delay != NULL ? 0 : number != NULL ? atoi(number) : EIO;
     const char *log = getenv("FAULT_LOG");
     if (log != NULL) {
         int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (out >= 0) {
             char line[4200];
-            int len = snprintf(line, sizeof line, "%s %s errno=%d\n", call, target, error);
+            int len = delay != NULL
+                ? snprintf(line, sizeof line, "%s %s delay_us=%s\n", call, target, delay)
+                : snprintf(line, sizeof line, "%s %s errno=%d\n", call, target, error);
             if (write(out, line, len > 0 ? (size_t)len : 0) < 0) { /* best effort */ }
             close(out);
         }
     }
+    if (delay != NULL)
+        usleep((useconds_t)atol(delay));
     return error;
 }
 
