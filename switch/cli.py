@@ -200,7 +200,7 @@ def serve(args) -> int:
         # One line for the operator, and no log line repeating it.
         print(f"switch: cannot start: {error}", file=sys.stderr)
         return 1
-    if server.restart_reason is not None:  # a deposed primary: start afresh as a standby
+    if server.restart_wanted:  # a deposed primary: start afresh as a standby
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-m", "payswitch.switch", *sys.argv[1:]])

@@ -98,6 +98,7 @@ class SwitchServer:
         self.metrics: MetricsServer | None = None
         self.node = None  # the ReplicationNode with --replication
         self.restart_reason: str | None = None  # set when a deposed primary must start afresh
+        self.stop_signalled = False  # SIGTERM or SIGINT came: stop, even in a restart's shutdown
 
     async def run(self, announce=print) -> None:
         config, loop = self.config, asyncio.get_running_loop()
@@ -168,7 +169,7 @@ class SwitchServer:
         host, port = sockets[0].getsockname()[:2]
         self.readiness.service = service
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
+            loop.add_signal_handler(signum, self._on_stop_signal)
         log.info("listening", host=host, port=port, durability=config.durability,
                  data_dir=str(config.data_dir), fd_limit=fd_limit,
                  tls="off" if tls is None else
@@ -206,6 +207,17 @@ class SwitchServer:
 
     def _replicate_batch(self, records: list[bytes], first_seq: int) -> None:
         self.node.on_wal_batch(records, first_seq)
+
+    def _on_stop_signal(self) -> None:
+        self.stop_signalled = True
+        self.stopping.set()
+
+    @property
+    def restart_wanted(self) -> bool:
+        """Whether the process should start afresh (a deposed primary, a standby that cannot
+        follow) once run() returns: not if it was told to stop meanwhile, say during the
+        restart's own shutdown, when the signal finds `stopping` already set."""
+        return self.restart_reason is not None and not self.stop_signalled
 
     def _restart(self, reason: str) -> None:
         """A deposed primary (or a standby that cannot follow) starts its process afresh."""
