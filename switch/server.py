@@ -135,12 +135,12 @@ class SwitchServer:
         # when replicated: the stream's publishing, in the loop, overlaps the local fsync.
         local_fsyncs = config.durability == "fsync" and not cluster
 
-        def wal_factory(on_durable, on_failure):
+        def wal_factory(on_durable, on_failure, loop_has_work):
             return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
                              config.durability == "fsync", on_durable, on_failure,
                              on_batch=self._replicate_batch if cluster else None,
                              group_wait_s=config.wal_group_wait_s if local_fsyncs else 0.0,
-                             write_in_loop=local_fsyncs,
+                             loop_has_work=loop_has_work if local_fsyncs else None,
                              zero_ahead_bytes=config.wal_zero_ahead_bytes)
 
         service = Service(config, loop, recovered.state, wal_factory, admin_token,

@@ -44,7 +44,9 @@ class Service:
         self.config = config
         self.loop = loop
         self.state = state  # the ledger and the batch book, replayed from the WAL
-        self.wal = wal_factory(self.on_durable, self.on_wal_failure)
+        self.turns = Turns(loop, config.turn_s, config.first_turn_s)
+        # (a WAL write in the loop only while no connection waits for a turn)
+        self.wal = wal_factory(self.on_durable, self.on_wal_failure, self.turns.waiting)
         self.admin_token_hash = hash_token(admin_token)
         self.admin_token_from_env = admin_token_from_env  # then rotate_token refuses "admin"
         self.connections: set = set()
@@ -67,7 +69,6 @@ class Service:
         # the committed-event stream (switch/events/stream.py) when on
         self.events: EventStream | None = None
         self.batch_engine = BatchEngine(self)
-        self.turns = Turns(loop, config.turn_s, config.first_turn_s)
         self.decode_worker = DecodeWorker(config, loop)
         self.local_ops = bind(self, _LOCAL_HANDLERS, caller_at=1)  # the ops answered here
         # the ReplicationNode when --replication is on (set by the server)

@@ -30,6 +30,10 @@ class Turns:
         self.rest: deque = deque()  # connections with work left after a turn
         self._scheduled = False
 
+    def waiting(self) -> bool:
+        """Whether any connection waits for a turn."""
+        return bool(self.arrivals or self.rest)
+
     def ready(self, connection) -> None:
         """New frames on `connection`, which had none waiting: a first turn, in order."""
         self._wait(connection, self.arrivals)

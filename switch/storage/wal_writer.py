@@ -8,12 +8,13 @@ connections with a request each share one fsync rather than taking turns in two 
 WAL thread, lingering after the fsync, times the hold.
 
 A small write is made in the event loop itself, as Redis's `appendfsync always` does, when it
-follows a hold that filled or finds the writer idle: every request outstanding is in it, so the
-loop has nothing to overlap with its fsync but what arrives meanwhile (whose replies would wait
-for the next fsync anyway), and handing it to the WAL thread and back cost two thread wake-ups and
-GIL hand-overs on the critical path (about 100 µs of a 700 µs cycle at 16 connections x 1, of a
-330 µs one at 1 x 1). After an fsync slower than IN_LOOP_WRITE_MAX_FSYNC_S, writes go to the
-thread until one is fast again: a disk gone slow stalls the loop once, not for every write.
+follows a hold that filled or finds the writer idle, and no connection waits for a turn: every
+request outstanding is in it, so the loop has nothing to overlap with its fsync but what arrives
+meanwhile (whose replies would wait for the next fsync anyway), and handing it to the WAL thread
+and back cost two thread wake-ups and GIL hand-overs on the critical path (about 100 µs of a 700
+µs cycle at 16 connections x 1, of a 330 µs one at 1 x 1). After an fsync slower than
+IN_LOOP_WRITE_MAX_FSYNC_S, writes go to the thread until one is fast again: a disk gone slow
+stalls the loop once, not for every write.
 
 Records are written into space already written with zeros (`zero_ahead_bytes` at a time, made
 durable by the fsync of the batch that reached the end of the previous zeros): an fdatasync
@@ -27,6 +28,7 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import msgpack
 
@@ -94,7 +96,7 @@ class WalWriter:
 
     def __init__(self, wal_dir: Path, next_seq: int, segment_bytes: int, fsync: bool,
                  on_durable, on_failure, on_batch=None, group_wait_s: float = 0.0,
-                 write_in_loop: bool = False, zero_ahead_bytes: int = 0):
+                 loop_has_work: Callable[[], bool] | None = None, zero_ahead_bytes: int = 0):
         self.wal_dir = wal_dir
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -108,9 +110,10 @@ class WalWriter:
         self.appended_bytes = 0
         self.durable_bytes = 0
         self.fsync_count = 0
-        # Whether small writes may be made by the event loop itself (see the module's docstring);
-        # writes since start made by it, and handed to the WAL thread.
-        self.write_in_loop = write_in_loop
+        # Whether the event loop has other work now (connections waiting for a turn); None: no
+        # write is made in the loop (see the module's docstring). Writes since start made by it,
+        # and handed to the WAL thread.
+        self._loop_has_work = loop_has_work
         self.writes_in_loop = 0
         self.writes_handed = 0
         # The last write's fsync: how long it took, and when the write ended (time.perf_counter).
@@ -245,10 +248,11 @@ class WalWriter:
             self._idle.set()
 
     def _may_write_in_loop(self) -> bool:
-        """Whether what is pending is small enough, and the disk fast enough, to write it in the
-        loop (when the loop has nothing else to do: see _flush_loop)."""
-        return (self.write_in_loop and self._pending_requests <= IN_LOOP_WRITE_MAX_REQUESTS
-                and self.last_fsync_s <= IN_LOOP_WRITE_MAX_FSYNC_S)
+        """Whether what is pending is small enough, the disk fast enough and the loop free enough
+        to write it in the loop (see _flush_loop for when it is asked)."""
+        loop_has_work = self._loop_has_work
+        return (loop_has_work is not None and self._pending_requests <= IN_LOOP_WRITE_MAX_REQUESTS
+                and self.last_fsync_s <= IN_LOOP_WRITE_MAX_FSYNC_S and not loop_has_work())
 
     def _should_hold(self, outstanding: int) -> bool:
         """Not for a lone request (one client, one request: nobody to wait for), nor while backing

@@ -58,7 +58,7 @@ async def test_readyz_follows_a_live_service_through_shutdown_and_writes_stopped
     config = Config(data_dir=tmp_path / "data")
     config.wal_dir.mkdir(parents=True)
     loop = asyncio.get_running_loop()
-    service = Service(config, loop, SwitchState(), lambda on_durable, on_failure: WalWriter(
+    service = Service(config, loop, SwitchState(), lambda on_durable, on_failure, loop_has_work: WalWriter(
         config.wal_dir, 1, config.wal_segment_bytes, True, on_durable, on_failure), "token")
     readiness.recovered = True
     readiness.service = service

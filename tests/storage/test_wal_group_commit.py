@@ -21,7 +21,7 @@ class ClosedLoop:
     is durable, either at once (in on_durable) or on the next turn of the event loop."""
 
     def __init__(self, tmp_path, group_wait_s: float, answer_later: bool,
-                 write_in_loop: bool = True):
+                 loop_has_work=lambda: False):
         wal_dir = tmp_path / "wal"
         wal_dir.mkdir()
         self.answer_later = answer_later
@@ -30,7 +30,7 @@ class ClosedLoop:
         self.durable: list[int] = []  # each durable prefix reported, in order
         self.failures: list[OSError] = []
         self.writer = WalWriter(wal_dir, 1, 1 << 20, True, self.on_durable, self.failures.append,
-                                group_wait_s=group_wait_s, write_in_loop=write_in_loop)
+                                group_wait_s=group_wait_s, loop_has_work=loop_has_work)
 
     def send(self, client: int) -> None:
         if self.sent[client] < ROUNDS:
@@ -104,7 +104,7 @@ async def test_without_a_wait_records_sent_on_a_later_turn_miss_the_next_write(t
     """group_wait_s 0 and every write in the WAL thread (as when replicated): nothing is held, so
     the write after the first goes ahead with the 15 that collected, and the first client's next
     record waits for the one after: the groups take turns."""
-    loop = ClosedLoop(tmp_path, 0.0, answer_later=True, write_in_loop=False)
+    loop = ClosedLoop(tmp_path, 0.0, answer_later=True, loop_has_work=None)
     groups = await loop.run()
     assert groups[:4] == [1, CLIENTS - 1, 1, CLIENTS - 1]
     assert sum(groups) == CLIENTS * ROUNDS
@@ -151,7 +151,7 @@ async def test_a_hold_after_a_write_in_the_loop_waits_its_time_then_writes_what_
     writer = WalWriter(wal_dir, 1, 1 << 20, True, on_durable, lambda error: None,
                        on_batch=lambda batch, seq: written_at_s.setdefault(seq,
                                                                            time.perf_counter()),
-                       group_wait_s=group_wait_s, write_in_loop=True)
+                       group_wait_s=group_wait_s, loop_has_work=lambda: False)
     try:
         writer.append_encoded(encode_record(b"first client"))
         writer.append_encoded(encode_record(b"second client"))
@@ -236,3 +236,12 @@ async def test_a_hold_counts_requests_not_records(tmp_path):
         assert (writer.appended_requests, writer.durable_requests) == (2 * CLIENTS, 2 * CLIENTS)
     finally:
         writer.close()
+
+
+async def test_while_connections_wait_for_turns_every_write_goes_to_the_wal_thread(tmp_path):
+    """The same clients with the loop busy (connections waiting for a turn, whose reads and pings
+    it would handle during the fsync): every write is handed to the WAL thread."""
+    loop = ClosedLoop(tmp_path, PATIENT_WAIT_S, answer_later=True, loop_has_work=lambda: True)
+    groups = await loop.run()
+    assert sum(groups) == CLIENTS * ROUNDS
+    assert (loop.writer.writes_in_loop, loop.writer.writes_handed) == (0, len(groups))

@@ -30,7 +30,7 @@ def start_service(loop, data_dir: Path, **config) -> Service:
     config.snapshot_dir.mkdir(parents=True, exist_ok=True)
     recovered = recover(config.wal_dir, config.snapshot_dir)
 
-    def wal_factory(on_durable, on_failure):
+    def wal_factory(on_durable, on_failure, loop_has_work):  # every write in the WAL thread
         return WalWriter(config.wal_dir, recovered.next_seq, config.wal_segment_bytes,
                          config.durability == "fsync", on_durable, on_failure,
                          zero_ahead_bytes=config.wal_zero_ahead_bytes)
