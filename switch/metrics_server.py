@@ -101,7 +101,7 @@ def _wal_metrics(wal, snapshotter):
     writes = CounterMetricFamily("payswitch_wal_writes",
                                  "WAL write-and-fsyncs, by the thread that made them: the event "
                                  "loop (small ones after a hold that filled or to an idle "
-                                 "writer) or the WAL thread.",
+                                 "writer, no connection waiting for a turn) or the WAL thread.",
                                  labels=["thread"])
     writes.add_metric(["event_loop"], wal.writes_in_loop)
     writes.add_metric(["wal"], wal.writes_handed)
