@@ -121,14 +121,16 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session.offloaded is not None:
             self.service.decode_worker.submit(self, session.take_offloaded())
-        if session.holding:
+        if session.waiting:  # replies held for the log (or for their time)
             self.service.waiting_connections.add(self)
             if session.delayed and self._release_timer is None:
                 due_s = session.first_due_s()
                 if due_s is not None:
                     self._arm_release_timer(due_s)
-        self.flush()
-        self._sync_reading()
+        if session.ready or session.paused:  # replies to send, or perhaps a close
+            self.flush()
+        if session.paused or not self.reading:
+            self._sync_reading()
 
     def _sync_reading(self) -> None:
         transport = self.transport
@@ -150,7 +152,7 @@ class Connection(asyncio.Protocol):
         self.flush()
         if session.paused or not self.reading:
             self._sync_reading()
-        return session.holding
+        return bool(session.waiting)
 
     def _arm_release_timer(self, when_s: float) -> None:
         timer = self._release_timer
@@ -178,10 +180,11 @@ class Connection(asyncio.Protocol):
         self._sync_reading()
 
     def flush(self) -> None:
-        data = self.session.take_output()
+        session = self.session
+        data = session.take_output()
         if data and not self.transport.is_closing():
             self.transport.write(data)
-        if self.session.close_wanted:
+        if session.paused and session.close_wanted:
             self._close_transport()
 
     def close(self) -> None:

@@ -15,7 +15,8 @@ Each reply is held with the log position its request executed at, and leaves onl
 is durable up to it, after every earlier reply. What the glue (switch/connection.py) must do is
 read off the session after each call: `paused` (stop reading the socket while not 0),
 `offloaded` (a frame to decode in the decode worker; its verdict comes back via
-`take_verdict`), `holding` (replies wait for the log), `close_wanted`.
+`take_verdict`), `waiting` (not empty: replies wait for the log; `holding`), `ready` (not empty:
+replies for `take_output`), `close_wanted` (only while `paused`).
 
 Backpressure: reading pauses while the client's replies are not being read (`writes_blocked`),
 while it has too many requests unanswered, and while frames read are still to be handled (the
@@ -212,21 +213,24 @@ class Session:
         returns False when the first frame is not one, or would be refused: the one-by-one path
         then answers it. The replies are exactly those of the one-by-one path."""
         started_s = clock()
-        taken = self.take_plain_transfers(MAX_TRANSFER_GROUP)
+        taken = self.take_plain_transfers(
+            min(MAX_TRANSFER_GROUP, self.dispatcher.transfer_room(self)))
         if taken is None:
             return False
         run_transfer_group([(self, taken)], clock, started_s)
         return True
 
     def take_plain_transfers(self, most: int) -> PlainTransfers | None:
-        """Takes the plain `transfer` frames at the head of the backlog, at most `most` and as
-        many as may be admitted now; None when the first is not one, or would be refused."""
+        """Takes the plain `transfer` frames at the head of the backlog, at most `most` (the
+        switch's room, the dispatcher's transfer_room, which the caller checked) and as many as
+        the session's own in-flight limit admits; None when the first is not one, or would be
+        refused."""
         backlog = self.backlog
         if (not backlog or backlog[0][:1] != PLAIN_TRANSFER_FIRST_BYTE
                 or self.participant is None or self.closing or self.paused & HOLDS_BACKLOG
                 or self.verdict is not None or self.reply_being_encoded is not None):
             return None
-        room = min(self.dispatcher.transfer_room(self), most)
+        room = min(self.config.max_inflight_per_connection - self.waiting_replies, most)
         if room <= 0:
             return None
         bodies = list(islice(backlog, room))
@@ -261,20 +265,10 @@ class Session:
             "credit_accounts": "\n".join([t.credit_account for t in head]),
             "amounts": [t.amount for t in head]})
 
-    def answer_transfer_group(self, request_ids: list, outcomes: list | None, refused: dict,
-                              seq: int, durable_seq: int, elapsed_s: float) -> None:
-        """Queues the replies of the transfers taken, held for the log up to `seq`: each one's
-        outcome (its result, or its LedgerError), or, with no outcomes, the error reply
-        `refused` for every one."""
-        if outcomes is None:  # none of them executed
-            replies = [{**refused, "id": request_id} for request_id in request_ids]
-        else:
-            replies = [ok_reply(request_id, outcome) if type(outcome) is dict
-                       else error_reply(request_id, outcome.code, outcome.message)
-                       for request_id, outcome in zip(request_ids, outcomes)]
-        failed = [reply["error"]["code"] for reply in replies if "error" in reply]
-        self.request_metrics.record_group("transfer", len(request_ids), failed, elapsed_s)
-        frames = encode_frames(encode_msgpack_bodies(replies))
+    def hold_group_replies(self, request_ids: list, frames: bytes, seq: int,
+                           durable_seq: int) -> None:
+        """Queues `frames`, the replies of the transfers taken (one frame per id of
+        `request_ids`), held for the log up to `seq`."""
         if self.waiting or seq > durable_seq:
             self._hold(HeldReply(seq, request_ids, MSGPACK, frames, 0.0))
         else:
@@ -524,26 +518,31 @@ def run_transfer_group(takers: list[tuple["Session", PlainTransfers]], clock,
     session = takers[0][0]
     dispatcher = session.dispatcher
     if len(takers) == 1:
-        group = takers[0][1].columns
-    else:  # the sessions' columns one after another (ids one a line)
+        request_ids, group = takers[0][1]
+    else:  # the sessions' requests and columns one after another (ids one a line)
+        request_ids = [request_id for _, taken in takers for request_id in taken.request_ids]
         group = {key: "\n".join([taken.columns[key] for _, taken in takers])
                  for key in _ID_COLUMNS}
         group["amounts"] = [amount for _, taken in takers for amount in taken.columns["amounts"]]
-    outcomes = None
-    refused: dict = {}
     try:
         outcomes = dispatcher.execute_transfer_group(session, group)
     except Exception as error:  # none of them executed: each gets the one error reply
         refused = dispatcher.error_reply(session, None, error)
+        replies = [{**refused, "id": request_id} for request_id in request_ids]
+    else:  # each one's result, or its LedgerError
+        replies = [ok_reply(request_id, outcome) if type(outcome) is dict
+                   else error_reply(request_id, outcome.code, outcome.message)
+                   for request_id, outcome in zip(request_ids, outcomes)]
     seq = dispatcher.reply_seq("transfer")
     durable_seq = dispatcher.durable_seq
-    elapsed_s = clock() - started_s
+    failed = [reply["error"]["code"] for reply in replies if "error" in reply]
+    session.request_metrics.record_group("transfer", len(replies), failed, clock() - started_s)
+    bodies = encode_msgpack_bodies(replies)
     start = 0
     for each, taken in takers:
         end = start + len(taken.request_ids)
-        each.answer_transfer_group(taken.request_ids, None if outcomes is None
-                                   else outcomes[start:end], refused, seq, durable_seq,
-                                   elapsed_s)
+        each.hold_group_replies(taken.request_ids, encode_frames(bodies[start:end]), seq,
+                                durable_seq)
         start = end
 
 
