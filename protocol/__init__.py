@@ -11,7 +11,7 @@ from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame, encode_frames
 from .request import decode_request
 from .transfer_request import (PLAIN_TRANSFER_FIRST_BYTE, PlainTransfer, PlainTransfers,
-                               parse_plain_transfer, parse_plain_transfers,
+                               parse_plain_head, parse_plain_transfer, parse_plain_transfers,
                                parse_transfer_request)
 from .ops import OPS, OpSpec, is_known_op, validate_args
 from .transfer import normalize_transfer
@@ -21,7 +21,8 @@ __all__ = [
     "FrameDecoder", "encode_frame", "encode_frames", "encode_msgpack_bodies",
     "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
-    "parse_plain_transfer", "PlainTransfer", "parse_plain_transfers", "PlainTransfers",
+    "parse_plain_transfer", "PlainTransfer", "parse_plain_transfers", "parse_plain_head",
+    "PlainTransfers",
     "PLAIN_TRANSFER_FIRST_BYTE",
     "decode_request",
     "validate_args", "is_known_op", "OPS", "OpSpec", "normalize_transfer",

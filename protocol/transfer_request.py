@@ -22,7 +22,8 @@ from .transfer import plain_columns, plain_fields, plain_transfer
 from .values import MAX_ITEMS
 
 __all__ = ["parse_transfer_request", "parse_plain_transfer", "PlainTransfer",
-           "parse_plain_transfers", "PlainTransfers", "PLAIN_TRANSFER_FIRST_BYTE"]
+           "parse_plain_transfers", "parse_plain_head", "PlainTransfers",
+           "PLAIN_TRANSFER_FIRST_BYTE"]
 
 _ENVELOPE = frozenset(("id", "op", "args"))
 # The key "op" and its value as packb writes them: a body without either cannot be the
@@ -151,6 +152,31 @@ def parse_plain_transfers(bodies: list[bytes]) -> PlainTransfers | None:
         return None
     columns = plain_columns(args)
     return None if columns is None else _tuple_new(PlainTransfers, (request_ids, columns))
+
+
+def parse_plain_head(bodies: list[bytes], max_body_bytes: int) -> PlainTransfers | None:
+    """What parse_plain_transfer gives the first of `bodies`, up to the first that is not a
+    plain `transfer` or is longer than `max_body_bytes`, as columns (plain_columns'); None when
+    the first is not one."""
+    head = []
+    for body in bodies:
+        plain = parse_plain_transfer(body) if len(body) <= max_body_bytes else None
+        if plain is None:
+            break
+        head.append(plain)
+    if not head:
+        return None
+    if len(head) == 1:  # as many connections with a request each send them
+        request_id, transfer_id, debit, credit, amount = head[0]
+        return _tuple_new(PlainTransfers, ([request_id], {
+            "ids": transfer_id, "debit_accounts": debit, "credit_accounts": credit,
+            "amounts": [amount]}))
+    # ids one a line, as plain_columns makes them (no valid id holds a newline)
+    return _tuple_new(PlainTransfers, ([t.request_id for t in head], {
+        "ids": "\n".join([t.transfer_id for t in head]),
+        "debit_accounts": "\n".join([t.debit_account for t in head]),
+        "credit_accounts": "\n".join([t.credit_account for t in head]),
+        "amounts": [t.amount for t in head]}))
 
 
 def _are_valid_request_ids(request_ids: list[Any]) -> bool:

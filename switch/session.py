@@ -27,7 +27,7 @@ from itertools import islice
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
-                      error_reply, ok_reply, parse_plain_transfer, parse_plain_transfers,
+                      error_reply, ok_reply, parse_plain_head, parse_plain_transfers,
                       validate_args, JSON, MSGPACK, PLAIN_TRANSFER_FIRST_BYTE,
                       PlainTransfers)
 from payswitch.switch.reply_steps import ReplyInSteps
@@ -235,35 +235,12 @@ class Session:
             return None
         bodies = list(islice(backlog, room))
         taken = (parse_plain_transfers(bodies) if len(bodies) >= COLUMNS_FROM_TRANSFERS
-                 else None) or self._plain_head(bodies)
+                 else None) or parse_plain_head(bodies, self.config.max_inline_decode_bytes)
         if taken is not None:
             for _ in taken.request_ids:
                 backlog.popleft()
             self.request_metrics.frames_taken += len(taken.request_ids)
         return taken
-
-    def _plain_head(self, bodies: list[bytes]) -> PlainTransfers | None:
-        """The plain transfers among the first of `bodies`, up to the first that is not one."""
-        inline_bytes = self.config.max_inline_decode_bytes
-        head = []
-        for body in bodies:
-            plain = parse_plain_transfer(body) if len(body) <= inline_bytes else None
-            if plain is None:
-                break
-            head.append(plain)
-        if not head:
-            return None
-        if len(head) == 1:  # as many connections with a request each send them
-            request_id, transfer_id, debit, credit, amount = head[0]
-            return PlainTransfers([request_id], {
-                "ids": transfer_id, "debit_accounts": debit, "credit_accounts": credit,
-                "amounts": [amount]})
-        # the columns of protocol.plain_columns: ids one a line (no valid id holds a newline)
-        return PlainTransfers([t.request_id for t in head], {
-            "ids": "\n".join([t.transfer_id for t in head]),
-            "debit_accounts": "\n".join([t.debit_account for t in head]),
-            "credit_accounts": "\n".join([t.credit_account for t in head]),
-            "amounts": [t.amount for t in head]})
 
     def hold_group_replies(self, request_ids: list, frames: bytes, seq: int,
                            durable_seq: int) -> None:

@@ -2,7 +2,8 @@ import msgpack
 import pytest
 
 from payswitch.protocol import (JSON, MSGPACK, decode_body, encode_body, encode_request, parse_envelope,
-                      parse_plain_transfer, parse_plain_transfers, parse_transfer_request,
+                      parse_plain_head, parse_plain_transfer, parse_plain_transfers,
+                      parse_transfer_request,
                       validate_args)
 
 PLAIN = {"id": "t-1", "debit_account": "a-1", "credit_account": "a-2", "amount": 100}
@@ -128,6 +129,22 @@ def test_plain_transfers_in_columns_are_what_parse_plain_transfer_gives_each(req
         "debit_accounts": "\n".join(t.debit_account for t in each),
         "credit_accounts": "\n".join(t.credit_account for t in each),
         "amounts": [t.amount for t in each]}
+
+
+@pytest.mark.parametrize("head", [1, 2, 5])
+def test_the_plain_head_is_the_plain_transfers_up_to_the_first_that_is_not_one(head):
+    """As many connections with a request each send them (one), or a read that mixes ops."""
+    bodies = [plain_body(n, n) for n in range(head)]
+    rest = [encode_request(head, "ping", {}, MSGPACK)[4:], plain_body(head + 1, head + 1)]
+    parsed = parse_plain_head(bodies + rest, max_body_bytes=len(bodies[0]))
+    assert parsed == parse_plain_transfers(bodies)
+    assert parsed.request_ids == list(range(head))
+
+
+def test_no_plain_head_when_the_first_is_not_one_or_is_too_long():
+    ping, plain = encode_request(1, "ping", {}, MSGPACK)[4:], plain_body(2, 2)
+    assert parse_plain_head([ping, plain], max_body_bytes=1024) is None
+    assert parse_plain_head([plain], max_body_bytes=len(plain) - 1) is None
 
 
 @pytest.mark.parametrize("body", NOT_PLAIN_TRANSFER + [
