@@ -11,6 +11,10 @@ from pathlib import Path
 from support.processes import track
 
 START_TIMEOUT_S = 30.0
+# A clean stop may wait out the switch's own shutdown_timeout_s (30 s: replies waiting for the
+# log or the stream, events to publish), then save its snapshot and close.
+STOP_TIMEOUT_S = 45.0
+LOG_LINES_ON_FAILURE = 80
 
 
 @dataclass
@@ -71,9 +75,10 @@ class SwitchProcess:
                 found.append(entry)
         return found
 
-    def stop(self, signum=signal.SIGTERM, timeout_s: float = 30.0) -> int:
+    def stop(self, signum=signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """Sends `signum` and waits; returns the exit code. A switch still running after
-        `timeout_s` is killed, and subprocess.TimeoutExpired raised: it must not stay behind."""
+        `timeout_s` is killed (it must not stay behind), and an AssertionError raised with the
+        end of its log, which tells where it was."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signum)
@@ -82,7 +87,9 @@ class SwitchProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise
+            tail = "\n".join(self.log().splitlines()[-LOG_LINES_ON_FAILURE:])
+            raise AssertionError(f"switch still running {timeout_s:g}s after signal {signum}; "
+                                 f"its log ends:\n{tail}") from None
 
     def kill(self) -> None:
         """SIGKILL: the crash that no shutdown code can soften."""
