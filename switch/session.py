@@ -213,23 +213,25 @@ class Session:
         returns False when the first frame is not one, or would be refused: the one-by-one path
         then answers it. The replies are exactly those of the one-by-one path."""
         started_s = clock()
-        taken = self.take_plain_transfers(
-            min(MAX_TRANSFER_GROUP, self.dispatcher.transfer_room(self)))
+        taken = self.take_plain_transfers()
         if taken is None:
             return False
         run_transfer_group([(self, taken)], clock, started_s)
         return True
 
-    def take_plain_transfers(self, most: int) -> PlainTransfers | None:
-        """Takes the plain `transfer` frames at the head of the backlog, at most `most` (the
-        switch's room, the dispatcher's transfer_room, which the caller checked) and as many as
-        the session's own in-flight limit admits; None when the first is not one, or would be
-        refused."""
+    def take_plain_transfers(self, most: int | None = None) -> PlainTransfers | None:
+        """Takes the plain `transfer` frames at the head of the backlog, as many as the
+        session's own in-flight limit admits and at most `most`: the switch's room for a group
+        of several sessions, which their caller checked once (the dispatcher's transfer_room);
+        None: this session's group alone, checked here. None when the first is not one, or
+        would be refused."""
         backlog = self.backlog
         if (not backlog or backlog[0][:1] != PLAIN_TRANSFER_FIRST_BYTE
                 or self.participant is None or self.closing or self.paused & HOLDS_BACKLOG
                 or self.verdict is not None or self.reply_being_encoded is not None):
             return None
+        if most is None:
+            most = min(MAX_TRANSFER_GROUP, self.dispatcher.transfer_room(self))
         room = min(self.config.max_inflight_per_connection - self.waiting_replies, most)
         if room <= 0:
             return None
