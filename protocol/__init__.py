@@ -5,7 +5,7 @@ Nothing here touches sockets, event loops or clocks: bytes in, values out.
 
 from . import codes
 from .codec import (JSON, MSGPACK, codec_of, decode_body, encode_body, encode_body_in_steps,
-                    encode_msgpack_bodies)
+                    encode_created_frames, encode_msgpack_bodies)
 from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
 from .framing import FrameDecoder, encode_frame, encode_frames
@@ -19,6 +19,7 @@ from .values import is_money, is_valid_currency, is_valid_id
 
 __all__ = [
     "FrameDecoder", "encode_frame", "encode_frames", "encode_msgpack_bodies",
+    "encode_created_frames",
     "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",
     "parse_plain_transfer", "PlainTransfer", "parse_plain_transfers", "parse_plain_head",

@@ -9,12 +9,13 @@ from typing import Any, Callable, Iterator, NoReturn
 
 import msgpack
 
-from .codes import BAD_FRAME
+from .codes import BAD_FRAME, CREATED
 from .errors import ProtocolError
+from .framing import pack_header
 from .values import MAX_ITEMS
 
 __all__ = ["JSON", "MSGPACK", "codec_of", "decode_body", "encode_body", "encode_body_in_steps",
-           "encode_msgpack_bodies", "STEP_ITEMS"]
+           "encode_msgpack_bodies", "encode_created_frames", "STEP_ITEMS"]
 
 JSON = "json"
 MSGPACK = "msgpack"
@@ -165,6 +166,29 @@ def encode_msgpack_bodies(objs: list[dict[str, Any]]) -> list[bytes]:
     """encode_body(obj, MSGPACK) of each of `objs`, at the cost of one call."""
     pack = _thread_packer()
     return [pack(obj) for obj in objs]
+
+
+def encode_created_frames(request_ids: list[Any], timestamps: list[int]) -> bytes:
+    """The frames of the MessagePack replies {"id": request id, "ok": true, "result": {"status":
+    "created", "timestamp": timestamp}}, one per pair, byte for byte what encode_frames of
+    encode_msgpack_bodies of those maps gives: most of the replies a switch sends, filled into
+    the one layout they share (the maps made and packed cost twice as much)."""
+    pack = _thread_packer()
+    pieces: list[bytes] = []
+    for request_id, timestamp in zip(request_ids, timestamps, strict=True):
+        packed_id = pack(request_id)
+        packed_timestamp = pack(timestamp)
+        pieces += (pack_header(_CREATED_BYTES + len(packed_id) + len(packed_timestamp)),
+                   _CREATED_HEAD, packed_id, _CREATED_MIDDLE, packed_timestamp)
+    return b"".join(pieces)
+
+
+# A created reply's bytes around its request id and timestamp, as msgpack packs the maps
+_CREATED_HEAD = b"\x83" + msgpack.packb("id")  # a map of three entries, then the first key
+_CREATED_MIDDLE = (msgpack.packb("ok") + msgpack.packb(True) + msgpack.packb("result")
+                   + b"\x82" + msgpack.packb("status") + msgpack.packb(CREATED)
+                   + msgpack.packb("timestamp"))
+_CREATED_BYTES = len(_CREATED_HEAD) + len(_CREATED_MIDDLE)
 
 
 def _thread_packer() -> Callable[[Any], bytes]:

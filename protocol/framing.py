@@ -2,23 +2,24 @@
 
 import struct
 
-__all__ = ["FrameDecoder", "encode_frame", "encode_frames", "HEADER_BYTES"]
+__all__ = ["FrameDecoder", "encode_frame", "encode_frames", "pack_header", "HEADER_BYTES"]
 
 _HEADER = struct.Struct(">I")
 _unpack_header = _HEADER.unpack_from
+pack_header = _HEADER.pack  # the header of a body of this many bytes
 HEADER_BYTES = _HEADER.size
 
 
 def encode_frame(body: bytes) -> bytes:
     """Prefix `body` with its length."""
-    return _HEADER.pack(len(body)) + body
+    return pack_header(len(body)) + body
 
 
 def encode_frames(bodies: list[bytes]) -> bytes:
     """The frames of `bodies`, one after another, in one bytes object."""
     pieces: list[bytes] = []
     for body in bodies:
-        pieces += (_HEADER.pack(len(body)), body)
+        pieces += (pack_header(len(body)), body)
     return b"".join(pieces)
 
 

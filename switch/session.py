@@ -24,9 +24,11 @@ backlog), so neither a slow reader nor a fast pipeliner can make the server buff
 """
 from collections import deque
 from itertools import islice
+from operator import itemgetter
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_frame, encode_frames, encode_msgpack_bodies,
+                      encode_body_in_steps, encode_created_frames, encode_frame, encode_frames,
+                      encode_msgpack_bodies,
                       error_reply, ok_reply, parse_plain_head, parse_plain_transfers,
                       validate_args, JSON, MSGPACK, PLAIN_TRANSFER_FIRST_BYTE,
                       PlainTransfers)
@@ -503,26 +505,45 @@ def run_transfer_group(takers: list[tuple["Session", PlainTransfers]], clock,
         group = {key: "\n".join([taken.columns[key] for _, taken in takers])
                  for key in _ID_COLUMNS}
         group["amounts"] = [amount for _, taken in takers for amount in taken.columns["amounts"]]
+    timestamps = None
     try:
         outcomes = dispatcher.execute_transfer_group(session, group)
     except Exception as error:  # none of them executed: each gets the one error reply
         refused = dispatcher.error_reply(session, None, error)
         replies = [{**refused, "id": request_id} for request_id in request_ids]
     else:  # each one's result, or its LedgerError
-        replies = [ok_reply(request_id, outcome) if type(outcome) is dict
-                   else error_reply(request_id, outcome.code, outcome.message)
-                   for request_id, outcome in zip(request_ids, outcomes)]
+        timestamps = _created_timestamps(outcomes)
+        replies = [] if timestamps is not None else [
+            ok_reply(request_id, outcome) if type(outcome) is dict
+            else error_reply(request_id, outcome.code, outcome.message)
+            for request_id, outcome in zip(request_ids, outcomes)]
     seq = dispatcher.reply_seq("transfer")
     durable_seq = dispatcher.durable_seq
     failed = [reply["error"]["code"] for reply in replies if "error" in reply]
-    session.request_metrics.record_group("transfer", len(replies), failed, clock() - started_s)
+    session.request_metrics.record_group("transfer", len(request_ids), failed,
+                                         clock() - started_s)
     bodies = encode_msgpack_bodies(replies)
     start = 0
     for each, taken in takers:
         end = start + len(taken.request_ids)
-        each.hold_group_replies(taken.request_ids, encode_frames(bodies[start:end]), seq,
-                                durable_seq)
+        frames = (encode_frames(bodies[start:end]) if timestamps is None
+                  else encode_created_frames(taken.request_ids, timestamps[start:end]))
+        each.hold_group_replies(taken.request_ids, frames, seq, durable_seq)
         start = end
 
 
+def _created_timestamps(outcomes: list) -> list[int] | None:
+    """The timestamps of a group's outcomes when every one is a transfer created (a result of
+    its two fields, status and timestamp: the replies encode_created_frames makes); None when
+    any is not (another status, or a LedgerError)."""
+    try:
+        if set(map(_status, outcomes)) != _CREATED_ONLY or set(map(len, outcomes)) != _TWO_ONLY:
+            return None
+    except TypeError:  # a LedgerError is not a map
+        return None
+    return list(map(_timestamp, outcomes))
+
+
+_status, _timestamp = itemgetter("status"), itemgetter("timestamp")
+_CREATED_ONLY, _TWO_ONLY = frozenset((codes.CREATED,)), frozenset((2,))
 _ID_COLUMNS = ("ids", "debit_accounts", "credit_accounts")

@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payswitch.protocol import JSON, MSGPACK, ProtocolError, codec_of, codes, decode_body, encode_body
+from payswitch.protocol import (JSON, MSGPACK, FrameDecoder, ProtocolError, codec_of, codes,
+                                decode_body, encode_body, encode_created_frames, encode_frames,
+                                encode_msgpack_bodies, ok_reply)
 
 
 def assert_bad_frame(body: bytes) -> ProtocolError:
@@ -165,3 +167,31 @@ def test_encode_unknown_codec():
 
 def test_bad_frame_message_names_the_fault():
     assert "duplicate" in assert_bad_frame(b'{"a":1,"a":2}').message
+
+
+# --- the replies of created transfers, filled into their layout ---
+
+request_ids = st.one_of(st.integers(-2**63, 2**64 - 1), st.text(max_size=256))
+timestamps = st.integers(0, 2**64 - 1)
+
+
+@given(st.lists(st.tuples(request_ids, timestamps), max_size=20))
+def test_created_frames_are_the_frames_of_the_packed_reply_maps(pairs):
+    ids, stamps = [request_id for request_id, _ in pairs], [stamp for _, stamp in pairs]
+    replies = [ok_reply(request_id, {"status": codes.CREATED, "timestamp": stamp})
+               for request_id, stamp in pairs]
+    assert encode_created_frames(ids, stamps) == encode_frames(encode_msgpack_bodies(replies))
+
+
+def test_created_frames_decode_as_the_replies_they_stand_for():
+    frames = encode_created_frames([7, "req-8"], [1_764_000_000_000_000_001, 5])
+    bodies = FrameDecoder(1024).feed(frames)
+    assert [decode_body(body) for body in bodies] == [
+        ({"id": 7, "ok": True, "result": {"status": "created",
+                                          "timestamp": 1_764_000_000_000_000_001}}, MSGPACK),
+        ({"id": "req-8", "ok": True, "result": {"status": "created", "timestamp": 5}}, MSGPACK)]
+
+
+def test_created_frames_refuse_columns_of_different_lengths():
+    with pytest.raises(ValueError):
+        encode_created_frames([1, 2], [5])

@@ -103,6 +103,29 @@ async def test_the_plain_transfers_of_several_sessions_run_as_one_group(event_lo
     assert recover(config.wal_dir, config.snapshot_dir).state.digest() == grouped.state.digest()
 
 
+async def test_a_group_of_transfers_all_created_answers_each_session_its_own(event_loop_service):
+    """Replies of a group with no failure are made in one layout (encode_created_frames): each
+    session still gets its own, in its order, with the timestamp each transfer was stored at."""
+    grouped, admin = await opened(event_loop_service, durability="fsync")
+    sessions = [new_session(grouped) for _ in range(3)]
+    reads = [[(f"s{s}-r{n}", f"s{s}-t{n}", "a-1", "a-2", 10 + n) for n in range(count)]
+             for s, count in enumerate((1, 3, 2))]
+    for session, fields in zip(sessions, reads):
+        session.receive(b"".join(plain(*each) for each in fields), grouped.loop.time())
+    takers = [(session, session.take_plain_transfers(MAX_TRANSFER_GROUP))
+              for session in sessions]
+    run_transfer_group(takers, time.perf_counter, time.perf_counter())
+    await grouped.wal.drain()
+    answered = [replies(released(grouped, session)) for session in sessions]
+
+    stored = grouped.state.ledger.book.by_id
+    assert answered == [[{"id": request_id, "ok": True, "result": {
+        "status": "created", "timestamp": stored[transfer_id].timestamp}}
+        for request_id, transfer_id, *_ in read] for read in reads]
+    stamps = [reply["result"]["timestamp"] for each in answered for reply in each]
+    assert stamps == sorted(set(stamps))  # one each, in the group's order
+
+
 async def test_a_session_gives_no_transfer_to_a_group_while_it_may_not_take_them(
         event_loop_service):
     """Not before hello, nor while its turn would wait (a frame in the decode worker), nor
