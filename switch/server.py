@@ -298,6 +298,8 @@ class SwitchServer:
     async def _shutdown(self, servers: list, service: Service) -> None:
         log.info("shutting_down", connections=len(service.connections))
         service.shutting_down = True
+        if self.node is not None:
+            self.node.begin_shutdown()
         for server in servers:
             server.close()
         await service.batch_engine.stop()

@@ -82,6 +82,7 @@ class ReplicationNode:
         self.marker_seq = 0
         self._tasks: list[asyncio.Task] = []
         self._stepping_down = False
+        self._shutting_down = False  # see begin_shutdown
 
     # what the service asks
 
@@ -136,7 +137,7 @@ class ReplicationNode:
                     return
                 await self._track_standby_role()
                 holder = await self.lease.read_holder()
-                if holder is None and await self.lease.try_acquire():
+                if holder is None and not self._shutting_down and await self.lease.try_acquire():
                     await self._promote()
                     return
                 await asyncio.sleep(self.config.lease_poll_interval_s)
@@ -161,10 +162,13 @@ class ReplicationNode:
     async def _promote(self) -> None:
         """Holding the lease: apply the stream to its end, fence it, open for writes."""
         started_s = time.monotonic()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._keep_lease()))
+        keeping = asyncio.get_running_loop().create_task(self._keep_lease())
+        self._tasks.append(keeping)
         service, cluster = self.service, self.cluster
         was_empty = (await cluster.stream_bounds())[1] == 0
         while True:
+            if self._shutting_down:
+                return await self._hand_back(keeping)
             last = (await cluster.stream_bounds())[1]
             while self.follower.applied_stream_seq < last:
                 if self.follower.failure is not None:
@@ -187,6 +191,8 @@ class ReplicationNode:
                 continue
             break
         self.follower.stop()
+        if self._shutting_down:
+            return await self._hand_back(keeping)
         if self._stepping_down:
             return
         self.role = PRIMARY
@@ -199,6 +205,13 @@ class ReplicationNode:
             service.snapshotter.save_now()
         log.warning("promoted_to_primary", applied_seq=applied, fence_stream_seq=ack.seq,
                     elapsed_s=round(time.monotonic() - started_s, 3))
+
+    async def _hand_back(self, keeping: asyncio.Task) -> None:
+        """The switch began to stop while this node was being promoted: the lease goes back at
+        once, for another standby, and the node stays what it was."""
+        keeping.cancel()
+        await self.lease.release()
+        log.warning("promotion_abandoned", node_id=self.me.node_id, reason="shutting down")
 
     async def _keep_lease(self) -> None:
         """Renews every lease_renew_interval_s; steps down when the lease is lost or its time
@@ -285,6 +298,13 @@ class ReplicationNode:
                 "nats_servers": [str(url.netloc) for url in nc.servers] if nc else [],
                 "nats_connected": str(nc.connected_url.netloc) if nc and nc.connected_url else None,
                 "stream": self.cluster.stream}
+
+    def begin_shutdown(self) -> None:
+        """The switch begins to stop: a node not the primary yet never becomes it. It takes no
+        lease from here on, and a promotion under way stops short of opening for writes; else
+        a standby stopping as the primary hands the lease back would take over only to stop,
+        its shutdown then waiting for what a primary's waits for."""
+        self._shutting_down = True
 
     async def drain(self, deadline_s: float) -> None:
         """At shutdown: waits (until the loop time `deadline_s`) for the stream to acknowledge

@@ -2,6 +2,7 @@
 or three switch nodes: failover, fencing, rejoin, joining empty, NATS servers lost."""
 import asyncio
 import signal
+import socket
 import time
 from contextlib import contextmanager
 
@@ -18,6 +19,7 @@ from support.switch_process import run_switch_once
 from support.replicated import (ADMIN_TOKEN, WAIT_S, admin, digest_at, node, senders, stats,
                                 wait_for, wait_for_role, wait_for_same_state)
 from support.world import assert_debits_equal_credits, create_world, lookup_all
+from payswitch.protocol import encode_body, encode_frame
 
 ACCOUNTS = ["a-funding", "a-1", "a-2", "b-1", "b-eur"]
 
@@ -313,6 +315,47 @@ def test_the_event_stream_across_a_failover_has_every_transfer_once_in_order(tmp
     assert len(created) == len(set(created))  # each once
     assert acked <= set(created)  # every acknowledged transfer (and the world's funding)
     assert [b["wal_seq"] for _, _, b in stream] == sorted(b["wal_seq"] for _, _, b in stream)
+
+
+@contextmanager
+def replies_unread(switch):
+    """A client of `switch` that sends requests and reads none of the replies, until the switch
+    stops reading from it: the replies fill its write buffer, and a shutdown waits for them
+    (up to shutdown_timeout_s) while this lasts."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((switch.host, switch.port))
+    try:
+        sock.sendall(encode_frame(encode_body({"id": 0, "op": "hello", "args": {
+            "participant": "admin", "token": ADMIN_TOKEN}}, "msgpack")))
+        request = encode_frame(encode_body({"id": 1, "op": "stats"}, "msgpack"))
+        sock.setblocking(False)
+        refused_since = None  # the last send refused for want of room, since when
+        while refused_since is None or time.monotonic() - refused_since < 1.0:
+            try:
+                sock.send(request)  # a part of a frame is completed by the next sends
+                refused_since = None
+            except BlockingIOError:
+                refused_since = refused_since or time.monotonic()
+                time.sleep(0.01)
+        yield
+    finally:
+        sock.close()
+
+
+def test_a_standby_stopping_does_not_take_over_when_the_primary_leaves(tmp_path, cluster):
+    """A standby whose shutdown is under way (held open by a client that reads nothing) must
+    not take the lease the primary hands back: it would fence the stream and open for writes
+    only to stop, and its shutdown would then wait for what a primary waits for."""
+    with primary_and_standby(tmp_path, cluster) as (a, b):
+        with replies_unread(b):
+            b.process.send_signal(signal.SIGTERM)
+            wait_for(lambda: b.log_events("shutting_down"), "b to begin its shutdown")
+            assert a.stop() == 0  # hands the lease back
+            time.sleep(2.0)  # 20 of the standby's looks at the lease (lease_poll_interval_s)
+            assert not b.log_events("promoted_to_primary")
+        assert b.stop() == 0
+        assert b.log_events("stopped")
 
 
 def test_a_cluster_whose_messages_are_too_small_is_refused_at_start(tmp_path):
