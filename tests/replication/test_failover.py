@@ -330,10 +330,12 @@ def replies_unread(switch):
             "participant": "admin", "token": ADMIN_TOKEN}}, "msgpack")))
         request = encode_frame(encode_body({"id": 1, "op": "stats"}, "msgpack"))
         sock.setblocking(False)
+        pending = b""  # what is left of the frame being sent: frames go whole, one after another
         refused_since = None  # the last send refused for want of room, since when
         while refused_since is None or time.monotonic() - refused_since < 1.0:
+            pending = pending or request
             try:
-                sock.send(request)  # a part of a frame is completed by the next sends
+                pending = pending[sock.send(pending):]
                 refused_since = None
             except BlockingIOError:
                 refused_since = refused_since or time.monotonic()
@@ -353,6 +355,7 @@ def test_a_standby_stopping_does_not_take_over_when_the_primary_leaves(tmp_path,
             wait_for(lambda: b.log_events("shutting_down"), "b to begin its shutdown")
             assert a.stop() == 0  # hands the lease back
             time.sleep(2.0)  # 20 of the standby's looks at the lease (lease_poll_interval_s)
+            assert b.process.poll() is None  # still in its shutdown, held by the client
             assert not b.log_events("promoted_to_primary")
         assert b.stop() == 0
         assert b.log_events("stopped")
