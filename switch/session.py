@@ -42,10 +42,11 @@ HOLDS_BACKLOG = PAUSED_FOR_WRITES | PAUSED_FOR_DECODE
 TIMER_SLACK_S = 0.001  # event-loop timers may fire this much early
 # Frames split from the read buffer at a time (~0.15 ms for tiny ones; one read can hold 50,000).
 MAX_FRAMES_PER_SPLIT = 512
-# Plain transfers executed as one group at most, and so in one WAL record: about 0.2 ms of the
-# loop (a turn, switch/turns.py, ends after the group that passes its end); reads of 16 x 16
-# pipelined clients bring 16 at a time.
-MAX_TRANSFER_GROUP = 32
+# Plain transfers executed as one group at most, and so in one WAL record: about 0.25 ms of
+# the loop, a turn's length (a turn, switch/turns.py, ends after the group that passes its end).
+# Reads of 16 x 16 pipelined clients bring 16 at a time; a group takes those of up to four
+# connections read in one poll, paying its fixed costs (about 30 µs) once for them.
+MAX_TRANSFER_GROUP = 64
 # Plain transfers read together are checked a column at a time from this many on: a run costs
 # about 80,000 instructions, then 17,000 a transfer with its decoding, against 26,500 a transfer
 # one by one (callgrind); 16 at a time, a fifth less.
