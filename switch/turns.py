@@ -18,7 +18,10 @@ WAL record, as one pipelining connection's requests do.
 import time
 from collections import deque
 
-from payswitch.switch.session import MAX_TRANSFER_GROUP, run_transfer_group
+from payswitch.protocol import parse_plain_transfers
+from payswitch.switch.session import (COLUMNS_FROM_GROUPED_TRANSFERS, MAX_TRANSFER_GROUP,
+                                      join_plain_transfers, parse_plain_bodies,
+                                      run_transfer_group)
 
 
 class Turns:
@@ -93,22 +96,44 @@ class Turns:
         """Executes the plain transfers at the head of the first arrivals, of one participant,
         as one group of at most MAX_TRANSFER_GROUP (switch/session.py, run_transfer_group);
         returns how many arrivals it took transfers from, and the time it took. It stops at
-        the first arrival with none to give, so those are the first in line."""
+        the first arrival with none to give, so those are the first in line. Their frames are
+        checked together, a column at a time, when all are plain transfers; else each
+        arrival's apart."""
         started_s = time.perf_counter()
         first = arrivals[0].session
         participant = first.participant
-        takers = []
+        heads = []  # (session, the bodies it may give)
         # the switch's room for held replies bounds the group, not each session's share alone
         room = min(MAX_TRANSFER_GROUP, first.dispatcher.transfer_room(first))
         for connection in arrivals:
             session = connection.session
             if room <= 0 or session.participant != participant:
                 break
-            taken = session.take_plain_transfers(room)
-            if taken is None:
+            bodies = session.plain_transfer_bodies(room)
+            if bodies is None:
                 break
-            takers.append((session, taken))
-            room -= len(taken.request_ids)
-        if takers:
-            run_transfer_group(takers, time.perf_counter, started_s)
+            heads.append((session, bodies))
+            room -= len(bodies)
+        if not heads:
+            return 0, time.perf_counter() - started_s
+        every_body = [body for _, bodies in heads for body in bodies]
+        taken = (parse_plain_transfers(every_body)
+                 if len(every_body) >= COLUMNS_FROM_GROUPED_TRANSFERS else None)
+        if taken is not None:
+            takers = [(session, len(bodies)) for session, bodies in heads]
+        else:
+            max_body_bytes = first.config.max_inline_decode_bytes
+            parts, takers = [], []
+            for session, bodies in heads:
+                part = parse_plain_bodies(bodies, max_body_bytes)
+                if part is None:
+                    break
+                parts.append(part)
+                takers.append((session, len(part.request_ids)))
+            if not parts:
+                return 0, time.perf_counter() - started_s
+            taken = join_plain_transfers(parts)
+        for session, count in takers:
+            session.drop_taken(count)
+        run_transfer_group(takers, taken, time.perf_counter, started_s)
         return len(takers), time.perf_counter() - started_s

@@ -1,5 +1,5 @@
 """Plain transfers read together are executed as one group and logged as one record
-(Session._transfer_group, and across sessions run_transfer_group as switch/turns.py runs it):
+(Session._transfer_group, and across sessions Turns.run_group):
 their replies are those the one-by-one path gives, and replaying the log rebuilds the same
 state."""
 import time
@@ -8,7 +8,7 @@ from collections import deque
 from payswitch.protocol import JSON
 from payswitch.switch.connection import Connection
 from payswitch.switch.turns import Turns
-from payswitch.switch.session import MAX_TRANSFER_GROUP, PAUSED_FOR_DECODE, run_transfer_group
+from payswitch.switch.session import MAX_TRANSFER_GROUP, PAUSED_FOR_DECODE
 from payswitch.switch.storage.recovery import recover
 from support.in_process import exchange, feed, new_session, released
 
@@ -40,6 +40,17 @@ async def opened(event_loop_service, **config):
     session = new_session(service)
     await open_accounts(service, session)
     return service, session
+
+
+def arrivals_reading(service, reads: list[bytes]) -> deque:
+    """Connections whose sessions each read one of `reads`, as the turns find them in a poll."""
+    arrivals = deque()
+    for data in reads:
+        connection = Connection(service)
+        connection.session = new_session(service)
+        connection.session.receive(data, service.loop.time())
+        arrivals.append(connection)
+    return arrivals
 
 
 def without_timestamps(answered: list[dict]) -> list[dict]:
@@ -75,15 +86,12 @@ async def test_the_plain_transfers_of_several_sessions_run_as_one_group(event_lo
     """Each session's read of plain transfers taken, then run as one record: each session
     gets exactly its own replies, in its order, as the one-by-one path gives them."""
     grouped, admin = await opened(event_loop_service, durability="fsync")
-    sessions = [new_session(grouped) for _ in range(3)]
     reads = [MIXED[0:2], MIXED[2:4], MIXED[4:]]
-    for session, fields in zip(sessions, reads):
-        session.receive(b"".join(plain(*each) for each in fields), grouped.loop.time())
-    before, started_s = grouped.wal.appended_seq, time.perf_counter()
-    takers = [(session, session.take_plain_transfers(MAX_TRANSFER_GROUP))
-              for session in sessions]
-    assert [len(taken.request_ids) for _, taken in takers] == [2, 2, 3]
-    run_transfer_group(takers, time.perf_counter, started_s)
+    arrivals = arrivals_reading(grouped, [b"".join(plain(*each) for each in fields)
+                                          for fields in reads])
+    sessions = [connection.session for connection in arrivals]
+    before = grouped.wal.appended_seq
+    assert Turns.run_group(arrivals)[0] == 3
     assert grouped.wal.appended_seq == before + 1
     assert [session.waiting_replies for session in sessions] == [2, 2, 3]
     assert all(released(grouped, session) == b"" for session in sessions)  # held for the log
@@ -107,14 +115,12 @@ async def test_a_group_of_transfers_all_created_answers_each_session_its_own(eve
     """Replies of a group with no failure are made in one layout (encode_created_frames): each
     session still gets its own, in its order, with the timestamp each transfer was stored at."""
     grouped, admin = await opened(event_loop_service, durability="fsync")
-    sessions = [new_session(grouped) for _ in range(3)]
     reads = [[(f"s{s}-r{n}", f"s{s}-t{n}", "a-1", "a-2", 10 + n) for n in range(count)]
              for s, count in enumerate((1, 3, 2))]
-    for session, fields in zip(sessions, reads):
-        session.receive(b"".join(plain(*each) for each in fields), grouped.loop.time())
-    takers = [(session, session.take_plain_transfers(MAX_TRANSFER_GROUP))
-              for session in sessions]
-    run_transfer_group(takers, time.perf_counter, time.perf_counter())
+    arrivals = arrivals_reading(grouped, [b"".join(plain(*each) for each in fields)
+                                          for fields in reads])
+    sessions = [connection.session for connection in arrivals]
+    assert Turns.run_group(arrivals)[0] == 3
     await grouped.wal.drain()
     answered = [replies(released(grouped, session)) for session in sessions]
 
@@ -269,14 +275,9 @@ async def test_a_group_across_connections_stays_within_the_switchs_room_for_held
     """Turns.run_group over two connections with two plain transfers each, when the switch may
     hold three more replies: the first gives two, the second one, whatever its own room."""
     service, _ = await opened(event_loop_service, durability="fsync", max_queued_replies=3)
-    arrivals = deque()
-    for n in range(2):
-        connection = Connection(service)
-        connection.session = new_session(service)
-        connection.session.receive(plain(f"{n}-0", f"t{n}-0", "a-1", "a-2", 1)
-                                   + plain(f"{n}-1", f"t{n}-1", "a-1", "a-2", 1),
-                                   service.loop.time())
-        arrivals.append(connection)
+    arrivals = arrivals_reading(service, [plain(f"{n}-0", f"t{n}-0", "a-1", "a-2", 1)
+                                          + plain(f"{n}-1", f"t{n}-1", "a-1", "a-2", 1)
+                                          for n in range(2)])
     grouped, _ = Turns.run_group(arrivals)
     assert grouped == 2
     assert [c.session.waiting_replies for c in arrivals] == [2, 1]
@@ -284,3 +285,35 @@ async def test_a_group_across_connections_stays_within_the_switchs_room_for_held
     await service.wal.drain()
     assert [[reply["id"] for reply in replies(released(service, c.session))]
             for c in arrivals] == [["0-0", "0-1"], ["1-0"]]
+
+
+async def test_a_group_across_connections_takes_each_ones_plain_head_when_not_all_are_plain(
+        event_loop_service):
+    """Frames of several connections that are not all plain transfers are checked each
+    connection's apart: the group takes the plain ones at the head of each, and stops at the
+    first connection whose first frame is not one (a ping, whose MessagePack map begins as a
+    plain transfer's does); what is left is answered in the connections' own turns, in order."""
+    service, _ = await opened(event_loop_service, durability="none")
+    not_plain = frame("w", "transfer", {"id": "tw", "debit_account": "a-1",
+                                        "credit_account": "a-2", "amount": 3,
+                                        "reference": "not plain"})
+    arrivals = arrivals_reading(service, [
+        plain("0-0", "t0-0", "a-1", "a-2", 1) + plain("0-1", "t0-1", "a-1", "a-2", 1),
+        plain("1-0", "t1-0", "a-1", "a-2", 1) + not_plain + plain("1-2", "t1-2", "a-1", "a-2", 1),
+        frame("p", "ping", {}) + plain("2-1", "t2-1", "a-1", "a-2", 1),
+        plain("3-0", "t3-0", "a-1", "a-2", 1)])
+    before = service.wal.appended_seq
+    grouped, _ = Turns.run_group(arrivals)
+    assert grouped == 2
+    assert service.wal.appended_seq == before + 1
+    assert [len(c.session.backlog) for c in arrivals] == [0, 2, 2, 1]
+    answered = []
+    for connection in arrivals:
+        session = connection.session
+        session.handle(float("inf"), time.perf_counter)
+        await service.wal.drain()
+        answered.append([(reply["id"], reply["ok"])
+                         for reply in replies(released(service, session))])
+    assert answered == [[("0-0", True), ("0-1", True)],
+                        [("1-0", True), ("w", True), ("1-2", True)],
+                        [("p", True), ("2-1", True)], [("3-0", True)]]
