@@ -24,8 +24,8 @@ backlog), so neither a slow reader nor a fast pipeliner can make the server buff
 """
 from collections import deque
 from itertools import islice
-from typing import Any
 from operator import itemgetter
+from typing import Any
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
                       encode_body_in_steps, encode_created_frames, encode_frame, encode_frames,

@@ -116,9 +116,11 @@ class Turns:
             room -= len(bodies)
         if not heads:
             return 0, time.perf_counter() - started_s
+        # One connection's frames are checked as its own turn checks them (parse_plain_bodies,
+        # below), not twice over when they are not all plain.
         every_body = [body for _, bodies in heads for body in bodies]
-        taken = (parse_plain_transfers(every_body)
-                 if len(every_body) >= COLUMNS_FROM_GROUPED_TRANSFERS else None)
+        taken = (parse_plain_transfers(every_body) if len(heads) > 1
+                 and len(every_body) >= COLUMNS_FROM_GROUPED_TRANSFERS else None)
         if taken is not None:
             takers = [(session, len(bodies)) for session, bodies in heads]
         else:
