@@ -48,6 +48,8 @@ async def run(args) -> None:
         profiler = start_profiler() if args.profile else None
         started_cpu_s, started_s = time.process_time(), time.perf_counter()
         answered = 0
+        sessions = [session] + [new_session(service) for _ in range(args.sessions - 1)]
+        decoders = [replies] + [FrameDecoder(1 << 30) for _ in sessions[1:]]
         if args.sessions == 1:
             for index, data in enumerate(reads):
                 if index % FREEZE_EVERY_READS == 0:
@@ -57,8 +59,6 @@ async def run(args) -> None:
                     await service.wal.drain()
                     answered += len(replies.feed(released(service, session)))
         else:
-            sessions = [session] + [new_session(service) for _ in range(args.sessions - 1)]
-            decoders = [replies] + [FrameDecoder(1 << 30) for _ in sessions[1:]]
             for index in range(0, len(reads), args.sessions):
                 if index % FREEZE_EVERY_READS < args.sessions:
                     gc.freeze()
@@ -66,8 +66,7 @@ async def run(args) -> None:
                                        reads[index:index + args.sessions])
         await service.wal.drain()
         answered += sum(len(decoder.feed(released(service, each)))
-                        for each, decoder in zip(sessions if args.sessions > 1 else [session],
-                                                 [replies] if args.sessions == 1 else decoders))
+                        for each, decoder in zip(sessions, decoders))
         cpu_s, wall_s = time.process_time() - started_cpu_s, time.perf_counter() - started_s
         if profiler is not None:
             profiler.stop()
