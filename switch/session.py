@@ -28,7 +28,7 @@ from operator import itemgetter
 from typing import Any
 
 from payswitch.protocol import (ProtocolError, codec_of, codes, decode_request, encode_body,
-                      encode_body_in_steps, encode_created_frames, encode_frame, encode_frames,
+                      encode_body_in_steps, encode_created_frames, encode_frame,
                       encode_msgpack_bodies,
                       error_reply, ok_reply, parse_plain_head, parse_plain_transfers,
                       validate_args, JSON, MSGPACK, PLAIN_TRANSFER_FIRST_BYTE,
@@ -533,14 +533,13 @@ def run_transfer_group(takers: list[tuple["Session", int]], taken: PlainTransfer
     failed = [reply["error"]["code"] for reply in replies if "error" in reply]
     session.request_metrics.record_group("transfer", len(request_ids), failed,
                                          clock() - started_s)
-    bodies = encode_msgpack_bodies(replies)
+    frames = (encode_created_frames(request_ids, timestamps) if timestamps is not None
+              else list(map(encode_frame, encode_msgpack_bodies(replies))))
     start = 0
     for each, count in takers:
         end = start + count
-        own_ids = request_ids[start:end]
-        frames = (encode_frames(bodies[start:end]) if timestamps is None
-                  else encode_created_frames(own_ids, timestamps[start:end]))
-        each.hold_group_replies(own_ids, frames, seq, durable_seq)
+        each.hold_group_replies(request_ids[start:end], frames[start] if count == 1
+                                else b"".join(frames[start:end]), seq, durable_seq)
         start = end
 
 

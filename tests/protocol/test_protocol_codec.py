@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payswitch.protocol import (JSON, MSGPACK, FrameDecoder, ProtocolError, codec_of, codes,
-                                decode_body, encode_body, encode_created_frames, encode_frames,
+                                decode_body, encode_body, encode_created_frames, encode_frame,
                                 encode_msgpack_bodies, ok_reply)
 
 
@@ -180,12 +180,13 @@ def test_created_frames_are_the_frames_of_the_packed_reply_maps(pairs):
     ids, stamps = [request_id for request_id, _ in pairs], [stamp for _, stamp in pairs]
     replies = [ok_reply(request_id, {"status": codes.CREATED, "timestamp": stamp})
                for request_id, stamp in pairs]
-    assert encode_created_frames(ids, stamps) == encode_frames(encode_msgpack_bodies(replies))
+    assert encode_created_frames(ids, stamps) == [
+        encode_frame(body) for body in encode_msgpack_bodies(replies)]
 
 
 def test_created_frames_decode_as_the_replies_they_stand_for():
     frames = encode_created_frames([7, "req-8"], [1_764_000_000_000_000_001, 5])
-    bodies = FrameDecoder(1024).feed(frames)
+    bodies = FrameDecoder(1024).feed(b"".join(frames))
     assert [decode_body(body) for body in bodies] == [
         ({"id": 7, "ok": True, "result": {"status": "created",
                                           "timestamp": 1_764_000_000_000_000_001}}, MSGPACK),
