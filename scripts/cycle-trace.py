@@ -2,7 +2,8 @@
 """Where the event loop's time goes between two WAL writes, under load: a switch with its loop's
 main callbacks timed (time.perf_counter_ns around Turns._next, Turns.run_group,
 WalWriter._write_batch, Service.on_durable, Connection.data_received and Connection.release),
-the load generator against it, then the medians per cycle (one write to the next).
+the load generator against it, then the medians per cycle (one write to the next) and of when
+the cycle's steps end.
 
     .venv/bin/python scripts/cycle-trace.py [--connections 16] [--pipeline 1] [--duration-s 4]
 
@@ -70,20 +71,38 @@ def serve_traced(out_path: str, serve_args: list[str]) -> int:
 
 
 def cycles(events: list) -> list[dict]:
-    """Per cycle (one write's start to the next): its length, and the time and calls of each
-    kind of callback (a group's `taken`: the connections it took requests from)."""
+    """Per cycle (one write's start to the next): its length, the time and calls of each kind
+    of callback (a group's `taken`: the connections it took requests from), and its time line
+    (TIME_LINE: µs from the write's start)."""
     events.sort()
     starts = [index for index, event in enumerate(events)
               if event[2] in ("write", "write_thread")]
     found = []
     for first, last in zip(starts[len(starts) // 4:], starts[len(starts) // 4 + 1:]):
-        cycle: dict = {"cycle": (events[last][0] - events[first][0]) / 1000, "taken": 0}
+        start_ns = events[first][0]
+        cycle: dict = {"cycle": (events[last][0] - start_ns) / 1000, "taken": 0}
         for started_ns, ended_ns, what, taken in events[first:last]:
             cycle[what] = cycle.get(what, 0.0) + (ended_ns - started_ns) / 1000
             cycle[what + "_calls"] = cycle.get(what + "_calls", 0) + 1
             cycle["taken"] += taken
+            if what == "write" and "written" not in cycle:
+                cycle["written"] = (ended_ns - start_ns) / 1000
+            elif what == "release_all" and "released" not in cycle:
+                cycle["released"] = (ended_ns - start_ns) / 1000
+            elif what == "read" and "released" in cycle:
+                cycle.setdefault("first_read", (started_ns - start_ns) / 1000)
+                cycle["last_read"] = (started_ns - start_ns) / 1000
+            elif what == "group":
+                cycle["last_group_end"] = (ended_ns - start_ns) / 1000
         found.append(cycle)
     return found
+
+
+# A cycle's time line: (key, what happened then)
+TIME_LINE = (("written", "the write and fsync end"), ("released", "the releases end"),
+             ("first_read", "the first request read after them"),
+             ("last_read", "the last one read"), ("last_group_end", "the last group ends"),
+             ("cycle", "the next write starts"))
 
 
 def report(found: list[dict], shape: str) -> str:
@@ -102,7 +121,9 @@ def report(found: list[dict], shape: str) -> str:
         f"  turns                       {median('turns'):7.1f} us  {median('turns_calls'):g} "
         f"calls, of which groups {median('group'):.1f} us: {median('group_calls'):g} groups of "
         f"{median('taken'):g} connections in all",
-        f"  outside those (polls, socket reads, the timing) {outside:.1f} us"])
+        f"  outside those (polls, socket reads, the timing) {outside:.1f} us",
+        "time line, medians in us from the start of the write:",
+        *(f"  {median(key):7.1f}  {what}" for key, what in TIME_LINE)])
 
 
 def main() -> int:
