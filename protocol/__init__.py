@@ -8,7 +8,7 @@ from .codec import (JSON, MSGPACK, codec_of, decode_body, encode_body, encode_bo
                     encode_created_frames, encode_msgpack_bodies)
 from .envelope import encode_request, error_reply, ok_reply, parse_envelope
 from .errors import ProtocolError
-from .framing import FrameDecoder, encode_frame, encode_frames
+from .framing import FrameDecoder, encode_frame
 from .request import decode_request
 from .transfer_request import (PLAIN_TRANSFER_FIRST_BYTE, PlainTransfer, PlainTransfers,
                                parse_plain_head, parse_plain_transfer, parse_plain_transfers,
@@ -18,7 +18,7 @@ from .transfer import normalize_transfer
 from .values import is_money, is_valid_currency, is_valid_id
 
 __all__ = [
-    "FrameDecoder", "encode_frame", "encode_frames", "encode_msgpack_bodies",
+    "FrameDecoder", "encode_frame", "encode_msgpack_bodies",
     "encode_created_frames",
     "codec_of", "decode_body", "encode_body", "encode_body_in_steps", "JSON", "MSGPACK",
     "parse_envelope", "ok_reply", "error_reply", "encode_request", "parse_transfer_request",

@@ -2,7 +2,7 @@
 
 import struct
 
-__all__ = ["FrameDecoder", "encode_frame", "encode_frames", "pack_header", "HEADER_BYTES"]
+__all__ = ["FrameDecoder", "encode_frame", "pack_header", "HEADER_BYTES"]
 
 _HEADER = struct.Struct(">I")
 _unpack_header = _HEADER.unpack_from
@@ -13,14 +13,6 @@ HEADER_BYTES = _HEADER.size
 def encode_frame(body: bytes) -> bytes:
     """Prefix `body` with its length."""
     return pack_header(len(body)) + body
-
-
-def encode_frames(bodies: list[bytes]) -> bytes:
-    """The frames of `bodies`, one after another, in one bytes object."""
-    pieces: list[bytes] = []
-    for body in bodies:
-        pieces += (pack_header(len(body)), body)
-    return b"".join(pieces)
 
 
 class FrameDecoder:

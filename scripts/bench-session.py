@@ -73,7 +73,8 @@ async def run(args) -> None:
             print(profiler.output_text(unicode=False, color=False, show_all=False))
         transfers = args.requests * args.batch_size
         print(f"{args.requests} requests of {args.batch_size} transfer(s), {args.per_read} per "
-              f"read, {args.sessions} session(s), durability {args.durability}: {cpu_s * 1e6 / transfers:.2f} us CPU per "
+              f"read, {args.sessions} session(s), durability {args.durability}: "
+              f"{cpu_s * 1e6 / transfers:.2f} us CPU per "
               f"transfer ({cpu_s * 1e6 / args.requests:.2f} per request), "
               f"{transfers / wall_s:,.0f} transfers/s, {answered} replies")
         service.wal.close()
