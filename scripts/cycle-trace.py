@@ -12,7 +12,6 @@ itself costs about a microsecond a callback. Not for production: the timings sta
 """
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -23,6 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the repository first: tests/ has a protocol/
+
+from support.switch_process import serving_info  # noqa: E402
+
 MAX_EVENTS = 400_000  # the last ones are kept: about 10 s of 16 x 1
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
@@ -143,7 +146,9 @@ def main() -> int:
              str(data_dir), "--port", "0", "--durability", "fsync", "--log-format", "json"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for_server(server, data_dir / "server.json")
+            if serving_info(server, data_dir / "server.json", START_TIMEOUT_S) is None:
+                raise RuntimeError(f"the switch did not start in {START_TIMEOUT_S} s "
+                                   f"(exit code {server.poll()})")
             load = subprocess.run(
                 [sys.executable, "-m", "loadtest", "--data-dir", str(data_dir), "--duration",
                  str(args.duration_s), "--warmup", "1", "--no-verify", "--connections",
@@ -165,20 +170,6 @@ def main() -> int:
         return 1
     print(report(found, f"{args.connections} x {args.pipeline}"))
     return 0
-
-
-def wait_for_server(server: subprocess.Popen, info_path: Path) -> None:
-    deadline_s = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline_s:
-        if server.poll() is not None:
-            raise RuntimeError(f"the switch exited with {server.returncode}")
-        try:
-            if json.loads(info_path.read_text())["pid"] == server.pid:
-                return
-        except (FileNotFoundError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"the switch did not start in {START_TIMEOUT_S} s")
 
 
 if __name__ == "__main__":

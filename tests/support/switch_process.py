@@ -45,18 +45,12 @@ class SwitchProcess:
             stdout=log_file, stderr=log_file, env={**os.environ, **self.env},
             cwd=Path(__file__).resolve().parents[2]))
         log_file.close()  # the child has its own copy
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"switch exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                info = json.loads(info_path.read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                time.sleep(0.02)
-                continue
-            if info["pid"] == self.process.pid:
-                self.port = info["port"]
-                return self
+        info = serving_info(self.process, info_path, START_TIMEOUT_S)
+        if info is not None:
+            self.port = info["port"]
+            return self
+        if self.process.poll() is not None:
+            raise RuntimeError(f"switch exited with {self.process.returncode}:\n{self.log()}")
         self.kill()  # not left behind to hold the data directory and the CPU
         raise RuntimeError(f"switch did not start in {START_TIMEOUT_S}s:\n{self.log()}")
 
@@ -98,6 +92,22 @@ class SwitchProcess:
     def restart(self) -> "SwitchProcess":
         self.stop()
         return self.start()
+
+
+def serving_info(process: subprocess.Popen, info_path: Path, timeout_s: float) -> dict | None:
+    """What `info_path` (a data directory's server.json) says once the switch `process` has
+    written it, naming its pid; None when the process exited first or `timeout_s` passed
+    (process.poll() tells which)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            info = json.loads(info_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            info = None
+        if info is not None and info["pid"] == process.pid:
+            return info
+        time.sleep(0.02)
+    return None
 
 
 def run_switch_once(data_dir: Path, *extra_args, timeout_s: float = 30.0):
